@@ -1,0 +1,79 @@
+"""A torch-free backend whose scores are a pure function of the request.
+
+It stands in for a model where the model is not the point: evaluator tests,
+client-overhead benchmarks, and the dry run of a deployment. Scores come from
+sha256 of (model name, prompt, image hashes, option), so they are stable across
+processes and replicas, and differ between questions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Sequence
+
+from PIL import Image
+
+from model_server.backends.base import (
+    BackendInfo,
+    BaseBackend,
+    GeneratedImage,
+    GenerateImageTask,
+    GenerateTask,
+    OptionScore,
+    ScoreTask,
+)
+
+
+def _image_digest(images: Sequence[Image.Image]) -> bytes:
+    h = hashlib.sha256()
+    for im in images:
+        h.update(f"{im.size}{im.mode}".encode())
+        h.update(im.tobytes()[:4096])
+    return h.digest()
+
+
+class SyntheticBackend(BaseBackend):
+    def __init__(self, model: str = "synthetic", latency_ms: float = 0.0, max_images: int = 16,
+                 **_ignored):
+        self.name = model or "synthetic"
+        self.latency_s = latency_ms / 1000.0
+        self.max_images = max_images
+
+    def info(self) -> BackendInfo:
+        fp = hashlib.sha256(f"synthetic:{self.name}".encode()).hexdigest()[:16]
+        return BackendInfo(
+            name=self.name, backend="synthetic", fingerprint=fp, can_generate=True,
+            can_generate_image=True, max_images=self.max_images,
+            details={"note": "hash-derived scores, no model"},
+        )
+
+    def _unit(self, *parts: bytes) -> float:
+        h = hashlib.sha256(self.name.encode())
+        for p in parts:
+            h.update(p)
+        return int.from_bytes(h.digest()[:8], "big") / 2**64
+
+    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        out = []
+        for t in tasks:
+            base = t.text.encode() + _image_digest(t.images)
+            out.append([
+                OptionScore(logprob_sum=-10.0 * self._unit(base, o.encode()) * max(1, len(o.split())),
+                            num_tokens=max(1, len(o.split())))
+                for o in t.options
+            ])
+        return out
+
+    def generate(self, task: GenerateTask) -> str:
+        return "ABCD"[int(self._unit(task.text.encode()) * 4)]
+
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        u = self._unit(task.text.encode(), _image_digest(task.images), str(task.seed).encode())
+        color = tuple(int(u * 255 * k) % 256 for k in (1, 7, 13))
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), color).save(buf, format="PNG")
+        return GeneratedImage(png=buf.getvalue(), text=task.text[:32] if task.with_text else "")

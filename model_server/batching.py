@@ -1,0 +1,103 @@
+"""Gather concurrent calls into one device batch, computed off the event loop.
+
+One worker thread owns the device: batches run there one after another while
+the event loop keeps accepting requests. A batch closes when it holds
+max_batch items or max_wait has passed since its first item arrived. If a
+batch fails, its items are retried one by one so one bad question cannot fail
+its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class MicroBatcher:
+    def __init__(self, fn: Callable[[Sequence[Any]], list[Any]], executor: concurrent.futures.Executor,
+                 max_batch: int = 8, max_wait_ms: float = 5.0):
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self._fn = fn
+        self._executor = executor
+        self.max_batch = max_batch
+        self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self.batches_run = 0
+        self.items_run = 0
+
+    async def submit(self, item: Any) -> Any:
+        if self._task is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        fut = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, fut))
+        return await fut
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _collect(self) -> list[tuple[Any, asyncio.Future]]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), left))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            live = [(item, fut) for item, fut in batch if not fut.cancelled()]
+            if not live:
+                continue
+            items = [item for item, _ in live]
+            try:
+                results = await loop.run_in_executor(self._executor, self._fn, items)
+                if len(results) != len(items):
+                    raise RuntimeError(f"backend returned {len(results)} results for {len(items)} items")
+                pairs = list(zip(live, results, strict=True))
+                self.batches_run += 1
+                self.items_run += len(items)
+            except Exception as exc:
+                if len(live) == 1:
+                    _settle(live[0][1], exc=exc)
+                    continue
+                pairs = []
+                for item, fut in live:  # isolate the failing item
+                    try:
+                        res = await loop.run_in_executor(self._executor, self._fn, [item])
+                        pairs.append(((item, fut), res[0]))
+                        self.batches_run += 1
+                        self.items_run += 1
+                    except Exception as one_exc:
+                        _settle(fut, exc=one_exc)
+            for (_, fut), res in pairs:
+                _settle(fut, result=res)
+
+
+def _settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

@@ -1,0 +1,98 @@
+"""seedbench-model-server: serve a model over gRPC, or build a tiny test model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+SERVICE_NAME = "seedbench.v1.ModelService"
+
+
+def _kv(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise SystemExit(f"--backend-arg expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.replace("-", "_")] = v
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from model_server import backends
+    from model_server.servicer import ModelServicer
+    from model_server.serving import run_server
+    from protos import seedbench_pb2_grpc as pb_grpc
+
+    max_bytes = int(args.max_message_mb * (1 << 20))
+    servicer = ModelServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             max_message_bytes=max_bytes)
+    kwargs = {"model": args.model, **_kv(args.backend_arg)}
+    if args.device:
+        kwargs["device"] = args.device
+    if args.dtype:
+        kwargs["dtype"] = args.dtype
+
+    def load():
+        return backends.create(args.backend, **kwargs)
+
+    return asyncio.run(run_server(
+        host=args.host, port=args.port, service_names=[SERVICE_NAME],
+        add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
+        load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
+    ))
+
+
+def cmd_tiny(args: argparse.Namespace) -> int:
+    from model_server.tiny import ARCHS, make_tiny
+
+    if args.arch not in ARCHS:
+        raise SystemExit(f"unknown --arch {args.arch!r}; choose from {', '.join(ARCHS)}")
+    path = make_tiny(args.arch, args.out, seed=args.seed)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seedbench-model-server", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve one model over gRPC (seedbench.v1.ModelService)")
+    s.add_argument("--backend", default="hf", help="backend key: hf, synthetic (default: hf)")
+    s.add_argument("--model", default="", help="model directory (hf) or name (synthetic)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
+    s.add_argument("--device", default="", help="torch device, e.g. cpu, cuda, cuda:1 (default: auto)")
+    s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
+    s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
+    s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
+    s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra backend setting (repeatable), e.g. prefix_sharing=false")
+    s.add_argument("--log-level", default="INFO")
+    s.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("tiny", help="write a tiny random model directory (offline) for tests")
+    t.add_argument("--arch", required=True, help="llava, qwen2_vl, idefics3, janus")
+    t.add_argument("--out", required=True, help="directory to write")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log-level", default="WARNING")
+    t.set_defaults(func=cmd_tiny)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Turn protobuf requests into backend tasks, refusing bad input by field name.
+
+Structure checks are cheap and run on the event loop; image decoding runs in
+the caller's worker thread (see decode_images) so large images never stall it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+from PIL import Image
+
+from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
+from model_server.errors import InvalidRequest, TooLarge
+from protos import seedbench_pb2 as pb
+
+PLACEHOLDER = "<img>"
+MAX_OPTIONS = 64
+MAX_PIXELS = 64_000_000  # refuse decompression bombs well before PIL's own limit
+
+
+def check_prompt(prompt: pb.Prompt, max_images: int, *, allow_empty_text: bool = False) -> None:
+    if not prompt.text.strip() and not allow_empty_text:
+        raise InvalidRequest("prompt.text", "is empty")
+    n = len(prompt.images)
+    if n > max_images:
+        raise TooLarge(f"prompt.images: {n} images, this model accepts at most {max_images}")
+    k = prompt.text.count(PLACEHOLDER)
+    if k and k != n:
+        raise InvalidRequest(
+            "prompt.text", f"has {k} {PLACEHOLDER} placeholders but {n} images were sent"
+        )
+    for i, im in enumerate(prompt.images):
+        if not im.data:
+            raise InvalidRequest(f"prompt.images[{i}].data", "is empty")
+        if im.sha256 and hashlib.sha256(im.data).hexdigest() != im.sha256.lower():
+            raise InvalidRequest(f"prompt.images[{i}].sha256", "does not match the image bytes")
+
+
+def decode_images(prompt: pb.Prompt) -> list[Image.Image]:
+    images = []
+    for i, im in enumerate(prompt.images):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(im.data))
+                if img.width * img.height > MAX_PIXELS:
+                    raise TooLarge(f"prompt.images[{i}]: {img.width}x{img.height} pixels is too large")
+                img.load()
+        except TooLarge:
+            raise
+        except Exception as exc:
+            raise InvalidRequest(f"prompt.images[{i}]", f"cannot be decoded as an image ({exc})") from None
+        images.append(img.convert("RGB"))
+    return images
+
+
+def check_score(req: pb.ScoreRequest, max_images: int) -> None:
+    check_prompt(req.prompt, max_images)
+    if not req.options:
+        raise InvalidRequest("options", "is empty; send at least one answer option")
+    if len(req.options) > MAX_OPTIONS:
+        raise TooLarge(f"options: {len(req.options)} options, at most {MAX_OPTIONS}")
+    for i, opt in enumerate(req.options):
+        if not opt.strip():
+            raise InvalidRequest(f"options[{i}]", "is empty")
+
+
+def score_task(req: pb.ScoreRequest) -> ScoreTask:
+    return ScoreTask(
+        request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
+        options=list(req.options), include_end_of_turn=req.include_end_of_turn,
+    )
+
+
+def generate_task(req: pb.GenerateRequest) -> GenerateTask:
+    return GenerateTask(
+        request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
+        max_new_tokens=req.max_new_tokens or 32, temperature=req.temperature, seed=req.seed,
+    )
+
+
+def generate_image_task(req: pb.GenerateImageRequest) -> GenerateImageTask:
+    return GenerateImageTask(
+        request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
+        seed=req.seed, with_text=req.with_text, max_new_tokens=req.max_new_tokens or 32,
+    )

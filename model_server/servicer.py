@@ -1,0 +1,87 @@
+"""The ModelService servicer: validate, delegate, map errors. Nothing model-specific."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+
+from model_server import requests
+from model_server.backends.base import Backend, BackendInfo
+from model_server.batching import MicroBatcher
+from model_server.errors import NotReady, grpc_errors
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+
+
+class ModelServicer(pb_grpc.ModelServiceServicer):
+    def __init__(self, max_batch: int = 8, max_wait_ms: float = 5.0,
+                 max_message_bytes: int = 64 << 20, in_flight_per_batch: int = 2):
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.max_message_bytes = max_message_bytes
+        self.in_flight_per_batch = in_flight_per_batch
+        # One thread owns the device: batches, generation and image generation queue on it.
+        self.device = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device")
+        self.backend: Backend | None = None
+        self.info: BackendInfo | None = None
+        self.batcher: MicroBatcher | None = None
+
+    def attach(self, backend: Backend) -> None:
+        self.info = backend.info()
+        self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms)
+        self.backend = backend
+
+    def _ready(self) -> Backend:
+        if self.backend is None:
+            raise NotReady("model is still loading")
+        return self.backend
+
+    def info_message(self) -> pb.InfoResponse:
+        info = self.info
+        return pb.InfoResponse(
+            name=info.name, backend=info.backend, fingerprint=info.fingerprint,
+            capabilities=pb.Capabilities(score=info.can_score, generate=info.can_generate,
+                                         generate_image=info.can_generate_image),
+            limits=pb.Limits(
+                max_images=info.max_images, max_message_bytes=self.max_message_bytes,
+                max_batch_size=self.max_batch, max_wait_ms=int(self.max_wait_ms),
+                suggested_in_flight=max(2, self.max_batch * self.in_flight_per_batch),
+            ),
+            details=info.details,
+        )
+
+    @grpc_errors
+    async def Info(self, request, context):
+        self._ready()
+        return self.info_message()
+
+    @grpc_errors
+    async def Score(self, request, context):
+        self._ready()
+        requests.check_score(request, self.info.max_images)
+        task = await asyncio.to_thread(requests.score_task, request)
+        scores = await self.batcher.submit(task)
+        return pb.ScoreResponse(
+            request_id=request.request_id,
+            scores=[pb.OptionScore(logprob_sum=s.logprob_sum, num_tokens=s.num_tokens) for s in scores],
+        )
+
+    @grpc_errors
+    async def Generate(self, request, context):
+        backend = self._ready()
+        requests.check_prompt(request.prompt, self.info.max_images)
+        task = await asyncio.to_thread(requests.generate_task, request)
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(self.device, backend.generate, task)
+        return pb.GenerateResponse(request_id=request.request_id, text=text)
+
+    @grpc_errors
+    async def GenerateImage(self, request, context):
+        backend = self._ready()
+        requests.check_prompt(request.prompt, self.info.max_images)
+        task = await asyncio.to_thread(requests.generate_image_task, request)
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(self.device, backend.generate_image, task)
+        image = pb.Image(data=out.png, sha256=hashlib.sha256(out.png).hexdigest())
+        return pb.GenerateImageResponse(request_id=request.request_id, image=image, text=out.text)
