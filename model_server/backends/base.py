@@ -95,6 +95,7 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     # key -> "module:factory", imported on first use so torch loads only when needed
     "hf": "model_server.backends.hf:HFBackend",
     "synthetic": "model_server.backends.synthetic:SyntheticBackend",
+    "janus": "model_server.backends.janus:JanusBackend",
 }
 
 
