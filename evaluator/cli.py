@@ -1,0 +1,203 @@
+"""seedbench: evaluate a model server on SEED-Bench-1/2, report results, make sample data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+
+from evaluator import dataset, report, runner
+from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
+from evaluator.media import parse_media_roots
+from evaluator.methods import METHODS
+from evaluator.store import RunKey, Store
+
+err = Console(stderr=True)
+
+
+def _targets(values: list[str]) -> list[str]:
+    out = [t.strip() for v in values for t in v.split(",") if t.strip()]
+    if not out:
+        raise SystemExit("--model needs at least one HOST:PORT or gRPC target")
+    return out
+
+
+def _dims(value: str | None) -> frozenset[int] | None:
+    if not value:
+        return None
+    try:
+        return frozenset(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise SystemExit(f"--dimensions expects comma-separated integers, got {value!r}") from None
+
+
+def _model_record(info) -> dict:
+    return {"name": info.name, "fingerprint": info.fingerprint, "backend": info.backend,
+            "details": dict(sorted(info.details.items()))}
+
+
+async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
+                   handlers: dict | None = None, progress: runner.Progress | None = None) -> dict:
+    """Connect, record the run, answer what is missing, write outputs. Returns summary + stats."""
+    pool = ModelPool(_targets(args.model), deadline_s=args.deadline_s,
+                     retry=RetryPolicy(attempts=args.retries + 1))
+    try:
+        info = await pool.connect(info_timeout_s=args.connect_timeout_s)
+        for ep in pool.endpoints:
+            if ep.info is None:
+                err.print(f"[yellow]warning: {ep.target} left out: {ep.status}")
+        handlers = handlers if handlers is not None else runner.default_handlers()
+        store = Store(out)
+        try:
+            unsupported = runner.unsupported_notes(ds.questions, handlers)
+            store.set_selection(ds.questions, unsupported)
+            store.set_meta("run", {
+                "benchmark": ds.benchmark, "annotations": ds.file, "model": _model_record(info),
+                "method": args.method, "include_end_of_turn": args.include_end_of_turn,
+                "filters": args.filters.as_dict(), "skipped_invalid": len(ds.invalid),
+            })
+            key = RunKey(info.fingerprint, args.method, args.include_end_of_turn)
+            in_flight = args.in_flight or pool.suggested_in_flight()
+            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
+                ctx = runner.RunContext(pool, args.method, args.include_end_of_turn,
+                                        args.deadline_s, media)
+                stats = await runner.run_questions(ds.questions, store, key, ctx, handlers,
+                                                   in_flight, progress)
+            summary = report.write_outputs(store, out)
+        finally:
+            store.close()
+    finally:
+        await pool.close()
+    # Run-specific facts (timings, per-replica calls) live apart from summary.json,
+    # which must be identical however many times a run was interrupted.
+    run_info = {"in_flight": in_flight, "todo": stats.todo, "answered": stats.answered,
+                "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
+                "endpoints": stats.endpoints}
+    (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    return {"summary": summary, "run": run_info}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evaluator.progress import RichProgress
+
+    args.filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
+                                   dimensions=_dims(args.dimensions), limit=args.limit)
+    roots = parse_media_roots(args.media_root)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        ds = dataset.load(args.annotations, roots, args.filters)
+    except dataset.AnnotationError as exc:
+        err.print(f"[red]error: {exc}")
+        return 2
+    with open(out / "invalid.jsonl", "w", encoding="utf-8") as f:
+        for bad in ds.invalid:
+            f.write(json.dumps(bad.__dict__) + "\n")
+    if ds.invalid:
+        err.print(f"[yellow]{len(ds.invalid)} invalid question(s) skipped "
+                  f"(also in {out / 'invalid.jsonl'}):")
+        for bad in ds.invalid:
+            err.print(f"  {bad}", markup=False, highlight=False)
+    err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
+    try:
+        result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
+    except (FingerprintMismatch, NoEndpoints) as exc:
+        err.print(f"[red]error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
+        return 130
+    report.print_report(result["summary"])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = Path(args.dir) / Store.FILE
+    if not path.exists():
+        err.print(f"[red]error: {path} does not exist")
+        return 2
+    store = Store(args.dir)
+    try:
+        summary = report.build_summary(store)
+    except ValueError as exc:
+        err.print(f"[red]error: {exc}")
+        return 2
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        report.print_report(summary)
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from evaluator import sample_data
+
+    if args.format == "v1":
+        path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
+    else:
+        path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
+                                    full=args.full)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seedbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="evaluate a model server on an annotation file")
+    r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
+                   help="media root per source (cc3m, 'SEED-Bench v2', image, video); "
+                        "a bare DIR applies to every source (repeatable)")
+    r.add_argument("--model", action="append", required=True, metavar="TARGET[,TARGET...]",
+                   help="model server(s): HOST:PORT or any gRPC target (dns:///name:port)")
+    r.add_argument("--out", required=True, help="output dir (results store, summary, submission)")
+    r.add_argument("--level", choices=["L1", "L2", "L3"], help="cumulative: L2 = L1+L2")
+    r.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
+    r.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
+    r.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")
+    r.add_argument("--method", choices=METHODS, default="ppl",
+                   help="ppl: mean log-prob per token (official); ppl-sum; letter: A/B/C/D")
+    r.add_argument("--limit", type=int, help="first N selected questions only")
+    r.add_argument("--include-end-of-turn", action="store_true",
+                   help="also score the end-of-turn token after each option")
+    r.add_argument("--in-flight", type=int, default=0,
+                   help="calls in flight (default: suggested_in_flight x replicas)")
+    r.add_argument("--deadline-s", type=float, default=120.0, help="deadline of each call")
+    r.add_argument("--retries", type=int, default=4,
+                   help="retries of a call on UNAVAILABLE/DEADLINE_EXCEEDED")
+    r.add_argument("--connect-timeout-s", type=float, default=10.0,
+                   help="how long to wait for each replica's Info")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="print the tables of a finished or partial run")
+    rep.add_argument("dir")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
+    s.add_argument("--full", action="store_true",
+                   help="SEED-Bench-2's real per-dimension counts (~24K questions)")
+    s.add_argument("--format", choices=["v1", "v2"], default="v2")
+    s.set_defaults(func=cmd_sample_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

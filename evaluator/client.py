@@ -1,0 +1,188 @@
+"""gRPC client for model servers: one channel per target, least-outstanding spreading, retries.
+
+Every call carries a deadline. UNAVAILABLE and DEADLINE_EXCEEDED are retried
+with bounded exponential backoff, preferring another replica and cooling the
+failing one down; any other status is final and becomes a per-question error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+
+MAX_MESSAGE_BYTES = 256 << 20
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# For dns:/// targets that name several pods (a headless Service): spread per call.
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+def channel_options() -> list[tuple[str, object]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.service_config", SERVICE_CONFIG),
+        ("grpc.enable_retries", 0),  # retries are ours: bounded and replica-aware
+    ]
+
+
+class FingerprintMismatch(Exception):
+    pass
+
+
+class NoEndpoints(Exception):
+    pass
+
+
+class CallFailed(Exception):
+    """A call that failed for good; str() is what the store records."""
+
+    def __init__(self, code: grpc.StatusCode | None, message: str, attempts: int):
+        name = code.name if code else "ERROR"
+        super().__init__(f"{name}: {message} (after {attempts} attempt(s))")
+        self.code = code
+        self.attempts = attempts
+
+
+@dataclass
+class Endpoint:
+    target: str
+    channel: grpc.aio.Channel
+    stub: pb_grpc.ModelServiceStub
+    info: pb.InfoResponse | None = None
+    outstanding: int = 0
+    cool_until: float = 0.0
+    calls: int = 0
+    ok: int = 0
+    failures: int = 0
+    status: str = "unknown"
+
+    def stats(self) -> dict:
+        return {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
+                "failures": self.failures}
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+    cool_down_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        d = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        return d * (0.5 + random.random() / 2)
+
+
+@dataclass
+class ModelPool:
+    """The model's replicas. `connect` checks them all, `call` runs one RPC with retries."""
+
+    targets: list[str]
+    deadline_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    info: pb.InfoResponse | None = None
+
+    async def connect(self, info_timeout_s: float = 10.0) -> pb.InfoResponse:
+        """Info on every target: unreachable ones are left out, differing fingerprints refused."""
+        for t in self.targets:
+            ch = grpc.aio.insecure_channel(t, options=channel_options())
+            self.endpoints.append(Endpoint(t, ch, pb_grpc.ModelServiceStub(ch)))
+
+        async def ask(ep: Endpoint) -> None:
+            last = None
+            deadline = time.monotonic() + info_timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    ep.info = await ep.stub.Info(
+                        pb.InfoRequest(), timeout=max(0.5, deadline - time.monotonic()),
+                        wait_for_ready=True)
+                    ep.status = "up"
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    last = exc
+                    if exc.code() not in RETRYABLE:
+                        break
+                    await asyncio.sleep(0.2)
+            ep.status = f"unreachable ({last.code().name if last else 'timeout'})"
+
+        await asyncio.gather(*(ask(ep) for ep in self.endpoints))
+        up = [ep for ep in self.endpoints if ep.info is not None]
+        if not up:
+            detail = "; ".join(f"{ep.target}: {ep.status}" for ep in self.endpoints)
+            raise NoEndpoints(f"no model server answered Info: {detail}")
+        prints = {ep.info.fingerprint for ep in up}
+        if len(prints) > 1:
+            detail = ", ".join(f"{ep.target} -> {ep.info.name} ({ep.info.fingerprint})"
+                               for ep in up)
+            raise FingerprintMismatch(
+                f"replicas serve different models (fingerprints differ): {detail}")
+        self.info = up[0].info
+        return self.info
+
+    def live(self) -> list[Endpoint]:
+        return [ep for ep in self.endpoints if ep.info is not None]
+
+    def suggested_in_flight(self) -> int:
+        return sum(max(1, ep.info.limits.suggested_in_flight or 4) for ep in self.live())
+
+    def _choose(self, avoid: Endpoint | None) -> Endpoint:
+        now = time.monotonic()
+        live = self.live()
+        warm = [ep for ep in live if ep.cool_until <= now and ep is not avoid]
+        cands = warm or [ep for ep in live if ep is not avoid] or live
+        return min(cands, key=lambda ep: (ep.cool_until > now, ep.outstanding, ep.calls))
+
+    async def call(self, method: str, request, deadline_s: float | None = None):
+        """One unary RPC on the least-loaded replica, retried per the policy."""
+        prev: Endpoint | None = None
+        last: grpc.aio.AioRpcError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            ep = self._choose(prev)
+            ep.outstanding += 1
+            ep.calls += 1
+            try:
+                resp = await getattr(ep.stub, method)(
+                    request, timeout=deadline_s or self.deadline_s)
+                ep.ok += 1
+                return resp
+            except grpc.aio.AioRpcError as exc:
+                ep.failures += 1
+                last = exc
+                if exc.code() not in RETRYABLE:
+                    raise CallFailed(exc.code(), exc.details() or "", attempt) from None
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    ep.cool_until = time.monotonic() + self.retry.cool_down_s
+                prev = ep
+            finally:
+                ep.outstanding -= 1
+            if attempt < self.retry.attempts:
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise CallFailed(last.code() if last else None,
+                         (last.details() or "") if last else "no attempt", self.retry.attempts)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ep.channel.close() for ep in self.endpoints))
+
+
+def health_serving(target: str, timeout: float = 1.0) -> bool:
+    """grpc.health.v1 Check for "" without the grpcio-health-checking package.
+
+    The request is the empty message; SERVING is status=1, i.e. bytes 08 01.
+    """
+    with grpc.insecure_channel(target) as ch:
+        check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+        try:
+            return check(b"", timeout=timeout) == b"\x08\x01"
+        except grpc.RpcError:
+            return False

@@ -1,0 +1,279 @@
+"""Load SEED-Bench-1/2 annotation files, apply the official filters, validate early.
+
+Every bad question is reported at once (file, question id, field, reason) and
+skipped; the good ones run. Media is only located and checked here, never kept
+in memory: the runner reads it lazily.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluator import dimensions as D
+from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
+
+PLACEHOLDER = "<img>"
+LETTERS = ("A", "B", "C", "D")
+CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
+
+
+@dataclass(frozen=True)
+class Question:
+    index: int  # position in the annotation file: fixes output order
+    question_id: str
+    question: str
+    choices: tuple[str, str, str, str]
+    answer: str
+    dimension: int
+    data_ids: tuple[str, ...]
+    data_type: str = ""
+    data_source: str = ""
+    level: str = ""
+    subpart: str = ""
+    version: str = ""
+    image_paths: tuple[Path, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    file: str
+    question_id: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: question {self.question_id}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Filters:
+    level: str | None = None
+    version: str | None = None
+    subpart: str | None = None
+    dimensions: frozenset[int] | None = None
+    limit: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "version": self.version, "subpart": self.subpart,
+                "dimensions": sorted(self.dimensions) if self.dimensions else None,
+                "limit": self.limit}
+
+
+@dataclass
+class Dataset:
+    benchmark: str
+    file: str
+    questions: list[Question]  # valid and selected, in file order
+    invalid: list[Invalid]
+    total_in_file: int
+
+
+class AnnotationError(Exception):
+    """The file as a whole cannot be read (not JSON, wrong top-level shape)."""
+
+
+def read_raw(path: Path) -> list:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
+    if isinstance(doc, dict):
+        doc = doc.get("questions")
+    if not isinstance(doc, list):
+        raise AnnotationError(f"{path}: expected a list of questions or "
+                              '{"questions": [...]} at the top level')
+    return doc
+
+
+def detect_benchmark(raw: list) -> str:
+    """SEED-Bench-2 questions carry level/subpart/version/data_source or dims above 12."""
+    for q in raw:
+        if not isinstance(q, dict):
+            continue
+        if any(k in q for k in ("level", "subpart", "version", "data_source")):
+            return D.V2
+        dim = q.get("question_type_id")
+        if isinstance(dim, int) and not isinstance(dim, bool) and dim > 12:
+            return D.V2
+    return D.V1
+
+
+def _qid(q: dict, i: int) -> str:
+    v = q.get("question_id")
+    if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+        return str(v)
+    return f"#{i}"
+
+
+def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | None, list[Invalid]]:
+    """Check field presence and types; returns the question or its errors (all of them)."""
+    if not isinstance(q, dict):
+        return None, [Invalid(file, f"#{i}", "(question)", "is not a JSON object")]
+    qid = _qid(q, i)
+    errs: list[Invalid] = []
+
+    def bad(fld: str, reason: str) -> None:
+        errs.append(Invalid(file, qid, fld, reason))
+
+    raw_id = q.get("question_id")
+    if raw_id is None:
+        bad("question_id", "is missing")
+    elif isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
+        bad("question_id", f"must be a non-empty string, got {type(raw_id).__name__}")
+
+    def text(fld: str) -> str:
+        v = q.get(fld)
+        if v is None:
+            bad(fld, "is missing")
+        elif not isinstance(v, str):
+            bad(fld, f"must be a string, got {type(v).__name__}")
+        elif not v.strip():
+            bad(fld, "is empty")
+        else:
+            return v
+        return ""
+
+    question = text("question")
+    choices = tuple(text(f) for f in CHOICE_FIELDS)
+    answer = q.get("answer")
+    if answer is None:
+        bad("answer", "is missing")
+    elif not isinstance(answer, str) or answer.strip() not in LETTERS:
+        bad("answer", f"must be one of A, B, C, D, got {answer!r}")
+    dim = q.get("question_type_id")
+    if dim is None:
+        bad("question_type_id", "is missing")
+    elif isinstance(dim, bool) or not isinstance(dim, int):
+        bad("question_type_id", f"must be an integer, got {type(dim).__name__}")
+    elif dim not in D.names(benchmark):
+        bad("question_type_id", f"unknown dimension id {dim} for {benchmark} "
+            f"(valid: 1-{max(D.names(benchmark))})")
+    data_id = q.get("data_id")
+    if data_id is None:
+        bad("data_id", "is missing")
+        data_ids: tuple[str, ...] = ()
+    elif isinstance(data_id, str):
+        data_ids = (data_id,)
+    elif isinstance(data_id, list) and data_id and all(isinstance(x, str) for x in data_id):
+        data_ids = tuple(data_id)
+    else:
+        bad("data_id", "must be a string or a non-empty list of strings")
+        data_ids = ()
+    opt = {}
+    for fld in ("data_type", "data_source", "level", "subpart", "version"):
+        v = q.get(fld, "")
+        if not isinstance(v, str):
+            bad(fld, f"must be a string, got {type(v).__name__}")
+            v = ""
+        opt[fld] = v
+    if benchmark == D.V2:
+        if not opt["data_source"]:
+            bad("data_source", "is missing (needed to pick the media root)")
+        if opt["level"] and opt["level"] not in D.LEVELS:
+            bad("level", f"must be one of L1, L2, L3, got {opt['level']!r}")
+        if opt["version"] and opt["version"] not in D.VERSIONS:
+            bad("version", f"must be v1 or v2, got {opt['version']!r}")
+        if isinstance(dim, int) and dim in D.V2_NAMES:
+            opt["level"] = opt["level"] or D.v2_level(dim)
+            opt["subpart"] = opt["subpart"] or D.v2_subpart(dim)
+    if errs:
+        return None, errs
+    return Question(index=i, question_id=qid, question=question, choices=choices,
+                    answer=answer.strip(), dimension=dim, data_ids=data_ids, **opt), []
+
+
+def select(q: Question, benchmark: str, f: Filters) -> bool:
+    """Official semantics: cumulative level and version, exact subpart."""
+    if f.dimensions and q.dimension not in f.dimensions:
+        return False
+    if benchmark == D.V2:
+        if f.level and q.level not in D.LEVEL_INCLUDES[f.level]:
+            return False
+        if f.version and q.version not in D.VERSION_INCLUDES[f.version]:
+            return False
+        if f.subpart and q.subpart != f.subpart:
+            return False
+    return True
+
+
+def source_key(q: Question, benchmark: str) -> str:
+    if benchmark == D.V2:
+        return q.data_source
+    return "image" if q.dimension <= 9 else "video"
+
+
+def resolve_media(q: Question, benchmark: str, roots: dict[str, Path]) -> list[Path]:
+    """Locate every image of a question under its root; raises MediaError."""
+    root = root_for(roots, source_key(q, benchmark))
+    paths: list[Path] = []
+    multi = len(q.data_ids) > 1
+    for k, rel in enumerate(q.data_ids):
+        fld = f"data_id[{k}]" if multi else "data_id"
+        p = safe_join(root, rel, fld)
+        if not p.exists() and benchmark == D.V1 and p.suffix:
+            p = safe_join(root, str(Path(rel).with_suffix("")), fld)  # v1 video: frames/<stem>/
+        if p.is_dir():
+            frames = frame_files(p)
+            if not frames:
+                raise MediaError(fld, f"frame folder {p} holds no images")
+            for fr in frames:
+                inside = safe_join(p, fr.name, fld)  # a frame symlinked outside is refused
+                check_image(inside, fld)
+            paths.extend(frames)
+        else:
+            check_image(p, fld)
+            paths.append(p)
+    return paths
+
+
+def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str):
+    try:
+        paths = resolve_media(q, benchmark, roots)
+    except MediaError as exc:
+        return None, Invalid(file, q.question_id, exc.field, exc.reason)
+    n = q.question.count(PLACEHOLDER)
+    if n and n != len(paths):
+        return None, Invalid(file, q.question_id, "question",
+                             f"has {n} {PLACEHOLDER} placeholders but data_id gives "
+                             f"{len(paths)} images")
+    return Question(**{**q.__dict__, "image_paths": tuple(paths)}), None
+
+
+def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
+         benchmark: str | None = None, check_workers: int = 8) -> Dataset:
+    """Parse, filter, then validate media of the selected questions in a thread pool."""
+    file = str(path)
+    raw = read_raw(Path(path))
+    benchmark = benchmark or detect_benchmark(raw)
+    if benchmark == D.V1 and (filters.level or filters.version or filters.subpart):
+        raise AnnotationError("--level/--version/--subpart apply to SEED-Bench-2 only")
+    invalid: list[Invalid] = []
+    parsed: list[Question] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        q, errs = _parse(item, i, benchmark, file)
+        invalid.extend(errs)
+        if q is None:
+            continue
+        if q.question_id in seen:
+            invalid.append(Invalid(file, q.question_id, "question_id", "is a duplicate"))
+            continue
+        seen.add(q.question_id)
+        if select(q, benchmark, filters):
+            parsed.append(q)
+    if filters.limit is not None:
+        parsed = parsed[: filters.limit]
+    with ThreadPoolExecutor(check_workers) as pool:
+        checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file), parsed))
+    good = [q for q, err in checked if q is not None]
+    invalid.extend(err for _, err in checked if err is not None)
+    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
+                   total_in_file=len(raw))
+
+
+def invalid_lines(items: Iterable[Invalid]) -> list[str]:
+    return [str(x) for x in items]

@@ -1,0 +1,166 @@
+"""Run the selected questions against the model pool, committing each answer as it lands.
+
+A bounded window of calls is in flight across all replicas. Media is read and
+encoded in a thread pool only when its question enters the window, so memory
+stays flat however many questions there are. Which code answers a question is
+chosen by its dimension (see `Handler`): dims 1-24 rank options with Score;
+dims 25-27 (L3) need image generation and CLIP and get a handler later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from evaluator import methods
+from evaluator.client import CallFailed, ModelPool
+from evaluator.dataset import Question
+from evaluator.dimensions import GENERATION_DIMS
+from evaluator.media import MediaError, read_image
+from evaluator.store import RunKey, Store
+from protos import seedbench_pb2 as pb
+
+L3_NOTE = "L3 requires --clip and an image-generating model"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a handler returns: the predicted letter and JSON-able evidence (option scores)."""
+
+    prediction: str
+    scores: dict | list | None = None
+
+
+class QuestionError(Exception):
+    """A handler's per-question failure: stored as an error and retried on the next run."""
+
+
+@dataclass
+class RunContext:
+    """What a handler may use: the model pool, settings and the media reader."""
+
+    pool: ModelPool
+    method: str
+    include_end_of_turn: bool
+    deadline_s: float
+    media_pool: ThreadPoolExecutor
+
+    async def off_loop(self, fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
+
+    async def images(self, q: Question) -> list[pb.Image]:
+        """The question's encoded images, read in the thread pool (never on the event loop)."""
+        def read() -> list[pb.Image]:
+            out = []
+            for p in q.image_paths:
+                im = read_image(p)
+                out.append(pb.Image(data=im.data, sha256=im.sha256))
+            return out
+        return await self.off_loop(read)
+
+
+# A handler answers one question or raises (CallFailed, QuestionError, MediaError, OSError).
+Handler = Callable[[Question, RunContext], Awaitable[Answer]]
+
+
+async def score_handler(q: Question, ctx: RunContext) -> Answer:
+    """Rank the four options with one Score call (dims 1-24)."""
+    prompt = methods.build(q, ctx.method)
+    request = pb.ScoreRequest(
+        request_id=q.question_id,
+        prompt=pb.Prompt(text=prompt.text, images=await ctx.images(q)),
+        options=list(prompt.options), include_end_of_turn=ctx.include_end_of_turn)
+    resp = await ctx.pool.call("Score", request, ctx.deadline_s)
+    if len(resp.scores) != len(prompt.options):
+        raise QuestionError(f"server returned {len(resp.scores)} scores for "
+                            f"{len(prompt.options)} options")
+    pairs = [(s.logprob_sum, s.num_tokens) for s in resp.scores]
+    return Answer(prediction=methods.pick(ctx.method, pairs),
+                  scores=[{"logprob_sum": s, "num_tokens": n} for s, n in pairs])
+
+
+def default_handlers() -> dict[int, Handler]:
+    return {d: score_handler for d in range(1, 25)}
+
+
+def handler_for(handlers: dict[int, Handler], q: Question) -> Handler | None:
+    return handlers.get(q.dimension)
+
+
+def unsupported_notes(questions: list[Question], handlers: dict[int, Handler]) -> dict[str, str]:
+    """question_id -> why it is not run (no handler for its dimension)."""
+    out = {}
+    for q in questions:
+        if handler_for(handlers, q) is None:
+            out[q.question_id] = (L3_NOTE if q.dimension in GENERATION_DIMS
+                                  else f"no handler for dimension {q.dimension}")
+    return out
+
+
+@dataclass
+class RunStats:
+    todo: int = 0
+    answered: int = 0
+    errors: int = 0
+    elapsed_s: float = 0.0
+    endpoints: list[dict] = field(default_factory=list)
+
+
+class Progress:
+    """Interface the runner reports to; the CLI plugs a rich bar in, tests nothing."""
+
+    def start(self, total: int, done: int) -> None: ...
+    def advance(self, ok: bool) -> None: ...
+    def stop(self) -> None: ...
+
+
+async def run_questions(questions: list[Question], store: Store, key: RunKey, ctx: RunContext,
+                        handlers: dict[int, Handler], in_flight: int,
+                        progress: Progress | None = None) -> RunStats:
+    """Answer every question not yet answered under `key`; errors are stored, never raised."""
+    progress = progress or Progress()
+    done = store.answered_ids(key)
+    runnable = [q for q in questions if handler_for(handlers, q) is not None]
+    todo = [q for q in runnable if q.question_id not in done]
+    stats = RunStats(todo=len(todo))
+    t0 = time.monotonic()
+    progress.start(len(runnable), len(runnable) - len(todo))
+    window = asyncio.Semaphore(max(1, in_flight))
+
+    async def one(q: Question) -> None:
+        try:
+            ans = await handler_for(handlers, q)(q, ctx)
+        except (CallFailed, QuestionError, MediaError, OSError) as exc:
+            store.put_error(key, q, str(exc))
+            stats.errors += 1
+            progress.advance(False)
+        except Exception as exc:  # noqa: BLE001 - a bug in one question must not end the run
+            store.put_error(key, q, f"internal error: {exc!r}")
+            stats.errors += 1
+            progress.advance(False)
+        else:
+            store.put_answer(key, q, ans.prediction, ans.scores)
+            stats.answered += 1
+            progress.advance(True)
+        finally:
+            window.release()
+
+    tasks: set[asyncio.Task] = set()
+    try:
+        for q in todo:
+            await window.acquire()
+            t = asyncio.create_task(one(q))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        progress.stop()
+    stats.elapsed_s = time.monotonic() - t0
+    stats.endpoints = [ep.stats() for ep in ctx.pool.endpoints]
+    return stats

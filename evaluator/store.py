@@ -1,0 +1,124 @@
+"""SQLite results store: one row per answered (or errored) question, committed at once.
+
+Rows are keyed by (model fingerprint, method, include_end_of_turn, question_id),
+so a rerun skips what is answered, a killed run loses at most the calls in
+flight, and INSERT OR REPLACE can never duplicate an answer. WAL mode keeps
+every commit durable against a killed process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluator.dataset import Question
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    fingerprint TEXT NOT NULL,
+    method TEXT NOT NULL,
+    include_eot INTEGER NOT NULL,
+    question_id TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    prediction TEXT,
+    answer TEXT NOT NULL,
+    scores TEXT,
+    error TEXT,
+    PRIMARY KEY (fingerprint, method, include_eot, question_id)
+);
+CREATE TABLE IF NOT EXISTS selection (
+    question_id TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    dimension INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    unsupported TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RunKey:
+    fingerprint: str
+    method: str
+    include_eot: bool
+
+    def params(self) -> tuple:
+        return (self.fingerprint, self.method, int(self.include_eot))
+
+
+@dataclass(frozen=True)
+class Row:
+    question_id: str
+    idx: int
+    dimension: int
+    answer: str
+    status: str | None  # None: not attempted yet
+    prediction: str | None
+    error: str | None
+    unsupported: str | None
+
+
+class Store:
+    FILE = "results.sqlite"
+
+    def __init__(self, out_dir: str | Path):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        self.path = Path(out_dir) / self.FILE
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_selection(self, questions: Iterable[Question], unsupported: dict[str, str]) -> None:
+        """Record which questions this run covers (order + gt), replacing the last selection."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM selection")
+            self.db.executemany(
+                "INSERT INTO selection VALUES (?, ?, ?, ?, ?)",
+                ((q.question_id, q.index, q.dimension, q.answer, unsupported.get(q.question_id))
+                 for q in questions))
+
+    def answered_ids(self, key: RunKey) -> set[str]:
+        cur = self.db.execute(
+            "SELECT question_id FROM answers WHERE fingerprint=? AND method=? AND include_eot=?"
+            " AND status='ok'", key.params())
+        return {r[0] for r in cur}
+
+    def put_answer(self, key: RunKey, q: Question, prediction: str, scores) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, ?, NULL)",
+            (*key.params(), q.question_id, q.dimension, prediction, q.answer,
+             json.dumps(scores)))
+
+    def put_error(self, key: RunKey, q: Question, error: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, 'error', NULL, ?, NULL, ?)",
+            (*key.params(), q.question_id, q.dimension, q.answer, error))
+
+    def rows(self, key: RunKey) -> list[Row]:
+        """The selected questions in annotation order, with this key's answer if any."""
+        cur = self.db.execute(
+            "SELECT s.question_id, s.idx, s.dimension, s.answer, a.status, a.prediction, a.error,"
+            " s.unsupported FROM selection s LEFT JOIN answers a ON a.question_id = s.question_id"
+            " AND a.fingerprint=? AND a.method=? AND a.include_eot=? ORDER BY s.idx",
+            key.params())
+        return [Row(*r) for r in cur]
+
+    def count_answered(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]

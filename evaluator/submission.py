@@ -1,0 +1,50 @@
+"""Submission files: written strictly, read tolerantly.
+
+Published result files end lines with "},", carry extra keys (gt_answer) and
+repeat ids; the reader accepts all of that (the last prediction for an id wins).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def write(path: str | Path, rows: Iterable[tuple[str, str]]) -> int:
+    """One `{"question_id": ..., "prediction": ...}` per line; returns the line count."""
+    n = 0
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for qid, pred in rows:
+            f.write(json.dumps({"question_id": qid, "prediction": pred}) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+@dataclass
+class ReadResult:
+    predictions: dict[str, str] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)  # 1-based line numbers skipped
+
+
+def read(path: str | Path) -> ReadResult:
+    out = ReadResult()
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            s = line.strip().rstrip(",").strip()
+            if not s or s in ("[", "]"):
+                continue
+            try:
+                obj = json.loads(s)
+                qid, pred = str(obj["question_id"]), obj["prediction"]
+            except (ValueError, KeyError, TypeError):
+                out.bad_lines.append(no)
+                continue
+            if qid in out.predictions:
+                out.duplicates.append(qid)
+            out.predictions[qid] = str(pred).strip()
+    return out
