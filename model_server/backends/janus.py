@@ -1,0 +1,246 @@
+"""Janus backend: one model that scores options, writes text and generates images (L3).
+
+Image generation goes through transformers' `generate(..., generation_mode="image")`
+(classifier-free guidance over VQ image tokens) and the VQ decoder; the uint8
+conversion is done here because the processor's PIL post-processing is not
+reliable. Input images (dim 26, next image prediction) are placed in the prompt
+as the vision encoder's features, the same way Janus reads images when it
+answers questions: transformers' image mode embeds token ids only, so the
+image placeholders of the conditional half are filled with those features
+while it embeds the prompt (the unconditional half has them masked to padding
+already). Everything random is seeded from the request, so the same request
+gives byte-identical PNGs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from model_server.backends.base import (  # noqa: E402
+    BackendInfo,
+    BaseBackend,
+    GeneratedImage,
+    GenerateImageTask,
+    GenerateTask,
+    OptionScore,
+    ScoreTask,
+)
+from model_server.errors import InvalidRequest  # noqa: E402
+
+log = logging.getLogger(__name__)
+PLACEHOLDER = "<img>"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _as_bool(v) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fingerprint(model_dir: Path, settings: dict) -> str:
+    """Hash config, generation config and weight files, plus the generation settings."""
+    h = hashlib.sha256()
+    names = sorted(p.name for p in model_dir.iterdir()
+                   if p.name in ("config.json", "generation_config.json")
+                   or p.name.endswith(_WEIGHT_SUFFIXES))
+    for name in names:
+        h.update(name.encode())
+        with open(model_dir / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def user_content(text: str, n_images: int) -> list[dict]:
+    """Chat content for one user turn: images at their <img> marks, else all first."""
+    if PLACEHOLDER not in text:
+        return [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+    parts = text.split(PLACEHOLDER)
+    content: list[dict] = []
+    for i, part in enumerate(parts):
+        if i:
+            content.append({"type": "image"})
+        if part:
+            content.append({"type": "text", "text": part})
+    return content
+
+
+class JanusBackend(BaseBackend):
+    def __init__(self, model: str = "", device: str = "", dtype: str = "", cfg_weight: float = 5.0,
+                 image_temperature: float = 1.0, max_images: int = 8, max_new_tokens: int = 32,
+                 **_ignored):
+        from transformers import AutoProcessor, JanusForConditionalGeneration
+
+        if not model:
+            raise ValueError("janus backend needs --model DIR")
+        self.model_dir = Path(model)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype:
+            self.dtype = _DTYPES[dtype]
+        else:
+            self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.cfg_weight = float(cfg_weight)
+        self.image_temperature = float(image_temperature)
+        self.max_images = int(max_images)
+        self.max_new_tokens = int(max_new_tokens)
+        self.model = JanusForConditionalGeneration.from_pretrained(
+            self.model_dir, dtype=self.dtype).to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(self.model_dir)
+        self.tokenizer = self.processor.tokenizer
+        ip = self.processor.image_processor
+        self._mean = torch.tensor(ip.image_mean, dtype=torch.float32)
+        self._std = torch.tensor(ip.image_std, dtype=torch.float32)
+        self.settings = {"cfg_weight": self.cfg_weight, "image_temperature": self.image_temperature}
+        self._fp = _fingerprint(self.model_dir, self.settings)
+        if _ignored:
+            log.info("janus backend ignores settings: %s", ", ".join(sorted(_ignored)))
+
+    def info(self) -> BackendInfo:
+        vc = self.model.config.vision_config
+        return BackendInfo(
+            name=self.model_dir.name, backend="janus", fingerprint=self._fp, can_score=True,
+            can_generate=True, can_generate_image=True, max_images=self.max_images,
+            details={
+                "architecture": "janus", "device": str(self.device),
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "cfg_weight": str(self.cfg_weight),
+                "image_temperature": str(self.image_temperature),
+                "image_tokens": str(vc.num_image_tokens),
+                "image_conditioning": "input images enter the prompt as vision-encoder features",
+                "score_reduction": "sum of option token log-probs (count returned)",
+                "prefix_sharing": "false",
+            },
+        )
+
+    # -- prompt building ---------------------------------------------------
+
+    def _render(self, text: str, n_images: int, answer: str | None = None) -> str:
+        messages = [{"role": "user", "content": user_content(text, n_images)}]
+        if answer is None:
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return self.processor.apply_chat_template(messages)
+
+    def _inputs(self, prompt: str, images: Sequence[Image.Image], mode: str = "text") -> dict:
+        bos = self.tokenizer.bos_token or ""
+        inputs = self.processor(
+            text=prompt, images=list(images) or None, generation_mode=mode, return_tensors="pt",
+            add_special_tokens=not (bos and prompt.startswith(bos)),
+        )
+        out = {k: v.to(self.device) for k, v in inputs.items()}
+        if "pixel_values" in out:
+            out["pixel_values"] = out["pixel_values"].to(self.dtype)
+        return out
+
+    # -- scoring -----------------------------------------------------------
+
+    @torch.no_grad()
+    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+        return [[self._score_option(t, opt) for opt in t.options] for t in tasks]
+
+    def _score_option(self, task: ScoreTask, option: str) -> OptionScore:
+        """Sum log p(option tokens | user turn): one forward over prompt + answer.
+
+        Scoring starts where the full tokenisation stops agreeing with the
+        prompt's, so a tokenizer that merges across the boundary still scores
+        every answer token; the first one reads the last prompt position.
+        """
+        prompt = self._render(task.text, len(task.images))
+        full = self._render(task.text, len(task.images), answer=option)
+        end = full.rfind(option) + len(option)
+        scored_text = full if task.include_end_of_turn else full[:end]
+        prompt_ids = self._inputs(prompt, task.images)["input_ids"][0]
+        inputs = self._inputs(scored_text, task.images)
+        ids = inputs["input_ids"][0]
+        n = min(len(prompt_ids), len(ids))
+        differ = (prompt_ids[:n] != ids[:n]).nonzero()
+        start = int(differ[0, 0]) if len(differ) else n
+        start = max(start, 1)
+        if start >= len(ids):
+            raise InvalidRequest("options", f"option {option!r} adds no tokens")
+        logits = self.model(**inputs).logits[0, start - 1:-1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        target = ids[start:]
+        total = logp.gather(1, target.unsqueeze(1)).sum().item()
+        return OptionScore(logprob_sum=float(total), num_tokens=int(target.numel()))
+
+    # -- text generation ---------------------------------------------------
+
+    @torch.no_grad()
+    def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
+                       temperature: float, seed: int) -> str:
+        torch.manual_seed(seed)
+        inputs = self._inputs(self._render(text, len(images)), images)
+        sample = temperature > 0
+        config = copy.deepcopy(self.model.generation_config)
+        config.update(max_new_tokens=max_new_tokens or self.max_new_tokens, max_length=None,
+                      do_sample=sample, temperature=temperature if sample else None)
+        out = self.model.generate(**inputs, generation_mode="text", generation_config=config)
+        new = out[0, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def generate(self, task: GenerateTask) -> str:
+        return self._generate_text(task.text, task.images, task.max_new_tokens, task.temperature,
+                                   task.seed)
+
+    # -- image generation --------------------------------------------------
+
+    @contextlib.contextmanager
+    def _image_prompt_embeddings(self, pixel_values: torch.Tensor | None):
+        """While active, prompt embedding fills image placeholders with image features."""
+        if pixel_values is None:
+            yield
+            return
+        model = self.model
+        embed = model.get_input_embeddings()
+        feats = model.model.get_image_features(pixel_values).pooler_output
+        feats = feats.reshape(-1, feats.shape[-1])
+        image_token_id = model.config.image_token_id
+
+        def embed_with_images(ids: torch.Tensor) -> torch.Tensor:
+            out = embed(ids)
+            mask = ids == image_token_id
+            if int(mask.sum()) == feats.shape[0]:
+                out = out.masked_scatter(mask.unsqueeze(-1), feats.to(out.dtype))
+            return out
+
+        model.get_input_embeddings = lambda: embed_with_images
+        try:
+            yield
+        finally:
+            del model.get_input_embeddings
+
+    @torch.no_grad()
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
+        pixel_values = inputs.pop("pixel_values", None)
+        sample = self.image_temperature > 0
+        torch.manual_seed(task.seed)
+        config = copy.deepcopy(self.model.generation_config)
+        config.update(guidance_scale=self.cfg_weight, do_sample=sample,
+                      temperature=self.image_temperature if sample else None)
+        with self._image_prompt_embeddings(pixel_values):
+            tokens = self.model.generate(**inputs, generation_mode="image",
+                                         generation_config=config)
+        pixels = self.model.decode_image_tokens(tokens)[0].float().cpu()  # H, W, C
+        pixels = ((pixels * self._std + self._mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
+        text = ""
+        if task.with_text:
+            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed)
+        return GeneratedImage(png=buf.getvalue(), text=text)
