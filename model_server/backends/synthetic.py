@@ -36,10 +36,11 @@ def _image_digest(images: Sequence[Image.Image]) -> bytes:
 
 class SyntheticBackend(BaseBackend):
     def __init__(self, model: str = "synthetic", latency_ms: float = 0.0, max_images: int = 16,
-                 **_ignored):
+                 load_delay_s: float = 0.0, **_ignored):
         self.name = model or "synthetic"
-        self.latency_s = latency_ms / 1000.0
-        self.max_images = max_images
+        self.latency_s = float(latency_ms) / 1000.0
+        self.max_images = int(max_images)
+        time.sleep(float(load_delay_s))  # stands in for loading weights (health tests)
 
     def info(self) -> BackendInfo:
         fp = hashlib.sha256(f"synthetic:{self.name}".encode()).hexdigest()[:16]

@@ -1,0 +1,310 @@
+"""Transformers vision-language backend: the official answer ranking ("PPL").
+
+For each option: the summed log-probability of the option's tokens given the
+images and the question, rendered with the model's own chat template (user turn
+= images + question, assistant turn = the option).
+
+Two ways to compute it, with equal results:
+- per-option: one full forward pass per option (the reference method);
+- prefix-shared (default where the architecture allows): the images and
+  question are encoded once per question, then all options of all questions in
+  the batch are scored in one forward over their continuations from the shared
+  key/value cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoProcessor
+
+from model_server.backends.base import (
+    BackendInfo,
+    BaseBackend,
+    GenerateTask,
+    OptionScore,
+    ScoreTask,
+)
+from model_server.backends.chat_prompt import answer_span, messages, render
+from model_server.errors import InvalidRequest, TooLarge
+from model_server.fingerprint import fingerprint_dir
+
+log = logging.getLogger(__name__)
+
+# Architectures whose prefix sharing is implemented and tested, by position scheme.
+ONE_D_ROPE = {"llava"}
+MULTI_AXIS_ROPE = {"qwen2_vl", "qwen2_5_vl"}
+PIXEL_KEYS_EXCLUDED = {"input_ids", "attention_mask"}
+
+
+def _bool(v) -> bool:
+    return str(v).lower() in ("1", "true", "yes", "on")
+
+
+def pick_device(device: str) -> str:
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype:
+        try:
+            return getattr(torch, dtype)
+        except AttributeError:
+            raise ValueError(f"unknown dtype {dtype!r}") from None
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+@dataclass
+class _Prepared:
+    """One question made ready for prefix-shared scoring."""
+
+    prefix: dict[str, torch.Tensor]  # processor outputs sliced to the shared prefix (batch 1)
+    conts: list[list[int]]           # per option: tokens after the shared prefix
+    spans: list[tuple[int, int]]     # per option: scored range in continuation coordinates
+
+
+class _CannotShare(Exception):
+    pass
+
+
+class HFBackend(BaseBackend):
+    def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
+                 max_images: str | int = 16, **_ignored):
+        path = Path(model)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no config.json in model directory {model!r}")
+        self.path = path
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        config = AutoConfig.from_pretrained(path)
+        self.model_type = config.model_type
+        arch = (config.architectures or [None])[0]
+        model_cls = getattr(transformers, arch, None) if arch else None
+        if model_cls is None:
+            model_cls = transformers.AutoModelForImageTextToText
+        self.model = model_cls.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.tokenizer = self.processor.tokenizer
+        self.image_token_id = getattr(self.processor, "image_token_id", None)
+        if self.image_token_id is None and getattr(self.processor, "image_token", None):
+            self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.processor.image_token)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+        self.max_images = int(max_images)
+        supported = self.model_type in ONE_D_ROPE | MULTI_AXIS_ROPE
+        wanted = prefix_sharing == "auto" or _bool(prefix_sharing)
+        self.prefix_sharing = wanted and supported
+        if wanted and not supported:
+            self.sharing_note = f"off: not implemented for {self.model_type}; per-option forwards"
+        elif not wanted:
+            self.sharing_note = "off: disabled by setting"
+        else:
+            self.sharing_note = "on"
+        self.arch = arch or model_cls.__name__
+        self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
+
+    # ---------------------------------------------------------------- info
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.path.name, backend="hf", fingerprint=self._fingerprint,
+            can_score=True, can_generate=True, can_generate_image=False,
+            max_images=self.max_images,
+            details={"architecture": self.arch, "model_type": self.model_type,
+                     "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
+                     "prefix_sharing": self.sharing_note,
+                     "transformers": transformers.__version__, "torch": torch.__version__},
+        )
+
+    # ------------------------------------------------------------- helpers
+    def _template(self, msgs, **kw) -> str:
+        return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text)["input_ids"]
+
+    def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
+        kw = {"text": [text], "return_tensors": "pt"}
+        if images:
+            kw["images"] = list(images)
+        try:
+            enc = self.processor(**kw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
+        out = {}
+        for k, v in enc.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self.device)
+                if v.is_floating_point():
+                    v = v.to(self.dtype)
+                out[k] = v
+        return out
+
+    def _spans(self, task: ScoreTask):
+        """Per option: (unexpanded sequence, begin, end) and the unexpanded prompt."""
+        n = len(task.images)
+        prompt_ids = None
+        spans = []
+        for opt in task.options:
+            r = render(self._template, task.text, n, opt)
+            if prompt_ids is None:
+                prompt_ids = self._tokens(r.prompt)
+                prompt_text = r.prompt
+            full = self._tokens(r.full) if task.include_end_of_turn else None
+            spans.append(answer_span(prompt_ids, self._tokens(r.answer_end), full,
+                                     task.include_end_of_turn))
+        return prompt_text, prompt_ids, spans
+
+    @staticmethod
+    def _sum_logprobs(logits: torch.Tensor, ids: torch.Tensor, begin: int, end: int) -> float:
+        logp = torch.log_softmax(logits[begin - 1:end - 1].float(), dim=-1)
+        return float(logp.gather(-1, ids[begin:end, None]).sum())
+
+    # ------------------------------------------------------------- scoring
+    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+        for t in tasks:
+            if len(t.images) > self.max_images:
+                raise TooLarge(f"{len(t.images)} images; this model accepts at most {self.max_images}")
+        if not self.prefix_sharing:
+            return [self.score_per_option(t) for t in tasks]
+        ready, results = [], [None] * len(tasks)
+        for i, t in enumerate(tasks):
+            try:
+                ready.append((i, self._prepare(t)))
+            except _CannotShare as exc:
+                log.warning("[%s] prefix sharing not applicable (%s); per-option", t.request_id, exc)
+                results[i] = self.score_per_option(t)
+        if ready:
+            for (i, _), scores in zip(ready, self._score_shared([p for _, p in ready]), strict=True):
+                results[i] = scores
+        return results
+
+    @torch.inference_mode()
+    def score_per_option(self, task: ScoreTask) -> list[OptionScore]:
+        """The reference method: one full forward pass per option."""
+        n = len(task.images)
+        out = []
+        for opt, (seq, begin, end) in zip(task.options, self._spans(task)[2], strict=True):
+            r = render(self._template, task.text, n, opt)
+            text = r.full if task.include_end_of_turn else r.answer_end
+            enc = self._encode(text, task.images)
+            ids = enc["input_ids"][0]
+            full_len = len(self._tokens(text))
+            shift = len(ids) - full_len  # image tokens expand inside the user turn, before begin
+            logits = self.model(**enc).logits[0]
+            out.append(OptionScore(self._sum_logprobs(logits, ids, begin + shift, end + shift),
+                                   end - begin))
+        return out
+
+    def _prepare(self, task: ScoreTask) -> _Prepared:
+        prompt_text, prompt_ids, spans = self._spans(task)
+        shared = min(b for _, b, _ in spans)
+        enc = self._encode(prompt_text, task.images)
+        expanded = enc["input_ids"][0].tolist()
+        # The prefix in expanded coordinates: image tokens all sit before `shared`,
+        # and the prompt's tail after its last image token is identical text.
+        img_positions = [k for k, t in enumerate(prompt_ids) if t == self.image_token_id]
+        last_img = img_positions[-1] if img_positions else -1
+        if shared <= last_img:
+            raise _CannotShare("answer boundary inside the image tokens")
+        tail = len(prompt_ids) - last_img - 1
+        if tail < 1 or expanded[-tail:] != prompt_ids[-tail:]:
+            raise _CannotShare("processor changed the prompt text around the images")
+        cut = len(expanded) - (len(prompt_ids) - shared)
+        seq_len = enc["input_ids"].shape[1]
+        prefix = {}
+        for k, v in enc.items():
+            if v.dim() >= 2 and v.shape[0] == 1 and v.shape[1] == seq_len:
+                prefix[k] = v[:, :cut]  # per-token tensors (ids, mask, token types)
+            else:
+                prefix[k] = v           # pixel tensors
+        conts = [seq[shared:] for seq, _, _ in spans]
+        cspans = [(b - shared, e - shared) for _, b, e in spans]
+        return _Prepared(prefix, conts, cspans)
+
+    @torch.inference_mode()
+    def _score_shared(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
+        dev = self.device
+        lengths = [p.prefix["input_ids"].shape[1] for p in batch]
+        pmax = max(lengths)
+        per_token = [k for k, v in batch[0].prefix.items()
+                     if v.dim() >= 2 and v.shape[1] == lengths[0] and v.dtype in (torch.long, torch.int)]
+        inputs: dict[str, torch.Tensor] = {}
+        for k in per_token:  # left-pad so every prefix ends at the same column
+            fill = self.pad_id if k == "input_ids" else 0
+            inputs[k] = torch.cat([
+                torch.nn.functional.pad(p.prefix[k], (pmax - n, 0), value=fill)
+                for p, n in zip(batch, lengths, strict=True)])
+        mask = torch.zeros(len(batch), pmax, dtype=torch.long, device=dev)
+        for i, n in enumerate(lengths):
+            mask[i, pmax - n:] = 1
+        inputs["attention_mask"] = mask
+        for k in batch[0].prefix:
+            if k not in inputs:
+                parts = [p.prefix[k] for p in batch if k in p.prefix]
+                inputs[k] = torch.cat(parts) if len(parts) > 1 else parts[0]
+        mrope = self.model_type in MULTI_AXIS_ROPE
+        if mrope:
+            inner = getattr(self.model, "model", self.model)
+            inner.rope_deltas = None
+        else:
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(**inputs, use_cache=True)
+        last_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        if mrope:
+            next_pos = torch.tensor(lengths, device=dev) + inner.rope_deltas.view(-1).to(dev)
+        else:
+            next_pos = torch.tensor(lengths, device=dev)
+
+        rows = [(i, j) for i, p in enumerate(batch) for j in range(len(p.conts))]
+        owner = torch.tensor([i for i, _ in rows], device=dev)
+        cache = out.cache
+        cache.batch_select_indices(owner)
+        width = max(1, max(len(batch[i].conts[j]) for i, j in rows))
+        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=dev)
+        cmask = torch.zeros(len(rows), width, dtype=torch.long, device=dev)
+        for r, (i, j) in enumerate(rows):
+            toks = batch[i].conts[j]
+            cont[r, :len(toks)] = torch.tensor(toks, device=dev)
+            cmask[r, :len(toks)] = 1
+        pos = next_pos[owner, None] + torch.arange(width, device=dev)[None, :]
+        if mrope:
+            pos = pos[None].expand(3, -1, -1)
+        logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
+                            position_ids=pos, cache=cache, use_cache=True).logits
+        results: list[list[OptionScore]] = [[] for _ in batch]
+        for r, (i, j) in enumerate(rows):
+            b, e = batch[i].spans[j]
+            total = 0.0
+            if b == 0:  # the first answer token is predicted by the prefix's last position
+                total += float(last_logp[i, cont[r, 0]])
+                b = 1
+            if e > b:
+                total += self._sum_logprobs(logits[r], cont[r], b, e)
+            results[i].append(OptionScore(total, batch[i].spans[j][1] - batch[i].spans[j][0]))
+        return results
+
+    # ---------------------------------------------------------- generation
+    @torch.inference_mode()
+    def generate(self, task: GenerateTask) -> str:
+        prompt = self._template(messages(task.text, len(task.images)), add_generation_prompt=True)
+        enc = self._encode(prompt, task.images)
+        torch.manual_seed(task.seed)
+        kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
+              "pad_token_id": self.pad_id}
+        if task.temperature > 0:
+            kw["temperature"] = task.temperature
+        out = self.model.generate(**enc, **kw)
+        new = out[0, enc["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,162 @@
+"""Tiny random vision-language models built offline from configs, for tests and the demo.
+
+Each maker writes a complete model directory (config, weights, processor, and a
+tokenizer built in code) that loads with from_pretrained like a real checkpoint,
+so the serving code paths are exactly the ones a real model takes. Weights are
+random but fixed by the seed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+BYTE_ALPHABET = sorted(pre_tokenizers.ByteLevel.alphabet())
+SPACE = "\u0120"  # byte-level "space" symbol
+
+
+def byte_tokenizer(special_tokens: list[str], *, eos: str, pad: str, bos: str | None = None,
+                   chat_template: str = "") -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with a few merges (space+letter, letter pairs).
+
+    The merges make tokens cross the question/answer boundary the way real
+    tokenizers do ("ASSISTANT: " + "A" -> "ĠA"), which the scorer must handle.
+    """
+    vocab = {ch: i for i, ch in enumerate(BYTE_ALPHABET)}
+    merges = []
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    for a in letters + [c.upper() for c in letters]:
+        merges.append((SPACE, a))
+    for a in letters:
+        for b in letters:
+            merges.append((a, b))
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad,
+                                   bos_token=bos, unk_token=None)
+    fast.add_special_tokens({"additional_special_tokens": [
+        t for t in special_tokens if t not in (eos, pad, bos)
+    ]})
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
+# USER turn: images and text in the order given; ASSISTANT turn ends with </s>.
+LLAVA_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}USER: "
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n"
+    "{% else %}ASSISTANT: {% for c in m['content'] %}{{ c['text'] }}{% endfor %}</s>\n"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
+)
+
+QWEN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _text_dims(vocab_size: int) -> dict:
+    return dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+
+
+def make_llava(out: Path, seed: int = 0) -> Path:
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    tok = byte_tokenizer(["<image>", "</s>", "<pad>", "<s>"], eos="</s>", pad="<pad>", bos="<s>",
+                         chat_template=LLAVA_TEMPLATE)
+    image_size, patch = 32, 8
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, image_size=image_size, patch_size=patch),
+        text_config=LlamaConfig(**_text_dims(len(tok)), bos_token_id=tok.bos_token_id,
+                                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2, vision_feature_select_strategy="default",
+        image_seq_length=(image_size // patch) ** 2,
+    )
+    config.pad_token_id = tok.pad_token_id
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
+                                           crop_size={"height": image_size, "width": image_size}),
+        tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE,
+    )
+    return _save(out, model, processor)
+
+
+def make_qwen2_vl(out: Path, seed: int = 0) -> Path:
+    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration,
+                              Qwen2VLImageProcessor, Qwen2VLProcessor)
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>", chat_template=QWEN_TEMPLATE)
+    ids = tok.convert_tokens_to_ids
+    text = _text_dims(len(tok))
+    text.update(bos_token_id=None, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"))
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0,
+                               "mrope_section": [2, 3, 3]}  # sums to head_dim / 2
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    pixels = dict(min_pixels=56 * 56, max_pixels=84 * 84, patch_size=14, merge_size=2,
+                  temporal_patch_size=2)
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tok, chat_template=QWEN_TEMPLATE,
+    )
+    return _save(out, model, processor)
+
+
+def _save(out: Path, model, processor) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "TINY_MODEL.json").write_text(json.dumps(
+        {"note": "random weights for tests; not a real model",
+         "architecture": model.config.architectures}, indent=1))
+    return out
+
+
+def _make_janus(out: Path, seed: int = 0) -> Path:
+    from model_server.tiny_janus import make_tiny_janus
+
+    return make_tiny_janus(out, seed=seed)
+
+
+ARCHS: dict[str, Callable[..., Path]] = {
+    "llava": make_llava,
+    "qwen2_vl": make_qwen2_vl,
+    "janus": _make_janus,
+}
+
+
+def make_tiny(arch: str, out: str | Path, seed: int = 0) -> Path:
+    return ARCHS[arch](Path(out), seed=seed)

@@ -1,0 +1,21 @@
+"""Build each tiny model once per test session (they are deterministic for a seed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.procs import test_env
+
+_BUILT: dict[str, Path] = {}
+
+
+def tiny_model(arch: str, base: Path) -> Path:
+    """Write the tiny model with the real CLI (as a user would) and cache the path."""
+    if arch not in _BUILT:
+        out = base / f"tiny-{arch}"
+        subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", arch,
+                        "--out", str(out)], check=True, env=test_env(), capture_output=True)
+        _BUILT[arch] = out
+    return _BUILT[arch]
