@@ -1,0 +1,80 @@
+"""Health, reflection and graceful drain of the real server process."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+from tests.images import png
+from tests.procs import health_status, model_server, wait_serving
+
+SERVICE = "seedbench.v1.ModelService"
+
+
+def _score(rid="q"):
+    return pb.ScoreRequest(request_id=rid, options=["a", "b"],
+                           prompt=pb.Prompt(text="q?", images=[pb.Image(data=png(1))]))
+
+
+def test_not_serving_until_loaded_then_serving():
+    args = ["--backend", "synthetic", "--backend-arg", "load_delay_s=3"]
+    with model_server(args, wait=False) as (target, proc):
+        seen = None
+        deadline = time.monotonic() + 20
+        while seen is None and time.monotonic() < deadline:
+            seen = health_status(target)
+            time.sleep(0.05)
+        assert seen == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert health_status(target, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+        with grpc.insecure_channel(target) as ch:
+            try:
+                pb_grpc.ModelServiceStub(ch).Score(_score(), timeout=5)
+                raise AssertionError("Score answered while loading")
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE
+                assert "loading" in err.details()
+        wait_serving(target, proc, timeout=30)
+        assert health_status(target, SERVICE) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_sigterm_drains_in_flight_calls_then_exits_zero():
+    args = ["--backend", "synthetic", "--backend-arg", "latency_ms=1500", "--max-batch", "1"]
+    with model_server(args) as (target, proc):
+        with grpc.insecure_channel(target) as ch:
+            stub = pb_grpc.ModelServiceStub(ch)
+            in_flight = [stub.Score.future(_score(f"q{k}"), timeout=30) for k in range(2)]
+            time.sleep(0.4)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            assert health_status(target) != health_pb2.HealthCheckResponse.SERVING
+            for fut in in_flight:
+                assert len(fut.result().scores) == 2
+        assert proc.wait(30) == 0
+
+
+def test_reflection_lists_services():
+    with model_server(["--backend", "synthetic"]) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+            responses = stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+            names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {SERVICE, "grpc.health.v1.Health"} <= names
+
+
+def test_unknown_backend_fails_fast_with_clear_message():
+    import subprocess
+    import sys
+
+    from tests.procs import test_env
+
+    out = subprocess.run([sys.executable, "-m", "model_server.cli", "serve", "--backend", "nope",
+                          "--port", "0"], env=test_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "unknown backend 'nope'" in out.stderr
