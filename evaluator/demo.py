@@ -81,7 +81,8 @@ def serve(spec: ServerSpec, log_path: Path, timeout_s: float = 600.0) -> Iterato
 
 def model_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
     if args.backend == "synthetic":
-        return ServerSpec("model", "model_server.cli", ["--backend", "synthetic", "--model", "demo"])
+        return ServerSpec("model", "model_server.cli",
+                          ["--backend", "synthetic", "--model", "demo"])
     model_dir = out / "model"
     if not (model_dir / "config.json").exists():
         print(f"building tiny {args.arch} model in {model_dir}", file=sys.stderr)

@@ -1,0 +1,196 @@
+"""The evaluator over real gRPC against synthetic model servers on loopback ports."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evaluator import cli, sample_data
+from tests import procs
+from tests.procs import ROOT, free_port, model_server
+
+SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=20",
+        "--log-level", "WARNING"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    ann = sample_data.write_v2(d, seed=1, per_dim=6)
+    return ann, ["--media-root", f"cc3m={d / 'cc3m'}",
+                 "--media-root", f"SEED-Bench v2={d / 'seed_bench_v2'}"]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    with model_server(SLOW) as (a, _), model_server(SLOW) as (b, _):
+        yield a, b
+
+
+def run_args(ann, roots, model, out, *extra):
+    return ["run", "--annotations", str(ann), *roots, "--model", model, "--out", str(out),
+            "--connect-timeout-s", "2", *extra]
+
+
+def files(out):
+    return (out / "summary.json").read_text(), (out / "submission.jsonl").read_text()
+
+
+def test_replicas_share_the_load(data, pair, tmp_path):
+    ann, roots = data
+    assert cli.main(run_args(ann, roots, ",".join(pair), tmp_path)) == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert [e["ok"] > 0 for e in run["endpoints"]] == [True, True]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["answered"] == 24 * 6 and s["counts"]["errors"] == 0
+    assert s["counts"]["skipped_unsupported"] == 18
+    assert s["averages"]["L3"] is None and s["dimensions"]["25"]["accuracy"] is None
+    assert any("L3 requires --clip" in n for n in s["notes"])
+    assert s["model"]["name"] == "m1" and s["model"]["backend"] == "synthetic"
+    assert s["benchmark"] == "SEED-Bench-2"
+    # A rerun with the same --out asks nothing and writes the same files.
+    before = files(tmp_path)
+    assert cli.main(run_args(ann, roots, pair[0], tmp_path)) == 0
+    assert json.loads((tmp_path / "run.json").read_text())["todo"] == 0
+    assert files(tmp_path) == before
+
+
+def test_down_replica_with_live_one_completes(data, pair, tmp_path):
+    ann, roots = data
+    dead = f"127.0.0.1:{free_port()}"
+    assert cli.main(run_args(ann, roots, f"{dead},{pair[0]}", tmp_path, "--dimensions",
+                             "1,2,23")) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["answered"] == 18 and s["counts"]["errors"] == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["endpoints"][0]["status"].startswith("unreachable")
+
+
+def test_replica_dying_mid_run_is_retried(data, tmp_path):
+    ann, roots = data
+    with model_server(SLOW) as (a, _), model_server(SLOW) as (b, proc_b):
+        cmd = [sys.executable, "-m", "evaluator.cli",
+               *run_args(ann, roots, f"{a},{b}", tmp_path, "--in-flight", "4")]
+        ev = subprocess.Popen(cmd, env=procs.test_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        try:
+            wait_count(tmp_path, 20, ev)
+            proc_b.kill()
+            assert ev.wait(60) == 0
+        finally:
+            if ev.poll() is None:
+                ev.kill()
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["answered"] == 24 * 6 and s["counts"]["errors"] == 0
+    ep_a, ep_b = json.loads((tmp_path / "run.json").read_text())["endpoints"]
+    assert ep_b["ok"] > 0 and ep_a["ok"] > ep_b["ok"]
+
+
+def test_fingerprint_mismatch_is_a_clear_error(data, tmp_path):
+    ann, roots = data
+    with model_server(["--backend", "synthetic", "--model", "m1"]) as (a, _), \
+            model_server(["--backend", "synthetic", "--model", "m2"]) as (b, _):
+        r = subprocess.run([sys.executable, "-m", "evaluator.cli",
+                            *run_args(ann, roots, f"{a},{b}", tmp_path)],
+                           env=procs.test_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "fingerprints differ" in r.stderr and "m1" in r.stderr and "m2" in r.stderr
+
+
+def test_bad_questions_skipped_good_ones_run(data, pair, tmp_path):
+    ann, roots = data
+    doc = json.loads(ann.read_text())
+    qs = [q for q in doc["questions"] if q["question_type_id"] in (1, 2)]
+    qs[0] = {**qs[0], "answer": "Z"}
+    qs[1] = {**qs[1], "data_id": "../escape.jpg"}
+    qs[2] = {**qs[2], "data_id": "missing.jpg"}
+    del qs[3]["choice_b"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(qs))
+    out = tmp_path / "out"
+    assert cli.main(run_args(bad, roots, pair[0], out)) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["counts"]["skipped_invalid"] == 4 and s["counts"]["answered"] == 8
+    invalid = [json.loads(x) for x in (out / "invalid.jsonl").read_text().splitlines()]
+    assert {(x["question_id"], x["field"]) for x in invalid} == {
+        (qs[0]["question_id"], "answer"), (qs[1]["question_id"], "data_id"),
+        (qs[2]["question_id"], "data_id"), (qs[3]["question_id"], "choice_b")}
+    assert all(x["file"] == str(bad) for x in invalid)
+    assert len((out / "submission.jsonl").read_text().splitlines()) == 8
+
+
+def count(out):
+    try:
+        with sqlite3.connect(out / "results.sqlite", timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_count(out, n, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while count(out) < n:
+        assert proc.poll() is None, "evaluator ended before it was killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_killed_run_resumes_to_identical_outputs(data, pair, tmp_path):
+    ann, roots = data
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    cmd = [sys.executable, "-m", "evaluator.cli"]
+    ev = subprocess.Popen([*cmd, *run_args(ann, roots, pair[0], killed, "--in-flight", "1")],
+                          env=procs.test_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        wait_count(killed, 25, ev)
+        ev.send_signal(signal.SIGKILL)
+        ev.wait()
+    finally:
+        if ev.poll() is None:
+            ev.kill()
+    partial = count(killed)
+    assert 25 <= partial < 24 * 6
+    # A report from the partial store works.
+    r = subprocess.run([*cmd, "report", str(killed), "--json"], env=procs.test_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["counts"]["answered"] == partial
+    for out in (killed, clean):
+        subprocess.run([*cmd, *run_args(ann, roots, pair[0], out, "--in-flight", "8")],
+                       env=procs.test_env(), check=True, capture_output=True, timeout=120)
+    assert json.loads((killed / "run.json").read_text())["todo"] == 24 * 6 - partial
+    assert files(killed) == files(clean)
+    assert count(killed) == 24 * 6
+
+
+NO_TORCH = """
+import sys
+{body}
+bad = [m for m in ("torch", "transformers", "model_server") if m in sys.modules]
+print("BAD", bad)
+sys.exit(3 if bad else rc)
+"""
+
+
+def test_evaluator_imports_no_torch():
+    body = ("import evaluator, evaluator.cli, evaluator.runner, evaluator.client, "
+            "evaluator.dataset, evaluator.media, evaluator.methods, evaluator.metrics, "
+            "evaluator.report, evaluator.store, evaluator.submission, evaluator.sample_data, "
+            "evaluator.progress, evaluator.dimensions, evaluator.demo\nrc = 0")
+    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=procs.test_env(),
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_seedbench_run_imports_no_torch(data, pair, tmp_path):
+    ann, roots = data
+    args = run_args(ann, roots, pair[0], tmp_path, "--dimensions", "1")
+    body = f"from evaluator import cli\nrc = cli.main({args!r})"
+    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=procs.test_env(),
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "BAD []" in r.stdout
