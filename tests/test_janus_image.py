@@ -71,23 +71,6 @@ def test_tiny_maker_is_deterministic_and_loads(janus_dir, tmp_path):
     assert model.config.image_token_id == proc.tokenizer.convert_tokens_to_ids(proc.image_token)
 
 
-def test_info_advertises_image_generation(stub):
-    info = stub.Info(pb.InfoRequest(), timeout=10)
-    assert info.backend == "janus"
-    assert info.capabilities.generate_image and info.capabilities.score
-    assert len(info.fingerprint) == 16
-    assert info.details["cfg_weight"] == "5.0"
-
-
-def test_generate_image_is_png_and_seeded(stub):
-    a, b, c = gen(stub, seed=7), gen(stub, seed=7), gen(stub, seed=8)
-    img = Image.open(io.BytesIO(a.image.data))
-    assert img.format == "PNG" and img.size == (32, 32)
-    assert a.image.sha256 == hashlib.sha256(a.image.data).hexdigest()
-    assert a.image.data == b.image.data
-    assert a.image.data != c.image.data
-
-
 def test_generate_image_conditions_on_input_images(janus_dir):
     """Dim 26: the input images reach the prompt (greedy, so small changes show)."""
     from model_server import requests
@@ -104,6 +87,23 @@ def test_generate_image_conditions_on_input_images(janus_dir):
     assert run(noise_images(1, 3)) == first
     assert run(noise_images(2, 3)) != first
     assert run([]) != first
+
+
+def test_info_advertises_image_generation(stub):
+    info = stub.Info(pb.InfoRequest(), timeout=10)
+    assert info.backend == "janus"
+    assert info.capabilities.generate_image and info.capabilities.score
+    assert len(info.fingerprint) == 16
+    assert info.details["cfg_weight"] == "5.0"
+
+
+def test_generate_image_is_png_and_seeded(stub):
+    a, b, c = gen(stub, seed=7), gen(stub, seed=7), gen(stub, seed=8)
+    img = Image.open(io.BytesIO(a.image.data))
+    assert img.format == "PNG" and img.size == (32, 32)
+    assert a.image.sha256 == hashlib.sha256(a.image.data).hexdigest()
+    assert a.image.data == b.image.data
+    assert a.image.data != c.image.data
 
 
 def test_generate_image_with_text(stub):

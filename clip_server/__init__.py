@@ -1,0 +1,1 @@
+"""CLIP embedding server: scores generated images against option images for L3."""

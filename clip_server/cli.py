@@ -1,0 +1,68 @@
+"""seedbench-clip-server: serve an open_clip model over gRPC (seedbench.v1.ClipService)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+SERVICE_NAME = "seedbench.v1.ClipService"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clip_server.servicer import ClipServicer
+    from model_server.serving import run_server
+    from protos import clip_pb2_grpc as cpb_grpc
+
+    max_bytes = int(args.max_message_mb * (1 << 20))
+    servicer = ClipServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                            max_items=args.max_items, max_message_bytes=max_bytes)
+
+    def load():
+        from clip_server.embedder import ClipEmbedder
+
+        return ClipEmbedder(args.model, checkpoint=args.checkpoint, device=args.device,
+                            cache_size=args.cache_size)
+
+    return asyncio.run(run_server(
+        host=args.host, port=args.port, service_names=[SERVICE_NAME],
+        add_servicer=lambda s: cpb_grpc.add_ClipServiceServicer_to_server(servicer, s),
+        load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
+    ))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seedbench-clip-server", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve one open_clip model")
+    s.add_argument("--model", required=True,
+                   help="open_clip model name (e.g. ViT-L-14), or 'tiny' for the seeded test model")
+    s.add_argument("--checkpoint", default="",
+                   help="local open_clip checkpoint file; none: seeded random weights")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=50061, help="0 picks a free port (printed)")
+    s.add_argument("--device", default="", help="torch device, e.g. cpu, cuda (default: auto)")
+    s.add_argument("--max-batch", type=int, default=32, help="images or texts per device batch")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
+    s.add_argument("--cache-size", type=int, default=4096,
+                   help="image embeddings kept, by sha256 (0 disables)")
+    s.add_argument("--max-items", type=int, default=256, help="images or texts per request")
+    s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
+    s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--log-level", default="INFO")
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

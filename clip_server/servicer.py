@@ -1,0 +1,135 @@
+"""The ClipService servicer: validate, consult the cache, batch, map errors.
+
+Requests are split into single items (one image or one text) and fed to a
+micro-batcher, so images from concurrent requests share one device batch.
+Images are decoded and preprocessed off the event loop and only on a cache
+miss; the cache key is the image sha256 (computed when the client sent none),
+so an option image shared by many questions is embedded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import io
+import warnings
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from model_server.batching import MicroBatcher
+from model_server.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
+from protos import clip_pb2 as cpb
+from protos import clip_pb2_grpc as cpb_grpc
+
+if TYPE_CHECKING:  # the embedder pulls in torch; the server binds its port before that
+    from clip_server.embedder import ClipEmbedder
+
+MAX_PIXELS = 64_000_000  # refuse decompression bombs well before PIL's own limit
+
+
+def decode_image(data: bytes, field: str) -> Image.Image:
+    """Decode an encoded image file, refusing undecodable or huge input by field name."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > MAX_PIXELS:
+                raise TooLarge(f"{field}: {img.width}x{img.height} pixels is too large")
+            img.load()
+    except TooLarge:
+        raise
+    except Exception as exc:
+        raise InvalidRequest(field, f"cannot be decoded as an image ({exc})") from None
+    return img.convert("RGB")
+
+
+class ClipServicer(cpb_grpc.ClipServiceServicer):
+    def __init__(self, max_batch: int = 32, max_wait_ms: float = 5.0, max_items: int = 256,
+                 max_message_bytes: int = 64 << 20):
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.max_items = max_items
+        self.max_message_bytes = max_message_bytes
+        self.device = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clip-device")
+        self.embedder: ClipEmbedder | None = None
+        self.image_batcher: MicroBatcher | None = None
+        self.text_batcher: MicroBatcher | None = None
+
+    def attach(self, embedder: ClipEmbedder) -> None:
+        self.image_batcher = MicroBatcher(embedder.embed_pixels, self.device, self.max_batch,
+                                          self.max_wait_ms)
+        self.text_batcher = MicroBatcher(embedder.embed_texts, self.device, self.max_batch,
+                                         self.max_wait_ms)
+        self.embedder = embedder
+
+    def _ready(self) -> ClipEmbedder:
+        if self.embedder is None:
+            raise NotReady("model is still loading")
+        return self.embedder
+
+    def _check_count(self, field: str, n: int) -> None:
+        if n == 0:
+            raise InvalidRequest(field, "is empty; send at least one item")
+        if n > self.max_items:
+            raise TooLarge(f"{field}: {n} items, at most {self.max_items} per request")
+
+    def info_message(self) -> cpb.ClipInfoResponse:
+        e = self._ready()
+        details = {
+            "device": str(e.device), "image_size": str(e.image_size),
+            "max_batch": str(self.max_batch), "max_wait_ms": str(self.max_wait_ms),
+            "max_items": str(self.max_items), "max_message_bytes": str(self.max_message_bytes),
+            "cache_capacity": str(e.cache.capacity), "cache_entries": str(len(e.cache)),
+            "cache_hits": str(e.cache.hits), "cache_misses": str(e.cache.misses),
+            "image_batches": str(self.image_batcher.batches_run),
+            "images_embedded": str(self.image_batcher.items_run),
+            "text_batches": str(self.text_batcher.batches_run),
+            "texts_embedded": str(self.text_batcher.items_run),
+            "normalised": "L2",
+        }
+        return cpb.ClipInfoResponse(name=e.model_name, checkpoint=e.checkpoint,
+                                    fingerprint=e.fingerprint, embed_dim=e.embed_dim,
+                                    details=details)
+
+    @grpc_errors
+    async def Info(self, request, context):
+        return self.info_message()
+
+    @grpc_errors
+    async def EmbedImages(self, request, context):
+        embedder = self._ready()
+        self._check_count("images", len(request.images))
+        keys = []
+        for i, im in enumerate(request.images):
+            if not im.data:
+                raise InvalidRequest(f"images[{i}].data", "is empty")
+            digest = hashlib.sha256(im.data).hexdigest()
+            if im.sha256 and im.sha256.lower() != digest:
+                raise InvalidRequest(f"images[{i}].sha256", "does not match the image bytes")
+            keys.append(digest)
+        vectors: list[list[float] | None] = [embedder.cache.get(k) for k in keys]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+
+        def prepare():
+            return [embedder.prepare(decode_image(request.images[i].data, f"images[{i}]"))
+                    for i in missing]
+
+        if missing:
+            pixels = await asyncio.to_thread(prepare)
+            fresh = await asyncio.gather(*(self.image_batcher.submit(p) for p in pixels))
+            for i, vec in zip(missing, fresh, strict=True):
+                vectors[i] = vec
+                embedder.cache.put(keys[i], vec)
+        return cpb.EmbedResponse(embeddings=[cpb.Embedding(values=v) for v in vectors])
+
+    @grpc_errors
+    async def EmbedTexts(self, request, context):
+        self._ready()
+        self._check_count("texts", len(request.texts))
+        for i, t in enumerate(request.texts):
+            if not t.strip():
+                raise InvalidRequest(f"texts[{i}]", "is empty")
+        vectors = await asyncio.gather(*(self.text_batcher.submit(t) for t in request.texts))
+        return cpb.EmbedResponse(embeddings=[cpb.Embedding(values=v) for v in vectors])
