@@ -33,7 +33,7 @@ V1_FILE = "SEED-Bench.json"
 SOURCE_DIRS = {"cc3m": "cc3m", "SEED-Bench v2": "seed_bench_v2"}
 # SEED-Bench-2 per-dimension counts (1-24 as in the spec; 25-27 fill to 24,371).
 FULL_COUNTS = [3158, 1831, 4649, 978, 2447, 657, 97, 331, 435, 330, 500, 501, 199, 277, 501,
-               132, 501, 159, 1594, 1509, 1225, 1023, 120, 49, 150, 100, 78]
+               132, 501, 159, 1594, 1509, 1225, 1023, 120, 49, 400, 400, 368]
 
 
 def _draw_shape(d: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
