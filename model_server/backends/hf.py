@@ -251,18 +251,20 @@ class HFBackend(BaseBackend):
             if k not in inputs:
                 parts = [p.prefix[k] for p in batch if k in p.prefix]
                 inputs[k] = torch.cat(parts) if len(parts) > 1 else parts[0]
-        mrope = self.model_type in MULTI_AXIS_ROPE
+        # Positions: 1-D models get them explicitly (left padding must not shift them);
+        # multi-axis (M-RoPE) models derive them from the image grid and report the
+        # offset of the next text position as rope_deltas. Without images both are 1-D.
+        mrope = self.model_type in MULTI_AXIS_ROPE and "image_grid_thw" in inputs
+        inner = getattr(self.model, "model", self.model)
         if mrope:
-            inner = getattr(self.model, "model", self.model)
             inner.rope_deltas = None
         else:
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(**inputs, use_cache=True)
         last_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        next_pos = torch.tensor(lengths, device=dev)
         if mrope:
-            next_pos = torch.tensor(lengths, device=dev) + inner.rope_deltas.view(-1).to(dev)
-        else:
-            next_pos = torch.tensor(lengths, device=dev)
+            next_pos = next_pos + inner.rope_deltas.view(-1).to(dev)
 
         rows = [(i, j) for i, p in enumerate(batch) for j in range(len(p.conts))]
         owner = torch.tensor([i for i, _ in rows], device=dev)

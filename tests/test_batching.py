@@ -1,0 +1,84 @@
+"""MicroBatcher: gathers concurrent calls, keeps results in place, isolates failures."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+
+from model_server.batching import MicroBatcher
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_items_share_batches_and_results_stay_in_place():
+    seen = []
+    threads = set()
+
+    def fn(items):
+        seen.append(len(items))
+        threads.add(threading.current_thread().name)
+        return [x * 10 for x in items]
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dev") as ex:
+            b = MicroBatcher(fn, ex, max_batch=4, max_wait_ms=50)
+            out = await asyncio.gather(*(b.submit(i) for i in range(10)))
+            await b.close()
+            return out
+
+    assert run(main()) == [i * 10 for i in range(10)]
+    assert max(seen) == 4 and sum(seen) == 10 and len(seen) <= 4
+    assert all(name.startswith("dev") for name in threads)  # off the event loop
+
+
+def test_one_bad_item_fails_alone():
+    def fn(items):
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [x.upper() for x in items]
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=8, max_wait_ms=50)
+            res = await asyncio.gather(*(b.submit(x) for x in ["a", "bad", "c"]),
+                                       return_exceptions=True)
+            await b.close()
+            return res
+
+    a, bad, c = run(main())
+    assert (a, c) == ("A", "C")
+    assert isinstance(bad, ValueError)
+
+
+def test_event_loop_stays_responsive_during_compute():
+    gate = threading.Event()
+
+    def fn(items):
+        gate.wait(2)
+        return items
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=2, max_wait_ms=1)
+            task = asyncio.ensure_future(b.submit(1))
+            await asyncio.sleep(0.05)
+            ticks = 0
+            for _ in range(5):  # the loop keeps running while the batch computes
+                await asyncio.sleep(0.01)
+                ticks += 1
+            gate.set()
+            res = await task
+            await b.close()
+            return ticks, res
+
+    assert run(main()) == (5, 1)
+
+
+def test_max_batch_must_be_positive():
+    with pytest.raises(ValueError):
+        MicroBatcher(lambda x: x, None, max_batch=0)

@@ -1,0 +1,53 @@
+"""Prefix-shared, batched scoring equals the per-option reference on mixed batches."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from model_server.backends.base import ScoreTask
+from model_server.backends.hf import HFBackend
+from tests.images import png
+from tests.tiny_models import tiny_model
+
+
+def _img(seed, size=(48, 40)):
+    return Image.open(io.BytesIO(png(seed, size))).convert("RGB")
+
+
+MIXED = [  # prompt lengths, image counts and option lengths all differ within one batch
+    ScoreTask("a", "Colour?", [_img(1)], ["Red", "green", "a very long blue answer text", "x"]),
+    ScoreTask("b", "A much longer question that goes on for a while before it asks: which?",
+              [_img(2), _img(3, (64, 64)), _img(4, (30, 50))], ["first", "second", "third"]),
+    ScoreTask("c", "Step <img> then <img>; what next?", [_img(5), _img(6)],
+              ["1", "22", "the third thing happens", "D"], include_end_of_turn=True),
+    ScoreTask("d", "No image at all: pick one.", [], ["yes", "no"]),
+    ScoreTask("e", "Letters?\nA. x\nB. y\nC. z\nD. w", [_img(7)], list("ABCD")),
+]
+
+
+@pytest.fixture(scope="module", params=["llava", "qwen2_vl"])
+def backend(request, tmp_path_factory):
+    return HFBackend(str(tiny_model(request.param, tmp_path_factory.getbasetemp())))
+
+
+def test_mixed_batch_equals_per_option_reference(backend):
+    assert backend.prefix_sharing
+    batched = backend.score(MIXED)
+    for task, got in zip(MIXED, batched, strict=True):
+        want = backend.score_per_option(task)
+        assert [g.num_tokens for g in got] == [w.num_tokens for w in want]
+        for g, w in zip(got, want, strict=True):
+            assert abs(g.logprob_sum - w.logprob_sum) < 1e-4, (task.request_id, g, w)
+        assert max(range(len(got)), key=lambda k: got[k].logprob_sum / got[k].num_tokens) == \
+            max(range(len(want)), key=lambda k: want[k].logprob_sum / want[k].num_tokens)
+
+
+def test_batch_result_independent_of_batch_neighbours(backend):
+    alone = [backend.score([t])[0] for t in MIXED]
+    together = backend.score(list(reversed(MIXED)))[::-1]
+    for a, b in zip(alone, together, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens
