@@ -48,9 +48,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
                 max_batch_size=self.max_batch, max_wait_ms=int(self.max_wait_ms),
                 suggested_in_flight=max(2, self.max_batch * self.in_flight_per_batch),
             ),
-            details={**info.details,
-                     "batches_run": str(self.batcher.batches_run),
-                     "questions_scored": str(self.batcher.items_run)},
+            details=info.details,
         )
 
     @grpc_errors
