@@ -87,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     args.filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
                                    dimensions=_dims(args.dimensions), limit=args.limit)
+    if args.clip:
+        err.print("[yellow]warning: --clip is reserved; L3 (dims 25-27) is not scored yet")
     roots = parse_media_roots(args.media_root)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retries of a call on UNAVAILABLE/DEADLINE_EXCEEDED")
     r.add_argument("--connect-timeout-s", type=float, default=10.0,
                    help="how long to wait for each replica's Info")
+    r.add_argument("--clip", metavar="TARGET",
+                   help="CLIP server for L3 (dims 25-27); reserved: L3 is not scored yet")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")
