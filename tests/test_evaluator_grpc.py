@@ -194,3 +194,24 @@ def test_seedbench_run_imports_no_torch(data, pair, tmp_path):
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BAD []" in r.stdout
+
+
+def test_refused_questions_are_errors_and_retried_next_run(data, pair, tmp_path):
+    ann, roots = data
+    args = run_args(ann, roots, "", tmp_path, "--dimensions", "1,17")
+    with model_server(["--backend", "synthetic", "--model", "m1", "--backend-arg",
+                       "max_images=1"]) as (one_image, _):
+        args[args.index("--model") + 1] = one_image
+        assert cli.main(args) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["dimensions"]["17"] == {"name": "Difference Spotting", "correct": 0, "total": 0,
+                                     "errors": 6, "accuracy": None}
+    assert s["counts"]["errors"] == 6 and s["counts"]["answered"] == 6
+    assert s["averages"]["Multi"] is None and s["averages"]["Single"]["all"] is not None
+    assert len((tmp_path / "submission.jsonl").read_text().splitlines()) == 6
+    # Same model (same fingerprint) that accepts two images: only the errors are asked again.
+    args[args.index("--model") + 1] = pair[0]
+    assert cli.main(args) == 0
+    assert json.loads((tmp_path / "run.json").read_text())["todo"] == 6
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 12
