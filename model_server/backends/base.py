@@ -96,6 +96,8 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "hf": "model_server.backends.hf:HFBackend",
     "synthetic": "model_server.backends.synthetic:SyntheticBackend",
     "janus": "model_server.backends.janus:JanusBackend",
+    "openai": "model_server.backends.remote:OpenAIBackend",
+    "vllm": "model_server.backends.remote:VLLMBackend",
 }
 
 

@@ -15,7 +15,6 @@ import http.client
 import json
 import logging
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +37,7 @@ class PermissionDenied(ServiceError):
 
 
 def api_message(body: bytes) -> str:
-    """The human part of an error body: OpenAI's {"error": {"message"}}, vLLM's {"message"}, or raw text."""
+    """The human part of an error body: {"error": {"message"}}, {"message"}, or the raw text."""
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
@@ -140,7 +139,7 @@ class HttpClient:
                 wait = retry_after_s(exc.headers)
                 last_exc: ServiceError = self._error(status, message, path)
                 last = f"HTTP {status}: {message}"
-            except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as exc:
+            except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(exc).__name__}: {reason}"
                 last_exc = NotReady(f"remote API {path} unreachable after {self.max_retries + 1} "

@@ -1,0 +1,346 @@
+"""Remote backends end to end: a real gRPC model server talking HTTP to a stand-in remote API.
+
+FakeAPI is a real HTTP server on a loopback port that answers like an
+OpenAI-compatible service with deterministic values, records every request,
+and can be scripted to fail, so retries and error mapping are exercised over
+real sockets.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import pytest
+from PIL import Image
+
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+from tests.images import png
+from tests.procs import model_server
+
+KEY = "sk-test-secret-123"
+TOP_LOGPROBS = [  # "C" is most likely; " C" is the same letter; "D" is absent
+    {"token": "C", "logprob": -0.2}, {"token": "A", "logprob": -1.5},
+    {"token": " C", "logprob": -2.5}, {"token": "B", "logprob": -3.0},
+    {"token": "Sure", "logprob": -4.0},
+]
+
+
+def fake_token_logprob(token: str) -> float:
+    """The fake model's log-prob of a (non-first) token: a pure function tests recompute by hand."""
+    return -0.5 - len(token.strip()) / 10
+
+
+def fake_tokenize(text: str) -> list[str]:
+    return re.findall(r"\s*\S+|\s+", text)
+
+
+class FakeAPI:
+    """OpenAI-compatible stand-in: /v1/chat/completions, /v1/completions, /v1/images/generations."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                api.handle(self, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def reset(self):
+        with self.lock:
+            self.requests: list[tuple[str, dict, dict]] = []
+            self.script: list[tuple[int, dict, dict]] = []
+            self.delay_s = 0.0
+            self.in_flight = 0
+            self.max_in_flight = 0
+
+    def start(self) -> FakeAPI:
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def calls(self, path: str) -> list[dict]:
+        return [b for p, _, b in self.requests if p == path]
+
+    def handle(self, h: BaseHTTPRequestHandler, body: dict):
+        with self.lock:
+            self.requests.append((h.path, dict(h.headers), body))
+            scripted = self.script.pop(0) if self.script else None
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            if scripted:
+                status, payload, headers = scripted
+            else:
+                route = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions,
+                         "/v1/images/generations": self.images}.get(h.path)
+                status, payload, headers = (200, route(body), {}) if route else (
+                    404, {"error": {"message": f"no route {h.path}"}}, {})
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def chat(self, body: dict) -> dict:
+        if body.get("logprobs"):
+            top = TOP_LOGPROBS[: body.get("top_logprobs", 20)]
+            return {"choices": [{"message": {"role": "assistant", "content": "C"},
+                                 "logprobs": {"content": [{"token": "C", "logprob": -0.2,
+                                                           "top_logprobs": top}]}}]}
+        content = body["messages"][0]["content"]
+        kinds = ",".join("image" if p["type"] == "image_url" else "text" for p in content)
+        text = f"parts={kinds} max={body.get('max_tokens')} seed={body.get('seed')}"
+        return {"choices": [{"message": {"role": "assistant", "content": text}}]}
+
+    def completions(self, body: dict) -> dict:
+        prompt = body["prompt"]
+        tokens = fake_tokenize(prompt)
+        offsets, pos = [], 0
+        for t in tokens:
+            offsets.append(pos)
+            pos += len(t)
+        lps = [None] + [fake_token_logprob(t) for t in tokens[1:]]
+        for _ in range(body.get("max_tokens") or 0):  # generated tokens after the prompt
+            tokens.append(" X")
+            offsets.append(pos)
+            lps.append(-0.01)
+            pos += 2
+        top = [None] + [{t: lp} for t, lp in zip(tokens[1:], lps[1:], strict=True)]
+        logprobs = {"tokens": tokens, "token_logprobs": lps, "text_offset": offsets,
+                    "top_logprobs": top}
+        return {"choices": [{"text": prompt if body.get("echo") else "", "logprobs": logprobs}]}
+
+    def images(self, body: dict) -> dict:
+        buf = io.BytesIO()  # JPEG on purpose: the backend must hand back PNG
+        Image.new("RGB", (16, 12), (200, 30, 30)).save(buf, format="JPEG")
+        return {"data": [{"b64_json": base64.b64encode(buf.getvalue()).decode()}]}
+
+
+def decode_data_url(url: str) -> Image.Image:
+    head, b64 = url.split(",", 1)
+    assert head in ("data:image/png;base64", "data:image/jpeg;base64"), head
+    return Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+
+
+def pixels(data: bytes) -> bytes:
+    return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def api():
+    fake = FakeAPI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(request):
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").reset()
+
+
+def _serve(backend: str, api: FakeAPI, *extra: str):
+    args = ["--backend", backend, "--model", "fake-model", "--max-wait-ms", "1",
+            "--backend-arg", f"base_url={api.url}", "--backend-arg", "max_retries=2",
+            "--backend-arg", "backoff_s=0.01", "--backend-arg", "timeout_s=10"]
+    for e in extra:
+        args += ["--backend-arg", e]
+    return model_server(args, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def chat_stub(api):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", KEY)  # the server process inherits it at start
+        ctx = _serve("openai", api, "score_mode=chat-letter",
+                     "capabilities=score,generate,generate_image")
+        target, _ = ctx.__enter__()
+    try:
+        with grpc.insecure_channel(target) as ch:
+            yield pb_grpc.ModelServiceStub(ch)
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def echo_stub(api):
+    with _serve("vllm", api) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            yield pb_grpc.ModelServiceStub(ch)
+
+
+def score_req(text, options, images=(), rid="q1"):
+    return pb.ScoreRequest(request_id=rid, options=list(options),
+                           prompt=pb.Prompt(text=text, images=[pb.Image(data=d) for d in images]))
+
+
+def gen_req(text, images=(), **kw):
+    return pb.GenerateRequest(request_id="g1", prompt=pb.Prompt(
+        text=text, images=[pb.Image(data=d) for d in images]), **kw)
+
+
+# -- chat-letter: PPL for A/B/C/D ---------------------------------------------------------------
+
+def test_info_names_mode(chat_stub, echo_stub):
+    info = chat_stub.Info(pb.InfoRequest(), timeout=10)
+    assert (info.name, info.backend) == ("fake-model", "openai")
+    assert info.details["score_mode"] == "chat-letter"
+    assert "PPL for A/B/C/D" in info.details["score_method"]
+    caps = info.capabilities
+    assert caps.score and caps.generate and caps.generate_image
+    other = echo_stub.Info(pb.InfoRequest(), timeout=10)
+    assert other.backend == "vllm" and other.details["score_mode"] == "completions-echo"
+    assert other.fingerprint != info.fingerprint and len(info.fingerprint) == 16
+    assert not other.capabilities.generate_image
+
+
+def test_letters_pick_c(chat_stub, api):
+    resp = chat_stub.Score(score_req("Which one?\nA. x\nB. y\nC. z\nD. w", "ABCD", [png(1)]),
+                           timeout=10)
+    got = [s.logprob_sum for s in resp.scores]
+    c = math.log(math.exp(-0.2) + math.exp(-2.5))  # "C" and " C" are the same answer
+    floor = -4.0 - math.log(20)                    # "D" is absent from the top 20
+    assert got == pytest.approx([-1.5, -3.0, c, floor])
+    assert [s.num_tokens for s in resp.scores] == [1, 1, 1, 1]
+    assert max(range(4), key=lambda i: got[i]) == 2
+    (body,) = api.calls("/v1/chat/completions")
+    assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["max_tokens"] == 1
+    assert body["model"] == "fake-model"
+
+
+def test_non_letters_refused(chat_stub, api):
+    with pytest.raises(grpc.RpcError) as err:
+        chat_stub.Score(score_req("What is it?", ["a red apple", "a pear"]), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "PPL for A/B/C/D" in err.value.details() and "[q1]" in err.value.details()
+    assert api.requests == []  # refused before any HTTP call
+
+
+# -- generate -----------------------------------------------------------------------------------
+
+def test_generate_images_in_place(chat_stub, api):
+    resp = chat_stub.Generate(gen_req("Look <img> then <img> and answer", [png(1), png(2)],
+                                      max_new_tokens=7, seed=5), timeout=10)
+    assert resp.text == "parts=text,image,text,image,text max=7 seed=5"
+    ((path, headers, body),) = api.requests
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    parts = body["messages"][0]["content"]
+    texts = [p.get("text") for p in parts if p["type"] == "text"]
+    assert texts == ["Look ", " then ", " and answer"]
+    urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    assert [decode_data_url(u).tobytes() for u in urls] == [pixels(png(1)), pixels(png(2))]
+    assert body["temperature"] == 0
+
+
+def test_generate_images_first_without_placeholder(chat_stub, api):
+    resp = chat_stub.Generate(gen_req("Describe both.", [png(3), png(4)]), timeout=10)
+    assert resp.text.startswith("parts=image,image,text ")
+    parts = api.calls("/v1/chat/completions")[0]["messages"][0]["content"]
+    assert decode_data_url(parts[0]["image_url"]["url"]).tobytes() == pixels(png(3))
+    assert parts[2] == {"type": "text", "text": "Describe both."}
+
+
+def test_generate_image_returns_png(chat_stub, api):
+    resp = chat_stub.GenerateImage(pb.GenerateImageRequest(
+        request_id="i1", prompt=pb.Prompt(text="A red square")), timeout=10)
+    assert resp.image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    im = Image.open(io.BytesIO(resp.image.data))
+    assert im.format == "PNG" and im.size == (16, 12)
+    (body,) = api.calls("/v1/images/generations")
+    assert body["prompt"] == "A red square" and body["response_format"] == "b64_json"
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+def test_500_then_200_is_retried(chat_stub, api):
+    api.script = [(500, {"error": {"message": "boom"}}, {})]
+    resp = chat_stub.Generate(gen_req("Hi?"), timeout=10)
+    assert resp.text.startswith("parts=text")
+    assert len(api.calls("/v1/chat/completions")) == 2
+
+
+def test_persistent_503_is_unavailable(chat_stub, api):
+    api.script = [(503, {"error": {"message": "overloaded"}}, {})] * 3  # max_retries=2
+    with pytest.raises(grpc.RpcError) as err:
+        chat_stub.Generate(gen_req("Hi?"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "503" in err.value.details() and "overloaded" in err.value.details()
+    assert len(api.requests) == 3
+
+
+def test_401_names_env_var(chat_stub, api):
+    api.script = [(401, {"error": {"message": "Incorrect API key provided"}}, {})]
+    with pytest.raises(grpc.RpcError) as err:
+        chat_stub.Generate(gen_req("Hi?"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    details = err.value.details()
+    assert "OPENAI_API_KEY" in details and "Incorrect API key" in details
+    assert KEY not in details
+    assert len(api.requests) == 1  # not retried
+
+
+def test_400_is_invalid_argument_with_api_message(chat_stub, api):
+    api.script = [(400, {"error": {"message": "image too small"}}, {})]
+    with pytest.raises(grpc.RpcError) as err:
+        chat_stub.Generate(gen_req("Hi?"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image too small" in err.value.details()
+
+
+# -- completions-echo: PPL (vLLM defaults) --------------------------------------------------------
+
+def test_echo_scores_match_hand_sums(echo_stub, api):
+    resp = echo_stub.Score(score_req("What color is the apple?", ["red apple", "green"]),
+                           timeout=10)
+    # full text "What color is the apple?\nAnswer: red apple": option tokens " red", " apple"
+    red = (-0.5 - 3 / 10) + (-0.5 - 5 / 10)
+    green = -0.5 - 5 / 10
+    assert [s.logprob_sum for s in resp.scores] == pytest.approx([red, green])
+    assert [s.num_tokens for s in resp.scores] == [2, 1]
+    bodies = sorted(api.calls("/v1/completions"), key=lambda b: b["prompt"])
+    assert [b["prompt"] for b in bodies] == ["What color is the apple?\nAnswer: green",
+                                             "What color is the apple?\nAnswer: red apple"]
+    assert all(b["echo"] is True and b["logprobs"] == 1 and b["max_tokens"] == 1 for b in bodies)
+    assert all("Authorization" not in h for _, h, _ in api.requests)  # VLLM_API_KEY unset
+
+
+def test_echo_refuses_images(echo_stub):
+    with pytest.raises(grpc.RpcError) as err:
+        echo_stub.Score(score_req("What is it?", ["x", "y"], [png(1)]), timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "text only" in err.value.details()
