@@ -1,0 +1,1 @@
+"""Deployment of the platform: container images, Kubernetes manifests, local process mode."""
