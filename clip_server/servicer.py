@@ -76,22 +76,30 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
             raise TooLarge(f"{field}: {n} items, at most {self.max_items} per request")
 
     def info_message(self) -> cpb.ClipInfoResponse:
+        """Static settings only: results record Info, so it must not change while serving."""
         e = self._ready()
         details = {
             "device": str(e.device), "image_size": str(e.image_size),
             "max_batch": str(self.max_batch), "max_wait_ms": str(self.max_wait_ms),
             "max_items": str(self.max_items), "max_message_bytes": str(self.max_message_bytes),
-            "cache_capacity": str(e.cache.capacity), "cache_entries": str(len(e.cache)),
-            "cache_hits": str(e.cache.hits), "cache_misses": str(e.cache.misses),
-            "image_batches": str(self.image_batcher.batches_run),
-            "images_embedded": str(self.image_batcher.items_run),
-            "text_batches": str(self.text_batcher.batches_run),
-            "texts_embedded": str(self.text_batcher.items_run),
-            "normalised": "L2",
+            "cache_capacity": str(e.cache.capacity), "cache_key": "sha256 of the image bytes",
+            "normalised": "L2", "counters": "trailing metadata of every Embed call",
         }
         return cpb.ClipInfoResponse(name=e.model_name, checkpoint=e.checkpoint,
                                     fingerprint=e.fingerprint, embed_dim=e.embed_dim,
                                     details=details)
+
+    def counters(self) -> tuple[tuple[str, str], ...]:
+        """Server totals so far, sent as trailing metadata (cache and batching behaviour)."""
+        e = self.embedder
+        return (
+            ("cache-hits", str(e.cache.hits)), ("cache-misses", str(e.cache.misses)),
+            ("cache-entries", str(len(e.cache))),
+            ("image-batches", str(self.image_batcher.batches_run)),
+            ("images-embedded", str(self.image_batcher.items_run)),
+            ("text-batches", str(self.text_batcher.batches_run)),
+            ("texts-embedded", str(self.text_batcher.items_run)),
+        )
 
     @grpc_errors
     async def Info(self, request, context):
@@ -122,6 +130,7 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
                 embedder.cache.put(keys[i], vec)
+        context.set_trailing_metadata(self.counters())
         return cpb.EmbedResponse(embeddings=[cpb.Embedding(values=v) for v in vectors])
 
     @grpc_errors
@@ -132,4 +141,5 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
             if not t.strip():
                 raise InvalidRequest(f"texts[{i}]", "is empty")
         vectors = await asyncio.gather(*(self.text_batcher.submit(t) for t in request.texts))
+        context.set_trailing_metadata(self.counters())
         return cpb.EmbedResponse(embeddings=[cpb.Embedding(values=v) for v in vectors])

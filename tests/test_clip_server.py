@@ -84,14 +84,18 @@ def stub(server):
 
 
 def details(stub) -> dict[str, str]:
-    return dict(stub.Info(cpb.ClipInfoRequest(), timeout=10).details)
+    """Server counters, from the trailing metadata of a (text) Embed call."""
+    _, call = stub.EmbedTexts.with_call(cpb.EmbedTextsRequest(texts=["probe"]), timeout=10)
+    return {k.replace("-", "_"): v for k, v in call.trailing_metadata()}
 
 
 def test_info_names_the_variant(stub):
     info = stub.Info(cpb.ClipInfoRequest(), timeout=10)
     assert info.name == "tiny" and info.checkpoint == ""
     assert info.embed_dim == 32 and len(info.fingerprint) == 16
-    assert "cache_hits" in info.details and info.details["cache_capacity"] == "4096"
+    assert info.details["cache_capacity"] == "4096"
+    assert "cache_hits" not in info.details  # Info is static; counters ride on Embed calls
+    assert stub.Info(cpb.ClipInfoRequest(), timeout=10) == info
 
 
 def test_image_embeddings_match_open_clip(stub, reference):
