@@ -40,12 +40,21 @@ def _load_in_daemon_thread(load: Callable[[], Any]) -> asyncio.Future:
         try:
             result = load()
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+            loop.call_soon_threadsafe(_settle, fut, None, exc)
         else:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+            loop.call_soon_threadsafe(_settle, fut, result, None)
 
     threading.Thread(target=run, name="model-load", daemon=True).start()
     return fut
+
+
+def _settle(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 async def run_server(

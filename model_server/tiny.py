@@ -74,17 +74,40 @@ def _text_dims(vocab_size: int) -> dict:
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
 
 
-def make_llava(out: Path, seed: int = 0) -> Path:
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+# Sizes: "tiny" for tests and the demo; "small" (LLaVA-1.5's 224 px / 256 image
+# tokens layout at toy width) for CPU benchmarks; "mid" (~1B parameters, 336 px /
+# 576 image tokens like LLaVA-1.5) for GPU benchmarks.
+LLAVA_PRESETS = {
+    "tiny": dict(image_size=32, patch=8, vision=dict(hidden_size=32, intermediate_size=64,
+                 num_hidden_layers=2, num_attention_heads=2), text={}),
+    "small": dict(image_size=224, patch=14, vision=dict(hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=2),
+                  text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2)),
+    "mid": dict(image_size=336, patch=14, vision=dict(hidden_size=1024, intermediate_size=4096,
+                num_hidden_layers=12, num_attention_heads=16),
+                text=dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
+                          num_attention_heads=16, num_key_value_heads=16)),
+}
+
+
+def make_llava(out: Path, seed: int = 0, preset: str = "tiny") -> Path:
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tok = byte_tokenizer(["<image>", "</s>", "<pad>", "<s>"], eos="</s>", pad="<pad>", bos="<s>",
                          chat_template=LLAVA_TEMPLATE)
-    image_size, patch = 32, 8
+    size = LLAVA_PRESETS[preset]
+    image_size, patch = size["image_size"], size["patch"]
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=2, image_size=image_size, patch_size=patch),
-        text_config=LlamaConfig(**_text_dims(len(tok)), bos_token_id=tok.bos_token_id,
+        vision_config=CLIPVisionConfig(**size["vision"], image_size=image_size, patch_size=patch),
+        text_config=LlamaConfig(**{**_text_dims(len(tok)), **size["text"]},
+                                bos_token_id=tok.bos_token_id,
                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2, vision_feature_select_strategy="default",
@@ -103,8 +126,12 @@ def make_llava(out: Path, seed: int = 0) -> Path:
 
 
 def make_qwen2_vl(out: Path, seed: int = 0) -> Path:
-    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration,
-                              Qwen2VLImageProcessor, Qwen2VLProcessor)
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+    )
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
@@ -158,5 +185,9 @@ ARCHS: dict[str, Callable[..., Path]] = {
 }
 
 
-def make_tiny(arch: str, out: str | Path, seed: int = 0) -> Path:
+def make_tiny(arch: str, out: str | Path, seed: int = 0, preset: str = "tiny") -> Path:
+    if preset != "tiny":
+        if arch != "llava":
+            raise ValueError(f"preset {preset!r} exists for llava only")
+        return make_llava(Path(out), seed=seed, preset=preset)
     return ARCHS[arch](Path(out), seed=seed)

@@ -20,7 +20,10 @@ def stub():
             yield pb_grpc.ModelServiceStub(ch)
 
 
-def score(text="What is it?", images=(png(1),), options=("a", "b"), rid="q1"):
+IMAGE = png(1)
+
+
+def score(text="What is it?", images=(IMAGE,), options=("a", "b"), rid="q1"):
     return pb.ScoreRequest(request_id=rid, options=list(options),
                            prompt=pb.Prompt(text=text, images=[pb.Image(data=d) for d in images]))
 

@@ -77,7 +77,9 @@ class _CannotShare(Exception):
 
 class HFBackend(BaseBackend):
     def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
-                 max_images: str | int = 16, **_ignored):
+                 max_images: str | int = 16, threads: str | int = 0, **_ignored):
+        if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
+            torch.set_num_threads(int(threads))
         path = Path(model)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in model directory {model!r}")
@@ -192,7 +194,7 @@ class HFBackend(BaseBackend):
         """The reference method: one full forward pass per option."""
         n = len(task.images)
         out = []
-        for opt, (seq, begin, end) in zip(task.options, self._spans(task)[2], strict=True):
+        for opt, (_seq, begin, end) in zip(task.options, self._spans(task)[2], strict=True):
             r = render(self._template, task.text, n, opt)
             text = r.full if task.include_end_of_turn else r.answer_end
             enc = self._encode(text, task.images)

@@ -38,10 +38,11 @@ from model_server.backends.base import (  # noqa: E402
     OptionScore,
     ScoreTask,
 )
+from model_server.backends.chat_prompt import user_content  # noqa: E402
 from model_server.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
-PLACEHOLDER = "<img>"
+
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -63,20 +64,6 @@ def _fingerprint(model_dir: Path, settings: dict) -> str:
                 h.update(chunk)
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()[:16]
-
-
-def user_content(text: str, n_images: int) -> list[dict]:
-    """Chat content for one user turn: images at their <img> marks, else all first."""
-    if PLACEHOLDER not in text:
-        return [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
-    parts = text.split(PLACEHOLDER)
-    content: list[dict] = []
-    for i, part in enumerate(parts):
-        if i:
-            content.append({"type": "image"})
-        if part:
-            content.append({"type": "text", "text": part})
-    return content
 
 
 class JanusBackend(BaseBackend):
