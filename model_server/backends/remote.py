@@ -346,7 +346,7 @@ class OpenAIBackend(BaseBackend):
 
     def _score_echo(self, t: ScoreTask, option: str) -> OptionScore:
         question = t.text.replace(PLACEHOLDER, "") if t.images else t.text
-        context = self.prompt_template.format(question=question)
+        context = self.prompt_template.replace("{question}", question)
         full = context + self.option_prefix + option
         body = {"model": self.model, "prompt": full, "echo": True, "logprobs": 1,
                 "max_tokens": self.echo_max_tokens, "temperature": 0}
