@@ -1,6 +1,12 @@
-"""A rich progress bar on stderr: done/total, rate, ETA and the error count."""
+"""A rich progress bar on stderr: done/total, rate, ETA and the error count.
+
+Answers can land thousands of times a second; the bar is updated at most ten
+times a second so drawing it never costs the run throughput.
+"""
 
 from __future__ import annotations
+
+import time
 
 from rich.console import Console
 from rich.progress import (
@@ -14,6 +20,8 @@ from rich.progress import (
 
 from evaluator.runner import Progress as ProgressSink
 
+UPDATE_EVERY_S = 0.1
+
 
 class RichProgress(ProgressSink):
     def __init__(self, console: Console | None = None):
@@ -25,7 +33,8 @@ class RichProgress(ProgressSink):
             console=self.console, transient=False)
         self.task = None
         self.errors = 0
-        self._n = 0
+        self._pending = 0
+        self._last = 0.0
 
     def start(self, total: int, done: int) -> None:
         self.bar.start()
@@ -33,11 +42,19 @@ class RichProgress(ProgressSink):
 
     def advance(self, ok: bool) -> None:
         self.errors += not ok
-        self._n += 1
-        t = self.bar.tasks[0]
-        speed = t.speed
-        self.bar.update(self.task, advance=1, errors=self.errors,
-                        rate=f"{speed:.1f}" if speed else "-")
+        self._pending += 1
+        now = time.monotonic()
+        if now - self._last >= UPDATE_EVERY_S:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        self.bar.update(self.task, advance=self._pending, errors=self.errors)
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, rate=f"{speed:.1f}" if speed else "-")
+        self._pending = 0
+        self._last = now
 
     def stop(self) -> None:
+        if self.task is not None:
+            self._flush(time.monotonic())
         self.bar.stop()
