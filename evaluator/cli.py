@@ -11,8 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evaluator import dataset, report, runner
+from evaluator import dataset, l3, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
+from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.media import parse_media_roots
 from evaluator.methods import METHODS
 from evaluator.store import RunKey, Store
@@ -43,25 +44,48 @@ def _model_record(info) -> dict:
 
 async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
                    handlers: dict | None = None, progress: runner.Progress | None = None) -> dict:
-    """Connect, record the run, answer what is missing, write outputs. Returns summary + stats."""
+    """Connect, record the run, answer what is missing, write outputs. Returns summary + stats.
+
+    L3 (dims 25-27) runs when `args.clip` names a CLIP server and the model's Info
+    advertises generate_image; otherwise those dims are listed as unsupported.
+    """
     pool = ModelPool(_targets(args.model), deadline_s=args.deadline_s,
                      retry=RetryPolicy(attempts=args.retries + 1))
+    clip: ClipClient | None = None
     try:
         info = await pool.connect(info_timeout_s=args.connect_timeout_s)
         for ep in pool.endpoints:
             if ep.info is None:
                 err.print(f"[yellow]warning: {ep.target} left out: {ep.status}")
-        handlers = handlers if handlers is not None else runner.default_handlers()
+        handlers = dict(handlers if handlers is not None else runner.default_handlers())
+        clip_target = getattr(args, "clip", None)
+        if clip_target:
+            clip = ClipClient(clip_target, deadline_s=args.deadline_s,
+                              retry=RetryPolicy(attempts=args.retries + 1))
+            clip_info = await clip.connect(info_timeout_s=args.connect_timeout_s)
+            if not clip_info.fingerprint:
+                raise ClipUnavailable(f"CLIP server {clip_target} reports no fingerprint")
+        l3_note = l3.missing_note(bool(clip_target), info.capabilities.generate_image, info.name)
+        clip_used = None
+        if l3_note is None:
+            clip_used = clip_record(clip.info)
+            for d, h in l3.L3Scorer(clip, out).handlers().items():
+                handlers.setdefault(d, h)
+        elif clip_target:
+            err.print(f"[yellow]warning: {l3_note}")
         store = Store(out)
         try:
-            unsupported = runner.unsupported_notes(ds.questions, handlers)
+            unsupported = runner.unsupported_notes(ds.questions, handlers,
+                                                   l3_note or runner.L3_NOTE)
             store.set_selection(ds.questions, unsupported)
             store.set_meta("run", {
                 "benchmark": ds.benchmark, "annotations": ds.file, "model": _model_record(info),
                 "method": args.method, "include_end_of_turn": args.include_end_of_turn,
                 "filters": args.filters.as_dict(), "skipped_invalid": len(ds.invalid),
+                "clip": clip_used,
             })
-            key = RunKey(info.fingerprint, args.method, args.include_end_of_turn)
+            key = RunKey(info.fingerprint, args.method, args.include_end_of_turn,
+                         clip_used["fingerprint"] if clip_used else "")
             in_flight = args.in_flight or pool.suggested_in_flight()
             with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
                 ctx = runner.RunContext(pool, args.method, args.include_end_of_turn,
@@ -73,11 +97,13 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
             store.close()
     finally:
         await pool.close()
+        if clip is not None:
+            await clip.close()
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
     run_info = {"in_flight": in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
-                "endpoints": stats.endpoints}
+                "endpoints": stats.endpoints, "clip": clip.stats() if clip else None}
     (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -87,8 +113,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     args.filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
                                    dimensions=_dims(args.dimensions), limit=args.limit)
-    if args.clip:
-        err.print("[yellow]warning: --clip is reserved; L3 (dims 25-27) is not scored yet")
     roots = parse_media_roots(args.media_root)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
     try:
         result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
-    except (FingerprintMismatch, NoEndpoints) as exc:
+    except (FingerprintMismatch, NoEndpoints, ClipUnavailable) as exc:
         err.print(f"[red]error: {exc}")
         return 2
     except KeyboardInterrupt:
@@ -179,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--connect-timeout-s", type=float, default=10.0,
                    help="how long to wait for each replica's Info")
     r.add_argument("--clip", metavar="TARGET",
-                   help="CLIP server for L3 (dims 25-27); reserved: L3 is not scored yet")
+                   help="CLIP server (HOST:PORT or gRPC target) for L3, dims 25-27; they run "
+                        "only with it and a model whose Info advertises generate_image")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")

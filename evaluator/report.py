@@ -21,11 +21,18 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
+def run_key(run: dict) -> RunKey:
+    """The store key of a recorded run (L3 answers are also keyed by the CLIP fingerprint)."""
+    clip = run.get("clip")
+    return RunKey(run["model"]["fingerprint"], run["method"], run["include_end_of_turn"],
+                  clip["fingerprint"] if clip else "")
+
+
 def build_summary(store: Store) -> dict:
     run = store.meta("run")
     if run is None:
         raise ValueError(f"{store.path}: no run recorded yet")
-    key = RunKey(run["model"]["fingerprint"], run["method"], run["include_end_of_turn"])
+    key = run_key(run)
     rows = store.rows(key)
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer)
                 for r in rows if not r.unsupported]
@@ -41,6 +48,7 @@ def build_summary(store: Store) -> dict:
         "model": run["model"],
         "method": run["method"],
         "include_end_of_turn": run["include_end_of_turn"],
+        "clip": run.get("clip"),
         "filters": run["filters"],
         "dimensions": {
             str(d): {"name": s.name, "correct": s.correct, "total": s.total, "errors": s.errors,
@@ -64,8 +72,7 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
-    run = store.meta("run")
-    key = RunKey(run["model"]["fingerprint"], run["method"], run["include_end_of_turn"])
+    key = run_key(store.meta("run"))
     submission.write(out / "submission.jsonl",
                      ((r.question_id, r.prediction) for r in store.rows(key) if r.status == "ok"))
     return summary
@@ -79,7 +86,9 @@ def tables(summary: dict) -> list[Table]:
     m = summary["model"]
     dims = Table(title=f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
                  f" - method {summary['method']}"
-                 f"{' +eot' if summary['include_end_of_turn'] else ''}")
+                 f"{' +eot' if summary['include_end_of_turn'] else ''}"
+                 + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
+                    if (clip := summary.get("clip")) else ""))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
                       ("answered", "right"), ("errors", "right"), ("accuracy %", "right")):
         dims.add_column(col, justify=just)

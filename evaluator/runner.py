@@ -4,7 +4,8 @@ A bounded window of calls is in flight across all replicas. Media is read and
 encoded in a thread pool only when its question enters the window, so memory
 stays flat however many questions there are. Which code answers a question is
 chosen by its dimension (see `Handler`): dims 1-24 rank options with Score;
-dims 25-27 (L3) need image generation and CLIP and get a handler later.
+dims 25-27 (L3) need image generation and CLIP: their handlers come from
+`evaluator.l3` when the run has both, else they are listed as unsupported.
 """
 
 from __future__ import annotations
@@ -66,12 +67,11 @@ class RunContext:
 Handler = Callable[[Question, RunContext], Awaitable[Answer]]
 
 
-async def score_handler(q: Question, ctx: RunContext) -> Answer:
-    """Rank the four options with one Score call (dims 1-24)."""
+async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> Answer:
+    """One Score call with the run's method: the predicted letter and the option scores."""
     prompt = methods.build(q, ctx.method)
     request = pb.ScoreRequest(
-        request_id=q.question_id,
-        prompt=pb.Prompt(text=prompt.text, images=await ctx.images(q)),
+        request_id=q.question_id, prompt=pb.Prompt(text=prompt.text, images=images),
         options=list(prompt.options), include_end_of_turn=ctx.include_end_of_turn)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
     if len(resp.scores) != len(prompt.options):
@@ -82,6 +82,11 @@ async def score_handler(q: Question, ctx: RunContext) -> Answer:
                   scores=[{"logprob_sum": s, "num_tokens": n} for s, n in pairs])
 
 
+async def score_handler(q: Question, ctx: RunContext) -> Answer:
+    """Rank the four options with one Score call (dims 1-24)."""
+    return await rank_options(q, ctx, await ctx.images(q))
+
+
 def default_handlers() -> dict[int, Handler]:
     return {d: score_handler for d in range(1, 25)}
 
@@ -90,12 +95,13 @@ def handler_for(handlers: dict[int, Handler], q: Question) -> Handler | None:
     return handlers.get(q.dimension)
 
 
-def unsupported_notes(questions: list[Question], handlers: dict[int, Handler]) -> dict[str, str]:
+def unsupported_notes(questions: list[Question], handlers: dict[int, Handler],
+                      l3_note: str = L3_NOTE) -> dict[str, str]:
     """question_id -> why it is not run (no handler for its dimension)."""
     out = {}
     for q in questions:
         if handler_for(handlers, q) is None:
-            out[q.question_id] = (L3_NOTE if q.dimension in GENERATION_DIMS
+            out[q.question_id] = (l3_note if q.dimension in GENERATION_DIMS
                                   else f"no handler for dimension {q.dimension}")
     return out
 

@@ -1,9 +1,11 @@
 """SQLite results store: one row per answered (or errored) question, committed at once.
 
-Rows are keyed by (model fingerprint, method, include_end_of_turn, question_id),
-so a rerun skips what is answered, a killed run loses at most the calls in
-flight, and INSERT OR REPLACE can never duplicate an answer. WAL mode keeps
-every commit durable against a killed process.
+Rows are keyed by (model fingerprint, method, include_end_of_turn, clip,
+question_id), so a rerun skips what is answered, a killed run loses at most
+the calls in flight, and INSERT OR REPLACE can never duplicate an answer. WAL
+mode keeps every commit durable against a killed process. `clip` is the CLIP
+model's fingerprint for L3 answers (dims 25-27) and "" for every other row: a
+run with another CLIP model redoes L3 only and keeps L1/L2 answers.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.dataset import Question
+from evaluator.dimensions import GENERATION_DIMS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     fingerprint TEXT NOT NULL,
     method TEXT NOT NULL,
     include_eot INTEGER NOT NULL,
+    clip TEXT NOT NULL DEFAULT '',
     question_id TEXT NOT NULL,
     dimension INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
@@ -28,7 +32,7 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL,
     scores TEXT,
     error TEXT,
-    PRIMARY KEY (fingerprint, method, include_eot, question_id)
+    PRIMARY KEY (fingerprint, method, include_eot, clip, question_id)
 );
 CREATE TABLE IF NOT EXISTS selection (
     question_id TEXT PRIMARY KEY,
@@ -39,6 +43,9 @@ CREATE TABLE IF NOT EXISTS selection (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_L3 = ",".join(str(d) for d in sorted(GENERATION_DIMS))
+# The clip value a row of this dimension must carry to belong to a key.
+_CLIP_FOR_DIM = f"CASE WHEN {{dim}} IN ({_L3}) THEN ? ELSE '' END"
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,13 @@ class RunKey:
     fingerprint: str
     method: str
     include_eot: bool
+    clip: str = ""  # CLIP fingerprint, part of the key of L3 answers only
 
     def params(self) -> tuple:
         return (self.fingerprint, self.method, int(self.include_eot))
+
+    def row_params(self, dimension: int) -> tuple:
+        return (*self.params(), self.clip if dimension in GENERATION_DIMS else "")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,23 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Stores written before L3 lack the `clip` key column: rebuild, rows keep clip=''."""
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(answers)")]
+        if "clip" in cols:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("ALTER TABLE answers RENAME TO answers_old")
+            self.db.execute(SCHEMA.split(";")[0])
+            self.db.execute(
+                "INSERT INTO answers (fingerprint, method, include_eot, clip, question_id,"
+                " dimension, status, prediction, answer, scores, error) SELECT fingerprint,"
+                " method, include_eot, '', question_id, dimension, status, prediction, answer,"
+                " scores, error FROM answers_old")
+            self.db.execute("DROP TABLE answers_old")
 
     def close(self) -> None:
         self.db.close()
@@ -97,27 +125,29 @@ class Store:
     def answered_ids(self, key: RunKey) -> set[str]:
         cur = self.db.execute(
             "SELECT question_id FROM answers WHERE fingerprint=? AND method=? AND include_eot=?"
-            " AND status='ok'", key.params())
+            f" AND clip = {_CLIP_FOR_DIM.format(dim='dimension')} AND status='ok'",
+            (*key.params(), key.clip))
         return {r[0] for r in cur}
 
     def put_answer(self, key: RunKey, q: Question, prediction: str, scores) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, ?, NULL)",
-            (*key.params(), q.question_id, q.dimension, prediction, q.answer,
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?, ?, NULL)",
+            (*key.row_params(q.dimension), q.question_id, q.dimension, prediction, q.answer,
              json.dumps(scores)))
 
     def put_error(self, key: RunKey, q: Question, error: str) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, 'error', NULL, ?, NULL, ?)",
-            (*key.params(), q.question_id, q.dimension, q.answer, error))
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, 'error', NULL, ?, NULL, ?)",
+            (*key.row_params(q.dimension), q.question_id, q.dimension, q.answer, error))
 
     def rows(self, key: RunKey) -> list[Row]:
         """The selected questions in annotation order, with this key's answer if any."""
         cur = self.db.execute(
             "SELECT s.question_id, s.idx, s.dimension, s.answer, a.status, a.prediction, a.error,"
             " s.unsupported FROM selection s LEFT JOIN answers a ON a.question_id = s.question_id"
-            " AND a.fingerprint=? AND a.method=? AND a.include_eot=? ORDER BY s.idx",
-            key.params())
+            " AND a.fingerprint=? AND a.method=? AND a.include_eot=?"
+            f" AND a.clip = {_CLIP_FOR_DIM.format(dim='s.dimension')} ORDER BY s.idx",
+            (*key.params(), key.clip))
         return [Row(*r) for r in cur]
 
     def count_answered(self) -> int:

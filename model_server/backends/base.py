@@ -98,6 +98,7 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "janus": "model_server.backends.janus:JanusBackend",
     "openai": "model_server.backends.remote:OpenAIBackend",
     "vllm": "model_server.backends.remote:VLLMBackend",
+    "scripted": "model_server.backends.scripted:ScriptedBackend",
 }
 
 

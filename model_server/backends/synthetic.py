@@ -36,17 +36,21 @@ def _image_digest(images: Sequence[Image.Image]) -> bytes:
 
 class SyntheticBackend(BaseBackend):
     def __init__(self, model: str = "synthetic", latency_ms: float = 0.0, max_images: int = 16,
-                 load_delay_s: float = 0.0, **_ignored):
+                 load_delay_s: float = 0.0, generate_image: bool | str = True, **_ignored):
         self.name = model or "synthetic"
         self.latency_s = float(latency_ms) / 1000.0
         self.max_images = int(max_images)
+        # `--backend-arg generate_image=false`: a model without image generation (L3 n/a).
+        self.can_generate_image = (generate_image if isinstance(generate_image, bool)
+                                   else str(generate_image).strip().lower()
+                                   in ("1", "true", "yes", "on"))
         time.sleep(float(load_delay_s))  # stands in for loading weights (health tests)
 
     def info(self) -> BackendInfo:
         fp = hashlib.sha256(f"synthetic:{self.name}".encode()).hexdigest()[:16]
         return BackendInfo(
             name=self.name, backend="synthetic", fingerprint=fp, can_generate=True,
-            can_generate_image=True, max_images=self.max_images,
+            can_generate_image=self.can_generate_image, max_images=self.max_images,
             details={"note": "hash-derived scores, no model"},
         )
 
@@ -73,6 +77,8 @@ class SyntheticBackend(BaseBackend):
         return "ABCD"[int(self._unit(task.text.encode()) * 4)]
 
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        if not self.can_generate_image:
+            return super().generate_image(task)
         u = self._unit(task.text.encode(), _image_digest(task.images), str(task.seed).encode())
         color = tuple(int(u * 255 * k) % 256 for k in (1, 7, 13))
         buf = io.BytesIO()

@@ -1,0 +1,112 @@
+"""Async client for the CLIP server (seedbench.v1.ClipService), and cosine similarity.
+
+One channel to one target (a `dns:///` target naming several CLIP pods is
+balanced per call, as for model servers). Every call has a deadline;
+UNAVAILABLE and DEADLINE_EXCEEDED are retried with the model pool's backoff
+policy (`evaluator.client.RetryPolicy`), any other status is final and becomes
+a per-question error (`CallFailed`). Pure Python: no torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from evaluator.client import RETRYABLE, CallFailed, RetryPolicy, channel_options
+from protos import clip_pb2 as cpb
+from protos import clip_pb2_grpc as cpb_grpc
+from protos import seedbench_pb2 as pb
+
+
+class ClipUnavailable(Exception):
+    """The CLIP server did not answer Info: L3 cannot be scored."""
+
+
+def clip_record(info: cpb.ClipInfoResponse) -> dict:
+    """What results record of the CLIP model (two runs compare only if fingerprints match)."""
+    return {"name": info.name, "checkpoint": info.checkpoint, "fingerprint": info.fingerprint}
+
+
+@dataclass
+class ClipClient:
+    target: str
+    deadline_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    info: cpb.ClipInfoResponse | None = None
+    calls: int = 0
+    ok: int = 0
+    failures: int = 0
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self.stub = cpb_grpc.ClipServiceStub(self.channel)
+
+    async def connect(self, info_timeout_s: float = 10.0) -> cpb.ClipInfoResponse:
+        """Ask Info (waiting for the server to be ready, up to the timeout)."""
+        last: grpc.aio.AioRpcError | None = None
+        deadline = time.monotonic() + info_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.info = await self.stub.Info(
+                    cpb.ClipInfoRequest(), timeout=max(0.5, deadline - time.monotonic()),
+                    wait_for_ready=True)
+                return self.info
+            except grpc.aio.AioRpcError as exc:
+                last = exc
+                if exc.code() not in RETRYABLE:
+                    break
+                await asyncio.sleep(0.2)
+        why = f"{last.code().name}: {last.details()}" if last else "timeout"
+        raise ClipUnavailable(f"CLIP server {self.target} did not answer Info ({why})")
+
+    async def _call(self, method: str, request):
+        last: grpc.aio.AioRpcError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            self.calls += 1
+            try:
+                resp = await getattr(self.stub, method)(request, timeout=self.deadline_s)
+                self.ok += 1
+                return resp
+            except grpc.aio.AioRpcError as exc:
+                self.failures += 1
+                last = exc
+                if exc.code() not in RETRYABLE:
+                    raise CallFailed(exc.code(), f"CLIP {method}: {exc.details() or ''}",
+                                     attempt) from None
+            if attempt < self.retry.attempts:
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise CallFailed(last.code() if last else None,
+                         f"CLIP {method}: {(last.details() or '') if last else 'no attempt'}",
+                         self.retry.attempts)
+
+    async def embed_images(self, images: Sequence[pb.Image]) -> list[list[float]]:
+        """One embedding per image, in order (the server caches them by sha256)."""
+        resp = await self._call("EmbedImages", cpb.EmbedImagesRequest(images=list(images)))
+        if len(resp.embeddings) != len(images):
+            raise CallFailed(None, f"CLIP EmbedImages returned {len(resp.embeddings)} "
+                                   f"embeddings for {len(images)} images", 1)
+        return [list(e.values) for e in resp.embeddings]
+
+    def stats(self) -> dict:
+        return {"target": self.target, "calls": self.calls, "ok": self.ok,
+                "failures": self.failures}
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity. Server embeddings are unit-norm (a dot product), normalised anyway."""
+    if len(a) != len(b):
+        raise ValueError(f"embeddings differ in size: {len(a)} vs {len(b)}")
+    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(math.fsum(x * x for x in a))
+    nb = math.sqrt(math.fsum(y * y for y in b))
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return dot / (na * nb)

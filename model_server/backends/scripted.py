@@ -1,0 +1,142 @@
+"""A torch-free test double whose answers follow a JSON script (evaluator tests only).
+
+Serve it with `seedbench-model-server serve --backend scripted --model SCRIPT.json`.
+The script says, per substring of the prompt text, which option Score favours
+and what image GenerateImage returns, so a test can build a model whose text
+ranking is right but whose image is wrong, and the other way round:
+
+    {
+      "name": "scripted-a",                       # optional, default: the file's stem
+      "generate_image": true,                     # optional, advertised in Info
+      "score": {"Draw a red circle": 2},          # substring -> index of the favoured option
+      "image": {"Draw a red circle": "file:shapes/circle_red.png",
+                "What comes next": "copy_input:2",
+                "A blue star": "solid:#3046dc"},
+      "default_score": 0,                         # optional, unmatched prompts
+      "default_image": "solid:#808080",           # optional, unmatched prompts
+      "log": "calls.jsonl"                        # optional: one JSON line per call
+    }
+
+Image directives: `file:PATH` (an image file, relative to the script's folder),
+`copy_input:K` (the K-th image of the request), `solid:#rrggbb` (a 32x32 fill).
+The first matching key, in file order, wins. Scores: the favoured option gets
+a mean log-probability of -1 per token, the others -10. Everything is a pure
+function of the script and the request, so replicas and reruns agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from model_server.backends.base import (
+    BackendInfo,
+    BaseBackend,
+    GeneratedImage,
+    GenerateImageTask,
+    OptionScore,
+    ScoreTask,
+)
+from model_server.errors import InvalidRequest
+
+DEFAULT_IMAGE = "solid:#808080"
+
+
+def _as_bool(v) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class ScriptedBackend(BaseBackend):
+    def __init__(self, model: str = "", **_ignored):
+        if not model:
+            raise ValueError("the scripted backend needs --model SCRIPT.json")
+        self.path = Path(model)
+        raw = self.path.read_bytes()
+        script = json.loads(raw)
+        self.base = self.path.resolve().parent
+        self.name = str(script.get("name") or self.path.stem)
+        self.can_generate_image = _as_bool(script.get("generate_image", True))
+        self.score_rules: dict[str, int] = {str(k): int(v)
+                                            for k, v in script.get("score", {}).items()}
+        self.image_rules: dict[str, str] = {str(k): str(v)
+                                            for k, v in script.get("image", {}).items()}
+        self.default_score = int(script.get("default_score", 0))
+        self.default_image = str(script.get("default_image", DEFAULT_IMAGE))
+        for d in (*self.image_rules.values(), self.default_image):
+            self._check_directive(d)
+        log = script.get("log")
+        self.log_path = (self.base / log) if log else None
+        self._log_lock = threading.Lock()
+        self._fp = hashlib.sha256(b"scripted:" + raw).hexdigest()[:16]
+
+    @staticmethod
+    def _check_directive(d: str) -> None:
+        kind, _, arg = d.partition(":")
+        if kind not in ("file", "copy_input", "solid") or not arg:
+            raise ValueError(f"scripted backend: bad image directive {d!r} "
+                             "(file:PATH, copy_input:K or solid:#rrggbb)")
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name, backend="scripted", fingerprint=self._fp, can_score=True,
+            can_generate=False, can_generate_image=self.can_generate_image, max_images=16,
+            details={"note": "test double: answers follow a JSON script", "script": self.path.name},
+        )
+
+    def _log(self, kind: str, request_id: str, text: str) -> None:
+        if self.log_path is None:
+            return
+        line = json.dumps({"call": kind, "request_id": request_id, "text": text})
+        with self._log_lock, open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    @staticmethod
+    def _match(rules: dict, text: str, default):
+        for key, value in rules.items():
+            if key in text:
+                return value
+        return default
+
+    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+        out = []
+        for t in tasks:
+            self._log("Score", t.request_id, t.text)
+            favour = self._match(self.score_rules, t.text, self.default_score)
+            row = []
+            for i, option in enumerate(t.options):
+                n = max(1, len(option.split()))
+                row.append(OptionScore(logprob_sum=(-1.0 if i == favour else -10.0) * n,
+                                       num_tokens=n))
+            out.append(row)
+        return out
+
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        if not self.can_generate_image:
+            return super().generate_image(task)
+        self._log("GenerateImage", task.request_id, task.text)
+        kind, _, arg = self._match(self.image_rules, task.text, self.default_image).partition(":")
+        if kind == "file":
+            with Image.open(self.base / arg) as im:
+                png = _png(im)
+        elif kind == "copy_input":
+            k = int(arg)
+            if not 0 <= k < len(task.images):
+                raise InvalidRequest("prompt.images",
+                                     f"the script copies image {k}, the request has "
+                                     f"{len(task.images)}")
+            png = _png(task.images[k])
+        else:
+            png = _png(Image.new("RGB", (32, 32), arg))
+        return GeneratedImage(png=png, text="")
