@@ -116,6 +116,8 @@ def make_llava(out: Path, seed: int = 0, preset: str = "tiny") -> Path:
     config.pad_token_id = tok.pad_token_id
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
+    if preset == "mid":  # ~1B parameters: store as bfloat16, as real checkpoints are
+        model = model.to(torch.bfloat16)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
                                            crop_size={"height": image_size, "width": image_size}),

@@ -1,0 +1,242 @@
+"""Throughput benchmark: reference scoring vs this system, measured side by side in ONE run.
+
+(a) reference: one full forward pass per option, one question at a time, in process
+(b) this backend in process: prefix-shared, batched option scoring
+(c) the full system over gRPC: evaluator process + model server process
+(d) the evaluator against a no-op (synthetic) backend: client overhead, at full scale
+plus the peak memory of every process and 1 vs 2 server replicas.
+Writes a markdown report (docs/performance.md by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from evaluator.client import health_serving  # noqa: E402
+
+PY = sys.executable
+ANN = "SEED-Bench_v2_level1_2_3.json"
+
+
+def env(**extra) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+             TOKENIZERS_PARALLELISM="false", PYTHONPATH=path)
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def sh(*cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], check=True, env=env(), cwd=ROOT, **kw)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def servers(args_list: list[list[str]], log_dir: Path):
+    """Start model servers; yield [(target, proc)]; report their peak RSS on the way out."""
+    procs = []
+    try:
+        for extra in args_list:
+            port = free_port()
+            log = open(log_dir / f"server-{port}.log", "w")  # noqa: SIM115
+            p = subprocess.Popen([PY, "-m", "model_server.cli", "serve", "--host", "127.0.0.1",
+                                  "--port", str(port), *extra], env=env(), cwd=ROOT,
+                                 stdout=log, stderr=subprocess.STDOUT)
+            procs.append((f"127.0.0.1:{port}", p, log))
+        for target, p, _ in procs:
+            deadline = time.monotonic() + 300
+            while not health_serving(target):
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server {target} did not start; see {log_dir}")
+                time.sleep(0.2)
+        yield [(t, p) for t, p, _ in procs]
+    finally:
+        for _, p, log in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(60)
+            log.close()
+
+
+def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
+             extra: list[str] = ()) -> dict:
+    """Run the evaluator CLI as its own process; returns run.json + the evaluator's peak RSS."""
+    cmd = [PY, "-m", "evaluator.cli", "run", "--annotations", str(data / ANN),
+           "--media-root", f"cc3m={data / 'cc3m'}",
+           "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
+           "--model", ",".join(targets), "--out", str(out), "--level", level, *extra]
+    p = subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"evaluator failed: {' '.join(cmd)}")
+    run = json.loads((out / "run.json").read_text())
+    run["qps"] = run["answered"] / run["elapsed_s"]
+    run["maxrss_mb"] = usage.ru_maxrss / 1024
+    run["predictions"] = {json.loads(line)["question_id"]: json.loads(line)["prediction"]
+                          for line in (out / "submission.jsonl").read_text().splitlines()}
+    return run
+
+
+def inproc(mode: str, model: Path, data: Path, device: str, threads: int, max_batch: int) -> dict:
+    out = sh(PY, "bench/inproc.py", "--model", model, "--annotations", data / ANN,
+             "--media-root", f"cc3m={data / 'cc3m'}",
+             "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
+             "--mode", mode, "--device", device, "--threads", threads, "--max-batch", max_batch,
+             capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def predictions(scores: dict) -> dict:
+    """ppl: the option with the highest mean log-prob per token."""
+    return {qid: "ABCD"[max(range(len(s)), key=lambda k: (s[k][0] / s[k][1], -k))]
+            for qid, s in scores.items()}
+
+
+def machine(device: str) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none used"
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, GPU: {gpu}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", default="docs/performance.md", help="markdown report to write")
+    ap.add_argument("--work", default="bench-out", help="scratch directory")
+    ap.add_argument("--preset", default="small", help="tiny-model preset (small: CPU, mid: GPU)")
+    ap.add_argument("--per-dim", type=int, default=4, help="sample questions per dimension")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--skip-full", action="store_true", help="skip the 24K-question client run")
+    args = ap.parse_args()
+
+    work = (ROOT / args.work).resolve()
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    data, full = work / "data", work / "full"
+    model = work / f"llava-{args.preset}"
+    t_start = time.time()
+    sh(PY, "-m", "evaluator.cli", "sample-data", "--out", data, "--per-dim", args.per_dim,
+       capture_output=True)
+    if not model.exists():
+        sh(PY, "-m", "model_server.cli", "tiny", "--arch", "llava", "--preset", args.preset,
+           "--out", model, capture_output=True)
+    rows, notes = [], []
+
+    print("(a) reference in process ...", flush=True)
+    a = inproc("reference", model, data, args.device, args.threads, args.max_batch)
+    print("(b) prefix-shared in process ...", flush=True)
+    b = inproc("shared", model, data, args.device, args.threads, args.max_batch)
+    diff = max(abs(x[0] - y[0]) for q in a["scores"]
+               for x, y in zip(a["scores"][q], b["scores"][q], strict=True))
+    pa, pb = predictions(a["scores"]), predictions(b["scores"])
+    same = sum(pa[q] == pb[q] for q in pa)
+
+    srv = ["--backend", "hf", "--model", str(model), "--device", args.device,
+           "--max-batch", str(args.max_batch)]
+    if args.threads:
+        srv += ["--backend-arg", f"threads={args.threads}"]
+    print("(c) full system over gRPC ...", flush=True)
+    with servers([srv], logs) as procs:
+        c = evaluate([procs[0][0]], data, work / "run-c")
+        c["server_rss_mb"] = peak_rss_mb(procs[0][1].pid)
+    same_c = sum(c["predictions"].get(q) == pb[q] for q in pb)
+
+    one_thread = ["--backend", "hf", "--model", str(model), "--device", args.device,
+                  "--max-batch", str(args.max_batch), "--backend-arg", "threads=1"]
+    print("scaling: 1 vs 2 replicas (1 thread each) ...", flush=True)
+    with servers([one_thread], logs) as procs:
+        r1 = evaluate([t for t, _ in procs], data, work / "run-r1")
+    with servers([one_thread, one_thread], logs) as procs:
+        r2 = evaluate([t for t, _ in procs], data, work / "run-r2")
+        r2["server_rss_mb"] = max(peak_rss_mb(p.pid) for _, p in procs)
+
+    d = None
+    if not args.skip_full:
+        print("(d) evaluator vs no-op backend, full-size SEED-Bench-2 ...", flush=True)
+        sh(PY, "-m", "evaluator.cli", "sample-data", "--out", full, "--full", capture_output=True)
+        with servers([["--backend", "synthetic", "--model", "noop", "--max-batch", "64"]],
+                     logs) as procs:
+            d = evaluate([procs[0][0]], full, work / "run-d", level="L3")
+            d["server_rss_mb"] = peak_rss_mb(procs[0][1].pid)
+
+    def row(name, r, qps, rss, extra=""):
+        rows.append(f"| {name} | {r} | {qps:.2f} | {rss:.0f} | {extra} |")
+
+    n = a["questions"]
+    row("(a) reference: full forward per option, 1 question at a time, in process", n,
+        a["qps"], a["maxrss_mb"], "1.00x")
+    row("(b) this backend in process (prefix-shared, batched)", n, b["qps"], b["maxrss_mb"],
+        f"{b['qps'] / a['qps']:.2f}x (a)")
+    row("(c) full system over gRPC (evaluator + 1 server)", c["answered"], c["qps"],
+        c["maxrss_mb"], f"{c['qps'] / b['qps']:.2f}x (b); server peak {c['server_rss_mb']:.0f} MB")
+    row("1 server replica, 1 thread", r1["answered"], r1["qps"], r1["maxrss_mb"], "1.00x")
+    row("2 server replicas, 1 thread each", r2["answered"], r2["qps"], r2["maxrss_mb"],
+        f"{r2['qps'] / r1['qps']:.2f}x (1 replica); server peak {r2['server_rss_mb']:.0f} MB each")
+    if d:
+        row("(d) evaluator vs no-op backend, full-size SEED-Bench-2", d["answered"], d["qps"],
+            d["maxrss_mb"], f"server peak {d['server_rss_mb']:.0f} MB")
+    notes.append(f"(b) vs (a): max |difference| in option log-probabilities {diff:.2e}; "
+                 f"identical predictions on {same}/{len(pa)} questions.")
+    notes.append(f"(c) vs (b): identical predictions on {same_c}/{len(pb)} questions.")
+
+    report = "\n".join([
+        f"## Run of {datetime.date.today().isoformat()} ({args.device}, preset `{args.preset}`)",
+        "",
+        f"Machine: {machine(args.device)}.  ",
+        f"Model: tiny LLaVA, preset `{args.preset}` (random weights); data: "
+        f"`seedbench sample-data --per-dim {args.per_dim}` levels L1+L2 ({n} questions, 4 options).  ",
+        f"Command: `python bench/run_bench.py --preset {args.preset} --device {args.device}"
+        f" --per-dim {args.per_dim}` ({time.time() - t_start:.0f} s in all).",
+        "",
+        "| measurement | questions | questions/s | peak RSS of that process (MB) | ratio |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        *[f"- {x}" for x in notes],
+        "",
+    ])
+    print(report)
+    out = ROOT / args.out
+    header = "<!-- bench runs below are appended by bench/run_bench.py -->"
+    text = out.read_text() if out.exists() else f"# Performance\n\n{header}\n"
+    if header not in text:
+        text += f"\n{header}\n"
+    out.write_text(text.rstrip() + "\n\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
