@@ -1,8 +1,11 @@
-"""`make demo`: sample data -> tiny model -> local model server -> evaluator -> tables.
+"""`make demo`: sample data -> tiny models -> local servers -> evaluator -> tables.
 
-The model server runs as a child process (this module never imports it) on a
-free loopback port and is always stopped, on success, error or Ctrl-C.
-`clip_server_spec` is the hook where a CLIP server joins once L3 scoring exists.
+Servers run as child processes (this module never imports them) on free
+loopback ports and are always stopped, on success, error or Ctrl-C. A tiny
+CLIP server (`clip_server.cli serve --model tiny`) runs for the whole demo and
+is passed as `--clip`. The first model (tiny LLaVA by default) cannot generate
+images, so its L3 shows n/a; then a tiny Janus model, which scores and
+generates images, is evaluated on all levels, L3 included.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +94,35 @@ def model_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
     return ServerSpec("model", "model_server.cli", ["--backend", "hf", "--model", str(model_dir)])
 
 
+def janus_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
+    model_dir = out / "model-janus"
+    if not (model_dir / "config.json").exists():
+        print(f"building tiny janus model in {model_dir}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", "janus",
+                        "--out", str(model_dir)], env=child_env(), check=True)
+    return ServerSpec("janus model", "model_server.cli",
+                      ["--backend", "janus", "--model", str(model_dir)])
+
+
 def clip_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec | None:
-    """Hook: return the CLIP server to start once L3 (dims 25-27) is scored; none yet."""
-    return None
+    """The CLIP server scoring L3 (dims 25-27): the seeded tiny CLIP, or none with --no-clip."""
+    if args.no_clip:
+        return None
+    return ServerSpec("clip", "clip_server.cli", ["--model", "tiny"])
+
+
+def evaluate(title: str, spec: Callable[[], ServerSpec], clip: str | None,
+             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path) -> int:
+    """Build and serve one model, evaluate it (all levels), print its tables; always stop it."""
+    print(f"\n=== {title} ===", file=sys.stderr)
+    with serve(spec(), log) as target:
+        return cli.main([
+            "run", "--annotations", str(ann),
+            "--media-root", f"cc3m={data / 'cc3m'}",
+            "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
+            "--model", target, "--out", str(results), "--method", args.method,
+            *(["--clip", clip] if clip else []),
+        ])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,21 +133,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-dim", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="ppl")
+    p.add_argument("--no-clip", action="store_true", help="no CLIP server: L3 shows n/a")
+    p.add_argument("--no-janus", action="store_true",
+                   help="skip the tiny Janus model (the one that shows L3)")
     args = p.parse_args(argv)
     out = Path(args.out)
     data = out / "data"
+    t0 = time.monotonic()
     ann = sample_data.write_v2(data, seed=args.seed, per_dim=args.per_dim)
+    rc = 0
     with contextlib.ExitStack() as stack:
-        target = stack.enter_context(serve(model_server_spec(args, out), out / "model-server.log"))
-        clip = clip_server_spec(args, out)
-        if clip is not None:
-            stack.enter_context(serve(clip, out / "clip-server.log"))
-        return cli.main([
-            "run", "--annotations", str(ann),
-            "--media-root", f"cc3m={data / 'cc3m'}",
-            "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
-            "--model", target, "--out", str(out / "results"), "--method", args.method,
-        ])
+        clip_spec = clip_server_spec(args, out)
+        clip = (stack.enter_context(serve(clip_spec, out / "clip-server.log"))
+                if clip_spec is not None else None)
+        first = "synthetic model" if args.backend == "synthetic" else f"tiny {args.arch}"
+        rc = evaluate(first, lambda: model_server_spec(args, out), clip, args, ann, data,
+                      out / "results", out / "model-server.log") or rc
+        if not args.no_janus and args.backend == "hf":
+            rc = evaluate("tiny janus (scores and generates images: L3)",
+                          lambda: janus_server_spec(args, out), clip, args, ann, data,
+                          out / "results-janus", out / "janus-server.log") or rc
+    print(f"demo finished in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    return rc
 
 
 if __name__ == "__main__":
