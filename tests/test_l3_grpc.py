@@ -287,3 +287,17 @@ def test_unreachable_clip_server_is_a_clear_error(data, scripted, tmp_path):
                     "--dimensions", "25")
     args[args.index("--connect-timeout-s") + 1] = "1"
     assert cli.main(args) == 2
+
+
+def test_l3_run_imports_no_torch(scripted, clip, tmp_path):
+    ann, roots, model, _ = scripted
+    args = run_args(ann, roots, model, tmp_path, "--clip", clip)
+    code = "\n".join([
+        "import sys", "from evaluator import cli", f"rc = cli.main({args!r})",
+        "bad = [m for m in ('torch', 'transformers', 'model_server', 'open_clip')"
+        " if m in sys.modules]",
+        "print('BAD', bad)", "sys.exit(3 if bad else rc)"])
+    r = subprocess.run([sys.executable, "-c", code], env=procs.test_env(), capture_output=True,
+                       text=True, timeout=60, cwd=procs.ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "BAD []" in r.stdout and summary(tmp_path)["dimensions"]["27"]["total"] == 3
