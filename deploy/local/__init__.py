@@ -1,0 +1,1 @@
+"""Process mode: run the servers as local processes, no cluster (see launcher.py)."""

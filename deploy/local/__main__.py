@@ -1,0 +1,5 @@
+import sys
+
+from deploy.local.launcher import main
+
+sys.exit(main())

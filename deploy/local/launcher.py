@@ -1,0 +1,361 @@
+"""Process mode: the deployment without a cluster.
+
+    python -m deploy.local up --model-dir DIR [--replicas N] [--clip] [--backend hf|synthetic]
+    python -m deploy.local status
+    python -m deploy.local down
+
+`up` starts the same programs the container images run (`seedbench-model-server
+serve`, `seedbench-clip-server serve`, through `python -m <module>` of this
+interpreter) as background processes on loopback ports, waits until each one's
+grpc.health.v1 answers SERVING, and records them in <run-dir>/state.json. The
+evaluator then takes the printed targets (`--model 127.0.0.1:A,127.0.0.1:B`;
+the client spreads calls over the listed replicas). `down` sends SIGTERM, which
+makes the servers drain in-flight calls, and SIGKILL after --timeout-s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+STATE_FILE = "state.json"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# grpc.health.v1.HealthCheckResponse.ServingStatus
+STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+SERVING = 1
+MODULES = {"model": "model_server.cli", "clip": "clip_server.cli"}
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+def default_run_dir() -> Path:
+    env = os.environ.get("SEEDBENCH_LOCAL_RUN_DIR")
+    if env:
+        return Path(env)
+    return Path(tempfile.gettempdir()) / f"seedbench-local-{os.getuid()}"
+
+
+@dataclass
+class Proc:
+    name: str  # model-0, model-1, clip-0
+    role: str  # model | clip
+    pid: int
+    start_time: int | None  # /proc/<pid>/stat starttime: guards against pid reuse
+    host: str
+    port: int
+    log: str
+    cmd: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+# ----------------------------------------------------------------------------- processes
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) from /proc, or None if not there."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the process is our own child (else it is init's)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def alive(p: Proc) -> bool:
+    _reap(p.pid)
+    st = _stat(p.pid)
+    if st is None:
+        if Path("/proc/self/stat").exists():
+            return False
+        try:  # no procfs: signal 0 is the best test there is
+            os.kill(p.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return False
+        return True
+    state, start = st
+    if state in ("Z", "X"):
+        return False
+    return p.start_time is None or start == p.start_time
+
+
+def stop(procs: list[Proc], timeout_s: float) -> list[str]:
+    """SIGTERM all (they drain in parallel), SIGKILL what is left at the deadline."""
+    notes = []
+    for p in procs:
+        if alive(p):
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(alive(p) for p in procs):
+        time.sleep(0.1)
+    for p in procs:
+        if alive(p):
+            notes.append(f"{p.name} (pid {p.pid}) still running after {timeout_s:g}s: SIGKILL")
+            os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in procs):
+        time.sleep(0.05)
+    return notes
+
+
+def health(target: str, service: str = "", timeout_s: float = 1.0) -> str:
+    """grpc.health.v1 Check, spoken with raw bytes (no grpc_health import needed)."""
+    request = service.encode()
+    request = (b"\x0a" + bytes([len(request)]) + request) if request else b""
+    with grpc.insecure_channel(target) as ch:
+        try:
+            resp = ch.unary_unary(HEALTH_CHECK)(request, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            return f"UNREACHABLE ({code.name if code else exc})"
+    status = resp[1] if len(resp) >= 2 and resp[0] == 0x08 else 0
+    return STATUS_NAMES.get(status, str(status))
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def spawn(name: str, role: str, args: list[str], host: str, port: int, run_dir: Path) -> Proc:
+    log = run_dir / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", MODULES[role], "serve", *args, "--host", host, "--port", str(port)]
+    with open(log, "wb") as f:
+        # A session of its own: the servers outlive this command and ignore its Ctrl-C.
+        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                 env=_child_env(), cwd=ROOT, start_new_session=True)
+    st = _stat(popen.pid)
+    return Proc(name, role, popen.pid, st[1] if st else None, host, port, str(log), cmd)
+
+
+def _log_tail(p: Proc, lines: int = 15) -> str:
+    try:
+        text = Path(p.log).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + ln for ln in text[-lines:])
+
+
+def wait_ready(procs: list[Proc], timeout_s: float) -> str | None:
+    """Wait for the bound port (port 0 case) and SERVING on every process; None or an error."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(procs)
+    while pending:
+        for p in list(pending):
+            if not alive(p):
+                return f"{p.name} exited before SERVING; log {p.log}:\n{_log_tail(p)}"
+            if p.port == 0:
+                m = LISTENING.search(Path(p.log).read_text(errors="replace"))
+                if not m:
+                    continue
+                p.port = int(m.group(2))
+            if health(p.target) == "SERVING":
+                pending.remove(p)
+        if not pending:
+            return None
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{p.name} ({p.target})" for p in pending)
+            logs = Path(procs[0].log).parent
+            return f"not SERVING after {timeout_s:g}s: {names}; see logs in {logs}"
+        time.sleep(0.1)
+    return None
+
+
+# ----------------------------------------------------------------------------- state
+
+def load_state(run_dir: Path) -> dict | None:
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["procs"] = [Proc(**p) for p in data.get("procs", [])]
+    return data
+
+
+def save_state(run_dir: Path, procs: list[Proc], settings: dict) -> dict:
+    targets = {role: ",".join(p.target for p in procs if p.role == role)
+               for role in ("model", "clip") if any(p.role == role for p in procs)}
+    state = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
+             "targets": targets, "procs": [asdict(p) for p in procs]}
+    tmp = run_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / STATE_FILE)
+    return state
+
+
+def _ports(value: str, n: int, what: str) -> list[int]:
+    if not value:
+        return [0] * n
+    ports = [int(x) for x in value.split(",") if x.strip()]
+    if len(ports) != n:
+        raise SystemExit(f"{what}: {len(ports)} port(s) given for {n} process(es)")
+    return ports
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_up(args: argparse.Namespace) -> int:
+    run_dir: Path = args.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    old = load_state(run_dir)
+    if old and any(alive(p) for p in old["procs"]):
+        print(f"error: already running (state {run_dir / STATE_FILE}); "
+              "run `python -m deploy.local down` first", file=sys.stderr)
+        return 2
+    if args.backend != "synthetic" and not Path(args.model_dir).is_dir():
+        print(f"error: --model-dir {args.model_dir} is not a directory", file=sys.stderr)
+        return 2
+    if args.replicas < 1:
+        print("error: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    model_ports = _ports(args.ports, args.replicas, "--ports")
+    model_args = ["--backend", args.backend, "--model", str(args.model_dir),
+                  "--grace-s", str(args.grace_s),
+                  *(["--device", args.device] if args.device else []),
+                  *(["--dtype", args.dtype] if args.dtype else []), *args.server_arg]
+    procs: list[Proc] = []
+    try:
+        for i, port in enumerate(model_ports):
+            procs.append(spawn(f"model-{i}", "model", model_args, args.host, port, run_dir))
+        if args.clip:
+            clip_args = ["--model", args.clip_model, "--grace-s", str(args.grace_s),
+                         *(["--checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []),
+                         *(["--device", args.device] if args.device else [])]
+            procs.append(spawn("clip-0", "clip", clip_args, args.host, args.clip_port, run_dir))
+        err = wait_ready(procs, args.timeout_s)
+    except BaseException:
+        stop(procs, 5)
+        raise
+    if err:
+        stop(procs, 5)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k not in ("func", "command")}
+    state = save_state(run_dir, procs, settings)
+    for p in procs:
+        print(f"{p.name}: {p.target} SERVING (pid {p.pid}, log {p.log})")
+    t = state["targets"]
+    hint = f"seedbench run --annotations FILE --media-root DIR --out DIR --model {t['model']}"
+    if "clip" in t:
+        hint += f" --clip {t['clip']}"
+    print(f"state: {run_dir / STATE_FILE}\nnext:  {hint}\nstop:  python -m deploy.local down"
+          + (f" --run-dir {run_dir}" if run_dir != default_run_dir() else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = load_state(args.run_dir)
+    if state is None:
+        print(f"not running (no {args.run_dir / STATE_FILE})")
+        return 3
+    rows = []
+    for p in state["procs"]:
+        up = alive(p)
+        rows.append({"name": p.name, "pid": p.pid, "target": p.target, "running": up,
+                     "health": health(p.target) if up else "EXITED"})
+    if args.json:
+        print(json.dumps({"targets": state["targets"], "processes": rows}, indent=2))
+    else:
+        for role, target in state["targets"].items():
+            print(f"{role} target: {target}")
+        for r in rows:
+            print(f"  {r['name']:<8} pid {r['pid']:<8} {r['target']:<21} {r['health']}")
+    return 0 if all(r["health"] == "SERVING" for r in rows) else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = load_state(args.run_dir)
+    if state is None:
+        print(f"nothing to stop (no {args.run_dir / STATE_FILE})")
+        return 0
+    procs = state["procs"]
+    timeout_s = args.timeout_s
+    if timeout_s is None:  # the servers' drain time plus a margin
+        timeout_s = float(state.get("settings", {}).get("grace_s", 30.0)) + 10.0
+    for note in stop(procs, timeout_s):
+        print(f"warning: {note}", file=sys.stderr)
+    left = [p for p in procs if alive(p)]
+    if left:
+        print("error: still running: " + ", ".join(f"{p.name} (pid {p.pid})" for p in left),
+              file=sys.stderr)
+        return 1
+    (args.run_dir / STATE_FILE).unlink(missing_ok=True)
+    print(f"stopped {len(procs)} process(es)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deploy.local", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def run_dir_arg(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--run-dir", type=Path, default=default_run_dir(),
+                       help="state file and logs (default: $SEEDBENCH_LOCAL_RUN_DIR or "
+                            f"{default_run_dir()})")
+
+    u = sub.add_parser("up", help="start model server replicas (and a CLIP server)")
+    u.add_argument("--model-dir", required=True,
+                   help="model directory (hf backend), or the model name (synthetic)")
+    u.add_argument("--backend", default="hf", help="model server backend: hf (default), synthetic")
+    u.add_argument("--replicas", type=int, default=1, help="model server processes")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--ports", default="", help="comma-separated, one per replica (default: free)")
+    u.add_argument("--device", default="", help="torch device for every server (default: auto)")
+    u.add_argument("--dtype", default="")
+    u.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    u.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for seedbench-model-server serve (repeatable), "
+                        "e.g. --server-arg=--max-batch=16")
+    u.add_argument("--clip", action="store_true", help="also start a CLIP server")
+    u.add_argument("--clip-model", default="tiny", help="open_clip model name (default: tiny)")
+    u.add_argument("--clip-checkpoint", default="")
+    u.add_argument("--clip-port", type=int, default=0)
+    u.add_argument("--timeout-s", type=float, default=600.0, help="wait this long for SERVING")
+    run_dir_arg(u)
+    u.set_defaults(func=cmd_up)
+
+    s = sub.add_parser("status", help="targets and grpc.health.v1 status of each process")
+    s.add_argument("--json", action="store_true")
+    run_dir_arg(s)
+    s.set_defaults(func=cmd_status)
+
+    d = sub.add_parser("down", help="SIGTERM (drain), then SIGKILL after --timeout-s")
+    d.add_argument("--timeout-s", type=float, default=None,
+                   help="SIGKILL after this long (default: the servers' --grace-s + 10)")
+    run_dir_arg(d)
+    d.set_defaults(func=cmd_down)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
