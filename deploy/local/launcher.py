@@ -254,8 +254,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop(procs, 5)
         raise
     if err:
-        stop(procs, 5)
+        notes = stop(procs, 5)
         print(f"error: {err}", file=sys.stderr)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        print("stopped: " + ", ".join(f"{p.name} (pid {p.pid})" for p in procs), file=sys.stderr)
         return 1
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("func", "command")}
