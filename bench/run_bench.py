@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import time
@@ -101,7 +102,19 @@ def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
     run["maxrss_mb"] = usage.ru_maxrss / 1024
     run["predictions"] = {json.loads(line)["question_id"]: json.loads(line)["prediction"]
                           for line in (out / "submission.jsonl").read_text().splitlines()}
+    store = out / "results.sqlite"
+    run["error_samples"] = []
+    if store.exists() and run["errors"]:
+        with sqlite3.connect(store) as db:
+            run["error_samples"] = [r[0] for r in db.execute(
+                "SELECT DISTINCT error FROM answers WHERE status = 'error' LIMIT 3")]
     return run
+
+
+def warm_up(targets: list[str], data: Path, out: Path) -> None:
+    """A few questions through every replica first, so one-off costs (CUDA
+    context, kernel selection) stay out of the timed run, as in process."""
+    evaluate(targets, data, out, extra=["--limit", str(4 * len(targets))])
 
 
 def inproc(mode: str, model: Path, data: Path, device: str, threads: int, max_batch: int) -> dict:
@@ -170,6 +183,7 @@ def main() -> int:
         srv += ["--backend-arg", f"threads={args.threads}"]
     print("(c) full system over gRPC ...", flush=True)
     with servers([srv], logs) as procs:
+        warm_up([procs[0][0]], data, work / "warm-c")
         c = evaluate([procs[0][0]], data, work / "run-c")
         c["server_rss_mb"] = peak_rss_mb(procs[0][1].pid)
     same_c = sum(c["predictions"].get(q) == pb[q] for q in pb)
@@ -178,8 +192,10 @@ def main() -> int:
                   "--max-batch", str(args.max_batch), "--backend-arg", "threads=1"]
     print("scaling: 1 vs 2 replicas (1 thread each) ...", flush=True)
     with servers([one_thread], logs) as procs:
+        warm_up([t for t, _ in procs], data, work / "warm-r1")
         r1 = evaluate([t for t, _ in procs], data, work / "run-r1")
     with servers([one_thread, one_thread], logs) as procs:
+        warm_up([t for t, _ in procs], data, work / "warm-r2")
         r2 = evaluate([t for t, _ in procs], data, work / "run-r2")
         r2["server_rss_mb"] = max(peak_rss_mb(p.pid) for _, p in procs)
 
@@ -194,6 +210,10 @@ def main() -> int:
 
     def row(name, r, qps, rss, extra=""):
         rows.append(f"| {name} | {r} | {qps:.2f} | {rss:.0f} | {extra} |")
+
+    for label, r in (("(c)", c), ("1 replica", r1), ("2 replicas", r2), ("(d)", d)):
+        if r and r["errors"]:
+            notes.append(f"{label}: {r['errors']} questions errored, e.g. {r['error_samples'][:1]}")
 
     n = a["questions"]
     row("(a) reference: full forward per option, 1 question at a time, in process", n,

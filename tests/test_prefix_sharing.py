@@ -51,3 +51,16 @@ def test_batch_result_independent_of_batch_neighbours(backend):
     for a, b in zip(alone, together, strict=True):
         for x, y in zip(a, b, strict=True):
             assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens
+
+
+def test_token_budget_splits_batches_without_changing_results(backend):
+    whole = backend.score(MIXED)
+    saved = backend.max_batch_tokens
+    backend.max_batch_tokens = 64  # forces one question per prefix forward, few rows per chunk
+    try:
+        split = backend.score(MIXED)
+    finally:
+        backend.max_batch_tokens = saved
+    for a, b in zip(whole, split, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens

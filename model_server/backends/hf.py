@@ -14,6 +14,7 @@ Two ways to compute it, with equal results:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
@@ -75,9 +76,25 @@ class _CannotShare(Exception):
     pass
 
 
+def _budget_groups(items: list, cost, budget: int) -> list[list]:
+    """Consecutive groups whose summed cost stays within budget (at least one item each)."""
+    groups, cur, used = [], [], 0
+    for item in items:
+        c = cost(item)
+        if cur and used + c > budget:
+            groups.append(cur)
+            cur, used = [], 0
+        cur.append(item)
+        used += c
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 class HFBackend(BaseBackend):
     def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
-                 max_images: str | int = 16, threads: str | int = 0, **_ignored):
+                 max_images: str | int = 16, threads: str | int = 0,
+                 max_batch_tokens: str | int = 65536, **_ignored):
         if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
             torch.set_num_threads(int(threads))
         path = Path(model)
@@ -102,6 +119,9 @@ class HFBackend(BaseBackend):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self.max_images = int(max_images)
+        # Bounds one forward's rows x tokens: the option rows each hold a copy of
+        # their question's prefix cache, which is what fills device memory.
+        self.max_batch_tokens = int(max_batch_tokens)
         supported = self.model_type in ONE_D_ROPE | MULTI_AXIS_ROPE
         wanted = prefix_sharing == "auto" or _bool(prefix_sharing)
         self.prefix_sharing = wanted and supported
@@ -123,6 +143,7 @@ class HFBackend(BaseBackend):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
+                     "max_batch_tokens": str(self.max_batch_tokens),
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
 
@@ -184,8 +205,9 @@ class HFBackend(BaseBackend):
             except _CannotShare as exc:
                 log.warning("[%s] prefix sharing not applicable (%s); per-option", t.request_id, exc)
                 results[i] = self.score_per_option(t)
-        if ready:
-            for (i, _), scores in zip(ready, self._score_shared([p for _, p in ready]), strict=True):
+        for group in _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
+                                    self.max_batch_tokens):
+            for (i, _), scores in zip(group, self._score_shared([p for _, p in group]), strict=True):
                 results[i] = scores
         return results
 
@@ -262,17 +284,28 @@ class HFBackend(BaseBackend):
             inner.rope_deltas = None
         else:
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(**inputs, use_cache=True)
+        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
         last_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         next_pos = torch.tensor(lengths, device=dev)
         if mrope:
             next_pos = next_pos + inner.rope_deltas.view(-1).to(dev)
 
         rows = [(i, j) for i, p in enumerate(batch) for j in range(len(p.conts))]
-        owner = torch.tensor([i for i, _ in rows], device=dev)
-        cache = out.cache
-        cache.batch_select_indices(owner)
         width = max(1, max(len(batch[i].conts[j]) for i, j in rows))
+        results: list[list[OptionScore]] = [[] for _ in batch]
+        for chunk in _budget_groups(rows, lambda _: pmax + width, self.max_batch_tokens):
+            self._score_rows(batch, chunk, out.cache, mask, next_pos, last_logp, width, mrope,
+                             results)
+        return results
+
+    def _score_rows(self, batch, rows, prefix_cache, mask, next_pos, last_logp, width, mrope,
+                    results) -> None:
+        """One forward over the continuations of `rows` (question, option) from their prefixes."""
+        dev = self.device
+        owner = torch.tensor([i for i, _ in rows], device=dev)
+        cache = copy.copy(prefix_cache)  # the selection below rebinds tensors, never edits them
+        cache.layers = [copy.copy(layer) for layer in prefix_cache.layers]
+        cache.batch_select_indices(owner)
         cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=dev)
         cmask = torch.zeros(len(rows), width, dtype=torch.long, device=dev)
         for r, (i, j) in enumerate(rows):
@@ -284,7 +317,6 @@ class HFBackend(BaseBackend):
             pos = pos[None].expand(3, -1, -1)
         logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
                             position_ids=pos, cache=cache, use_cache=True).logits
-        results: list[list[OptionScore]] = [[] for _ in batch]
         for r, (i, j) in enumerate(rows):
             b, e = batch[i].spans[j]
             total = 0.0
@@ -294,7 +326,6 @@ class HFBackend(BaseBackend):
             if e > b:
                 total += self._sum_logprobs(logits[r], cont[r], b, e)
             results[i].append(OptionScore(total, batch[i].spans[j][1] - batch[i].spans[j][0]))
-        return results
 
     # ---------------------------------------------------------- generation
     @torch.inference_mode()
