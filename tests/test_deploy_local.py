@@ -76,3 +76,34 @@ def test_ports_must_match_replicas(tmp_path):
     r = cli("up", "--backend", "synthetic", "--model-dir", "m", "--replicas", "2",
             "--ports", "50999", "--run-dir", str(tmp_path))
     assert r.returncode != 0 and "1 port(s) given for 2" in r.stderr
+
+
+def test_job_args_run_against_local_replicas(tmp_path):
+    """The evaluator Job's own args, with /data, /results and the dns:/// targets swapped
+    for local paths and process-mode targets, answer every sample question over 2 replicas."""
+    import yaml
+
+    job = yaml.safe_load((ROOT / "deploy/k8s/base/evaluator-job.yaml").read_text())
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    run = str(tmp_path / "run")
+    data = tmp_path / "data"
+    assert subprocess.run([sys.executable, "-m", "evaluator.cli", "sample-data", "--out", str(data),
+                           "--per-dim", "1"], cwd=ROOT, capture_output=True).returncode == 0
+    up = cli("up", "--backend", "synthetic", "--model-dir", "synthetic", "--replicas", "2",
+             "--run-dir", run, "--grace-s", "5", "--timeout-s", "60")
+    state = json.loads((tmp_path / "run" / "state.json").read_text()) if up.returncode == 0 else {}
+    try:
+        assert up.returncode == 0, up.stderr
+        local = []
+        for a in args:
+            a = a.replace("/data", str(data)).replace("/results", str(tmp_path / "results"))
+            a = a.replace("dns:///model-llava:50051", state["targets"]["model"])
+            local.append(a.replace("--clip=dns:///clip-server:50061", "--connect-timeout-s=60"))
+        r = subprocess.run([sys.executable, "-m", "evaluator.cli", *local], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        info = json.loads((tmp_path / "results" / "llava" / "run.json").read_text())
+        assert info["answered"] == info["todo"] > 0 and info["errors"] == 0
+        assert [e["calls"] > 0 for e in info["endpoints"]] == [True, True]
+    finally:
+        assert cli("down", "--run-dir", run).returncode == 0 or not state
