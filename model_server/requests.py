@@ -39,6 +39,20 @@ def check_prompt(prompt: pb.Prompt, max_images: int, *, allow_empty_text: bool =
             raise InvalidRequest(f"prompt.images[{i}].sha256", "does not match the image bytes")
 
 
+def image_hashes(prompt: pb.Prompt) -> list[str]:
+    return [im.sha256.lower() or hashlib.sha256(im.data).hexdigest() for im in prompt.images]
+
+
+def check_image_headers(prompt: pb.Prompt) -> None:
+    """Recognise each image's format from its header, without decoding pixels."""
+    for i, im in enumerate(prompt.images):
+        try:
+            Image.open(io.BytesIO(im.data))
+        except Exception as exc:
+            raise InvalidRequest(f"prompt.images[{i}]",
+                                 f"cannot be decoded as an image ({exc})") from None
+
+
 def decode_images(prompt: pb.Prompt) -> list[Image.Image]:
     images = []
     for i, im in enumerate(prompt.images):
@@ -68,10 +82,16 @@ def check_score(req: pb.ScoreRequest, max_images: int) -> None:
             raise InvalidRequest(f"options[{i}]", "is empty")
 
 
-def score_task(req: pb.ScoreRequest) -> ScoreTask:
+def score_task(req: pb.ScoreRequest, decode: bool = True) -> ScoreTask:
+    if decode:
+        images = decode_images(req.prompt)
+    else:
+        check_image_headers(req.prompt)
+        images = []
     return ScoreTask(
-        request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
+        request_id=req.request_id, text=req.prompt.text, images=images,
         options=list(req.options), include_end_of_turn=req.include_end_of_turn,
+        image_sha256=image_hashes(req.prompt),
     )
 
 

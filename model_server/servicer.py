@@ -60,7 +60,10 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def Score(self, request, context):
         self._ready()
         requests.check_score(request, self.info.max_images)
-        task = await asyncio.to_thread(requests.score_task, request)
+        if getattr(self.backend, "needs_pixels", True):
+            task = await asyncio.to_thread(requests.score_task, request)
+        else:  # header checks only: cheap enough for the event loop
+            task = requests.score_task(request, decode=False)
         scores = await self.batcher.submit(task)
         return pb.ScoreResponse(
             request_id=request.request_id,

@@ -21,9 +21,10 @@ from model_server.errors import NotSupported
 class ScoreTask:
     request_id: str
     text: str  # may hold "<img>" placeholders, one per image, in order
-    images: Sequence[Image.Image]
+    images: Sequence[Image.Image]  # decoded; empty for backends with needs_pixels = False
     options: Sequence[str]
     include_end_of_turn: bool = False
+    image_sha256: Sequence[str] = ()  # of the encoded bytes, always set
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class Backend(Protocol):
 
 class BaseBackend:
     """Defaults for optional capabilities: UNIMPLEMENTED."""
+
+    # False: scoring never looks at pixels, so the server only checks that each
+    # image is a recognisable image file and skips decoding it.
+    needs_pixels = True
 
     def generate(self, task: GenerateTask) -> str:
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")

@@ -35,6 +35,7 @@ def _image_digest(images: Sequence[Image.Image]) -> bytes:
 
 
 class SyntheticBackend(BaseBackend):
+    needs_pixels = False  # scores hash the images' sha256, never their pixels
     def __init__(self, model: str = "synthetic", latency_ms: float = 0.0, max_images: int = 16,
                  load_delay_s: float = 0.0, generate_image: bool | str = True, **_ignored):
         self.name = model or "synthetic"
@@ -65,7 +66,7 @@ class SyntheticBackend(BaseBackend):
             time.sleep(self.latency_s)
         out = []
         for t in tasks:
-            base = t.text.encode() + _image_digest(t.images)
+            base = t.text.encode() + "".join(t.image_sha256).encode()
             out.append([
                 OptionScore(logprob_sum=-10.0 * self._unit(base, o.encode()) * max(1, len(o.split())),
                             num_tokens=max(1, len(o.split())))
