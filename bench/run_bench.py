@@ -228,6 +228,12 @@ def main() -> int:
     if d:
         row("(d) evaluator vs no-op backend, full-size SEED-Bench-2", d["answered"], d["qps"],
             d["maxrss_mb"], f"server peak {d['server_rss_mb']:.0f} MB")
+        notes.append(
+            f"(d): the evaluator spent {d['cpu_s']:.1f} CPU-s on {d['answered']} questions "
+            f"({1e6 * d['cpu_s'] / d['answered']:.0f} us each: one client core sustains "
+            f"{d['answered'] / d['cpu_s']:.0f} questions/s); the no-op server and the evaluator "
+            f"share this machine's {os.cpu_count()} cores, and the server's per-call gRPC cost is "
+            "the limit of the end-to-end rate.")
     notes.append(f"(b) vs (a): max |difference| in option log-probabilities {diff:.2e}; "
                  f"identical predictions on {same}/{len(pa)} questions.")
     notes.append(f"(c) vs (b): identical predictions on {same_c}/{len(pb)} questions.")

@@ -103,6 +103,7 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
     # which must be identical however many times a run was interrupted.
     run_info = {"in_flight": in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
+                "cpu_s": round(stats.cpu_s, 3),
                 "endpoints": stats.endpoints, "clip": clip.stats() if clip else None}
     (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}

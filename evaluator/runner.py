@@ -112,6 +112,7 @@ class RunStats:
     answered: int = 0
     errors: int = 0
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time while answering: the client's own cost
     endpoints: list[dict] = field(default_factory=list)
 
 
@@ -133,6 +134,7 @@ async def run_questions(questions: list[Question], store: Store, key: RunKey, ct
     todo = [q for q in runnable if q.question_id not in done]
     stats = RunStats(todo=len(todo))
     t0 = time.monotonic()
+    c0 = time.process_time()
     progress.start(len(runnable), len(runnable) - len(todo))
     window = asyncio.Semaphore(max(1, in_flight))
 
@@ -168,5 +170,6 @@ async def run_questions(questions: list[Question], store: Store, key: RunKey, ct
             t.cancel()
         progress.stop()
     stats.elapsed_s = time.monotonic() - t0
+    stats.cpu_s = time.process_time() - c0
     stats.endpoints = [ep.stats() for ep in ctx.pool.endpoints]
     return stats
