@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def servers(args_list: list[list[str]], log_dir: Path):
 def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
              extra: list[str] = ()) -> dict:
     """Run the evaluator CLI as its own process; returns run.json + the evaluator's peak RSS."""
+    shutil.rmtree(out, ignore_errors=True)  # a fresh store: nothing may be resumed
     cmd = [PY, "-m", "evaluator.cli", "run", "--annotations", str(data / ANN),
            "--media-root", f"cc3m={data / 'cc3m'}",
            "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
@@ -148,7 +150,7 @@ def main() -> int:
     ap.add_argument("--out", default="docs/performance.md", help="markdown report to write")
     ap.add_argument("--work", default="bench-out", help="scratch directory")
     ap.add_argument("--preset", default="small", help="tiny-model preset (small: CPU, mid: GPU)")
-    ap.add_argument("--per-dim", type=int, default=4, help="sample questions per dimension")
+    ap.add_argument("--per-dim", type=int, default=8, help="sample questions per dimension")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     ap.add_argument("--max-batch", type=int, default=8)

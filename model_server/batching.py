@@ -90,7 +90,7 @@ class MicroBatcher:
                 self.items_run += len(items)
             except Exception as exc:
                 if len(live) == 1:
-                    _settle(live[0][1], exc=exc)
+                    settle(live[0][1], exc=exc)
                     continue
                 pairs = []
                 for item, fut in live:  # isolate the failing item
@@ -100,12 +100,12 @@ class MicroBatcher:
                         self.batches_run += 1
                         self.items_run += 1
                     except Exception as one_exc:
-                        _settle(fut, exc=one_exc)
+                        settle(fut, exc=one_exc)
             for (_, fut), res in pairs:
-                _settle(fut, result=res)
+                settle(fut, result=res)
 
 
-def _settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
+def settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
     if fut.done():
         return
     if exc is not None:

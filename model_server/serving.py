@@ -18,6 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from model_server.batching import settle
+
 log = logging.getLogger(__name__)
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -40,21 +42,12 @@ def _load_in_daemon_thread(load: Callable[[], Any]) -> asyncio.Future:
         try:
             result = load()
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop
-            loop.call_soon_threadsafe(_settle, fut, None, exc)
+            loop.call_soon_threadsafe(settle, fut, None, exc)
         else:
-            loop.call_soon_threadsafe(_settle, fut, result, None)
+            loop.call_soon_threadsafe(settle, fut, result, None)
 
     threading.Thread(target=run, name="model-load", daemon=True).start()
     return fut
-
-
-def _settle(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
 
 
 async def run_server(
