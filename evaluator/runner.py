@@ -137,6 +137,7 @@ async def run_questions(questions: list[Question], store: Store, key: RunKey, ct
     c0 = time.process_time()
     progress.start(len(runnable), len(runnable) - len(todo))
     window = asyncio.Semaphore(max(1, in_flight))
+    store.start_writer()
 
     async def one(q: Question) -> None:
         try:
@@ -168,6 +169,7 @@ async def run_questions(questions: list[Question], store: Store, key: RunKey, ct
     finally:
         for t in tasks:
             t.cancel()
+        store.stop_writer()  # every answer committed before anyone reads the store
         progress.stop()
     stats.elapsed_s = time.monotonic() - t0
     stats.cpu_s = time.process_time() - c0

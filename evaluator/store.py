@@ -11,7 +11,9 @@ run with another CLIP model redoes L3 only and keeps L1/L2 answers.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _L3 = ",".join(str(d) for d in sorted(GENERATION_DIMS))
 # The clip value a row of this dimension must carry to belong to a key.
 _CLIP_FOR_DIM = f"CASE WHEN {{dim}} IN ({_L3}) THEN ? ELSE '' END"
+
+
+_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._migrate()
+        self._writer: threading.Thread | None = None
+        self._writer_error: Exception | None = None
 
     def _migrate(self) -> None:
         """Stores written before L3 lack the `clip` key column: rebuild, rows keep clip=''."""
@@ -103,7 +110,60 @@ class Store:
             self.db.execute("DROP TABLE answers_old")
 
     def close(self) -> None:
+        self.stop_writer()
         self.db.close()
+
+    # Writes during a run go through one writer thread with its own connection:
+    # the event loop only enqueues, and the writer commits whatever is queued at
+    # once (one transaction per wake-up, so a burst costs one commit). An answer
+    # is durable milliseconds after it arrives; a killed run loses at most the
+    # queue, which the next run asks again.
+    def start_writer(self) -> None:
+        if self._writer is not None:
+            return
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._writer.start()
+
+    def stop_writer(self) -> None:
+        """Commit everything queued, then stop the writer (reads see all answers after)."""
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        self._writer.join()
+        self._writer = None
+        if self._writer_error is not None:
+            err, self._writer_error = self._writer_error, None
+            raise err
+
+    def _write_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            done = False
+            while not done:
+                batch = [self._queue.get()]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                done = batch[-1] is None or None in batch
+                rows = [b for b in batch if b is not None]
+                if rows:
+                    with db:
+                        db.execute("BEGIN")
+                        db.executemany(_INSERT, rows)
+        except Exception as exc:  # surfaced by stop_writer; the run's answers stay retryable
+            self._writer_error = exc
+        finally:
+            db.close()
+
+    def _write(self, row: tuple) -> None:
+        if self._writer is not None:
+            self._queue.put(row)
+        else:
+            self.db.execute(_INSERT, row)
 
     def set_meta(self, key: str, value) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
@@ -130,15 +190,12 @@ class Store:
         return {r[0] for r in cur}
 
     def put_answer(self, key: RunKey, q: Question, prediction: str, scores) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?, ?, NULL)",
-            (*key.row_params(q.dimension), q.question_id, q.dimension, prediction, q.answer,
-             json.dumps(scores)))
+        self._write((*key.row_params(q.dimension), q.question_id, q.dimension, "ok", prediction,
+                     q.answer, json.dumps(scores), None))
 
     def put_error(self, key: RunKey, q: Question, error: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, 'error', NULL, ?, NULL, ?)",
-            (*key.row_params(q.dimension), q.question_id, q.dimension, q.answer, error))
+        self._write((*key.row_params(q.dimension), q.question_id, q.dimension, "error", None,
+                     q.answer, None, error))
 
     def rows(self, key: RunKey) -> list[Row]:
         """The selected questions in annotation order, with this key's answer if any."""
