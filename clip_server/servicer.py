@@ -12,37 +12,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-import io
-import warnings
 from typing import TYPE_CHECKING
-
-from PIL import Image
 
 from model_server.batching import MicroBatcher
 from model_server.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
+from model_server.requests import decode_image
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 
 if TYPE_CHECKING:  # the embedder pulls in torch; the server binds its port before that
     from clip_server.embedder import ClipEmbedder
-
-MAX_PIXELS = 64_000_000  # refuse decompression bombs well before PIL's own limit
-
-
-def decode_image(data: bytes, field: str) -> Image.Image:
-    """Decode an encoded image file, refusing undecodable or huge input by field name."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_PIXELS:
-                raise TooLarge(f"{field}: {img.width}x{img.height} pixels is too large")
-            img.load()
-    except TooLarge:
-        raise
-    except Exception as exc:
-        raise InvalidRequest(field, f"cannot be decoded as an image ({exc})") from None
-    return img.convert("RGB")
 
 
 class ClipServicer(cpb_grpc.ClipServiceServicer):

@@ -81,6 +81,25 @@ class RetryPolicy:
         return d * (0.5 + random.random() / 2)
 
 
+async def ask_info(stub, request, timeout_s: float):
+    """Info, waiting for the server to be ready and retrying while it loads (UNAVAILABLE).
+
+    Returns (response, None) or (None, the last error; None if the time ran out).
+    """
+    last = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            return await stub.Info(request, timeout=max(0.5, deadline - time.monotonic()),
+                                   wait_for_ready=True), None
+        except grpc.aio.AioRpcError as exc:
+            last = exc
+            if exc.code() not in RETRYABLE:
+                break
+            await asyncio.sleep(0.2)
+    return None, last
+
+
 @dataclass
 class ModelPool:
     """The model's replicas. `connect` checks them all, `call` runs one RPC with retries."""
@@ -98,21 +117,9 @@ class ModelPool:
             self.endpoints.append(Endpoint(t, ch, pb_grpc.ModelServiceStub(ch)))
 
         async def ask(ep: Endpoint) -> None:
-            last = None
-            deadline = time.monotonic() + info_timeout_s
-            while time.monotonic() < deadline:
-                try:
-                    ep.info = await ep.stub.Info(
-                        pb.InfoRequest(), timeout=max(0.5, deadline - time.monotonic()),
-                        wait_for_ready=True)
-                    ep.status = "up"
-                    return
-                except grpc.aio.AioRpcError as exc:
-                    last = exc
-                    if exc.code() not in RETRYABLE:
-                        break
-                    await asyncio.sleep(0.2)
-            ep.status = f"unreachable ({last.code().name if last else 'timeout'})"
+            ep.info, last = await ask_info(ep.stub, pb.InfoRequest(), info_timeout_s)
+            ep.status = "up" if ep.info is not None else (
+                f"unreachable ({last.code().name if last else 'timeout'})")
 
         await asyncio.gather(*(ask(ep) for ep in self.endpoints))
         up = [ep for ep in self.endpoints if ep.info is not None]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
 
-from evaluator.client import RETRYABLE, CallFailed, RetryPolicy, channel_options
+from evaluator.client import RETRYABLE, CallFailed, RetryPolicy, ask_info, channel_options
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from protos import seedbench_pb2 as pb
@@ -48,19 +47,9 @@ class ClipClient:
 
     async def connect(self, info_timeout_s: float = 10.0) -> cpb.ClipInfoResponse:
         """Ask Info (waiting for the server to be ready, up to the timeout)."""
-        last: grpc.aio.AioRpcError | None = None
-        deadline = time.monotonic() + info_timeout_s
-        while time.monotonic() < deadline:
-            try:
-                self.info = await self.stub.Info(
-                    cpb.ClipInfoRequest(), timeout=max(0.5, deadline - time.monotonic()),
-                    wait_for_ready=True)
-                return self.info
-            except grpc.aio.AioRpcError as exc:
-                last = exc
-                if exc.code() not in RETRYABLE:
-                    break
-                await asyncio.sleep(0.2)
+        self.info, last = await ask_info(self.stub, cpb.ClipInfoRequest(), info_timeout_s)
+        if self.info is not None:
+            return self.info
         why = f"{last.code().name}: {last.details()}" if last else "timeout"
         raise ClipUnavailable(f"CLIP server {self.target} did not answer Info ({why})")
 

@@ -53,22 +53,24 @@ def check_image_headers(prompt: pb.Prompt) -> None:
                                  f"cannot be decoded as an image ({exc})") from None
 
 
+def decode_image(data: bytes, field: str) -> Image.Image:
+    """Decode one encoded image file as RGB, refusing undecodable or huge input by field name."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > MAX_PIXELS:
+                raise TooLarge(f"{field}: {img.width}x{img.height} pixels is too large")
+            img.load()
+    except TooLarge:
+        raise
+    except Exception as exc:
+        raise InvalidRequest(field, f"cannot be decoded as an image ({exc})") from None
+    return img.convert("RGB")
+
+
 def decode_images(prompt: pb.Prompt) -> list[Image.Image]:
-    images = []
-    for i, im in enumerate(prompt.images):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(im.data))
-                if img.width * img.height > MAX_PIXELS:
-                    raise TooLarge(f"prompt.images[{i}]: {img.width}x{img.height} pixels is too large")
-                img.load()
-        except TooLarge:
-            raise
-        except Exception as exc:
-            raise InvalidRequest(f"prompt.images[{i}]", f"cannot be decoded as an image ({exc})") from None
-        images.append(img.convert("RGB"))
-    return images
+    return [decode_image(im.data, f"prompt.images[{i}]") for i, im in enumerate(prompt.images)]
 
 
 def check_score(req: pb.ScoreRequest, max_images: int) -> None:
