@@ -125,3 +125,15 @@ def test_unreadable_file(tmp_path):
     p.write_text("{nope")
     with pytest.raises(dataset.AnnotationError):
         dataset.load(p, {})
+
+
+def test_l3_placeholders_may_count_only_the_input_images(tmp_path, media):
+    l3 = dict(dim=26, level="L3", subpart="Image Generation", data_id=["a.png"] * 7)
+    questions = [
+        good("inputs_only", question="<img> <img> <img> what comes next?", **l3),
+        good("all_images", question=" ".join(["<img>"] * 7) + " next?", **l3),
+        good("wrong_count", question="<img> <img> next?", **l3),
+    ]
+    ds = dataset.load(write(tmp_path, questions), media)
+    assert [q.question_id for q in ds.questions] == ["inputs_only", "all_images"]
+    assert [(x.question_id, x.field) for x in ds.invalid] == [("wrong_count", "question")]
