@@ -38,7 +38,7 @@ from model_server.backends.base import (  # noqa: E402
     OptionScore,
     ScoreTask,
 )
-from model_server.backends.chat_prompt import user_content  # noqa: E402
+from model_server.backends.chat_prompt import answer_span, render, user_content  # noqa: E402
 from model_server.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -142,28 +142,25 @@ class JanusBackend(BaseBackend):
     def _score_option(self, task: ScoreTask, option: str) -> OptionScore:
         """Sum log p(option tokens | user turn): one forward over prompt + answer.
 
-        Scoring starts where the full tokenisation stops agreeing with the
-        prompt's, so a tokenizer that merges across the boundary still scores
-        every answer token; the first one reads the last prompt position.
+        The same answer-token rule as the hf backend (chat_prompt.answer_span):
+        scoring starts where the tokenisation departs from the prompt's, and
+        include_end_of_turn adds the one end-of-turn token after the answer.
         """
-        prompt = self._render(task.text, len(task.images))
-        full = self._render(task.text, len(task.images), answer=option)
-        end = full.rfind(option) + len(option)
-        scored_text = full if task.include_end_of_turn else full[:end]
-        prompt_ids = self._inputs(prompt, task.images)["input_ids"][0]
-        inputs = self._inputs(scored_text, task.images)
-        ids = inputs["input_ids"][0]
-        n = min(len(prompt_ids), len(ids))
-        differ = (prompt_ids[:n] != ids[:n]).nonzero()
-        start = int(differ[0, 0]) if len(differ) else n
-        start = max(start, 1)
-        if start >= len(ids):
+        r = render(lambda msgs, **kw: self.processor.apply_chat_template(msgs, **kw),
+                   task.text, len(task.images), option)
+        ids = {name: self._inputs(text, task.images)
+               for name, text in (("prompt", r.prompt), ("answer", r.answer_end), ("full", r.full))}
+        tokens = {name: enc["input_ids"][0].tolist() for name, enc in ids.items()}
+        seq, begin, end = answer_span(tokens["prompt"], tokens["answer"],
+                                      tokens["full"] if task.include_end_of_turn else None,
+                                      task.include_end_of_turn)
+        if end <= begin:
             raise InvalidRequest("options", f"option {option!r} adds no tokens")
-        logits = self.model(**inputs).logits[0, start - 1:-1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        target = ids[start:]
-        total = logp.gather(1, target.unsqueeze(1)).sum().item()
-        return OptionScore(logprob_sum=float(total), num_tokens=int(target.numel()))
+        inputs = ids["full" if task.include_end_of_turn else "answer"]
+        logits = self.model(**inputs).logits[0, begin - 1:end - 1].float()
+        target = torch.tensor(seq[begin:end], device=logits.device)
+        total = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum().item()
+        return OptionScore(logprob_sum=float(total), num_tokens=end - begin)
 
     # -- text generation ---------------------------------------------------
 
