@@ -43,14 +43,25 @@ def image_hashes(prompt: pb.Prompt) -> list[str]:
     return [im.sha256.lower() or hashlib.sha256(im.data).hexdigest() for im in prompt.images]
 
 
+# File signatures of the image formats the benchmark ships (and PIL decodes).
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM",
+               b"II*\x00", b"MM\x00*")
+
+
+def looks_like_image(data: bytes) -> bool:
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def check_image_headers(prompt: pb.Prompt) -> None:
-    """Recognise each image's format from its header, without decoding pixels."""
+    """Recognise each image's file format by its signature, without parsing or decoding.
+
+    For backends that never look at pixels; a microsecond instead of PIL's
+    header parse, which dominated a no-op server's per-call cost.
+    """
     for i, im in enumerate(prompt.images):
-        try:
-            Image.open(io.BytesIO(im.data))
-        except Exception as exc:
-            raise InvalidRequest(f"prompt.images[{i}]",
-                                 f"cannot be decoded as an image ({exc})") from None
+        if not looks_like_image(im.data):
+            raise InvalidRequest(f"prompt.images[{i}]", "cannot be decoded as an image "
+                                 "(not a PNG, JPEG, GIF, BMP, TIFF or WebP file)")
 
 
 def decode_image(data: bytes, field: str) -> Image.Image:
