@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="", help="model directory (hf) or name (synthetic)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
-    s.add_argument("--device", default="", help="torch device, e.g. cpu, cuda, cuda:1 (default: auto)")
+    s.add_argument("--device", default="",
+                   help="torch device: cpu, cuda, cuda:1, or auto to shard over all GPUs "
+                   "(hf backend; needs accelerate). Default: cuda if available, else cpu")
     s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
     s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")

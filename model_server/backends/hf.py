@@ -56,11 +56,12 @@ def pick_device(device: str) -> str:
 
 def pick_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype:
-        try:
-            return getattr(torch, dtype)
-        except AttributeError:
-            raise ValueError(f"unknown dtype {dtype!r}") from None
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+        return value
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return torch.bfloat16 if on_gpu else torch.float32
 
 
 @dataclass
@@ -109,7 +110,11 @@ class HFBackend(BaseBackend):
         model_cls = getattr(transformers, arch, None) if arch else None
         if model_cls is None:
             model_cls = transformers.AutoModelForImageTextToText
-        self.model = model_cls.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        if self.device == "auto":  # shard a model too big for one device (needs accelerate)
+            self.model = model_cls.from_pretrained(path, dtype=self.dtype, device_map="auto").eval()
+            self.device = str(self.model.device)  # inputs go where the embeddings live
+        else:
+            self.model = model_cls.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(path)
         self.tokenizer = self.processor.tokenizer
         self.image_token_id = getattr(self.processor, "image_token_id", None)
