@@ -57,12 +57,16 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from model_server.backends.base import available  # torch-free: the registry only
+
     p = argparse.ArgumentParser(prog="seedbench-model-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve one model over gRPC (seedbench.v1.ModelService)")
-    s.add_argument("--backend", default="hf", help="backend key: hf, synthetic (default: hf)")
-    s.add_argument("--model", default="", help="model directory (hf) or name (synthetic)")
+    s.add_argument("--backend", default="hf", choices=available(), help="default: hf")
+    s.add_argument("--model", default="",
+                   help="model directory (hf, janus), remote model id (openai, vllm), "
+                   "script file (scripted) or any name (synthetic)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
     s.add_argument("--device", default="",

@@ -68,13 +68,23 @@ def test_reflection_lists_services():
     assert {SERVICE, "grpc.health.v1.Health"} <= names
 
 
-def test_unknown_backend_fails_fast_with_clear_message():
+def _serve_once(*args: str):
     import subprocess
     import sys
 
     from tests.procs import test_env
 
-    out = subprocess.run([sys.executable, "-m", "model_server.cli", "serve", "--backend", "nope",
-                          "--port", "0"], env=test_env(), capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "model_server.cli", "serve", "--port", "0", *args],
+                          env=test_env(), capture_output=True, text=True, timeout=120)
+
+
+def test_unknown_backend_is_refused_by_the_cli():
+    out = _serve_once("--backend", "nope")
+    assert out.returncode == 2
+    assert "invalid choice: 'nope'" in out.stderr
+
+
+def test_model_that_fails_to_load_exits_one_with_the_reason(tmp_path):
+    out = _serve_once("--backend", "hf", "--model", str(tmp_path / "missing"))
     assert out.returncode == 1
-    assert "unknown backend 'nope'" in out.stderr
+    assert "model failed to load" in out.stderr and "no config.json" in out.stderr
