@@ -137,8 +137,14 @@ def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | Non
             return v
         return ""
 
+    def choice(fld: str) -> str:
+        v = q.get(fld)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)  # counting answers sometimes come as JSON numbers: same text
+        return text(fld)
+
     question = text("question")
-    choices = tuple(text(f) for f in CHOICE_FIELDS)
+    choices = tuple(choice(f) for f in CHOICE_FIELDS)
     answer = q.get("answer")
     if answer is None:
         bad("answer", "is missing")

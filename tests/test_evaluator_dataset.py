@@ -137,3 +137,11 @@ def test_l3_placeholders_may_count_only_the_input_images(tmp_path, media):
     ds = dataset.load(write(tmp_path, questions), media)
     assert [q.question_id for q in ds.questions] == ["inputs_only", "all_images"]
     assert [(x.question_id, x.field) for x in ds.invalid] == [("wrong_count", "question")]
+
+
+def test_numeric_choices_are_read_as_their_text(tmp_path, media):
+    ds = dataset.load(write(tmp_path, [good("n", choice_a=3, choice_b=4.5, choice_c="5",
+                                            choice_d=True)]), media)
+    assert [(x.question_id, x.field) for x in ds.invalid] == [("n", "choice_d")]
+    ds = dataset.load(write(tmp_path, [good("n", choice_a=3, choice_b=4.5)]), media)
+    assert ds.questions[0].choices[:2] == ("3", "4.5")
