@@ -33,7 +33,9 @@ def main() -> int:
                 ref = [max(range(len(r)), key=lambda k: r[k].logprob_sum / r[k].num_tokens)
                        for r in want]
                 same = sum(a == c for a, c in zip(pick, ref, strict=True))
-                print(f"{arch} {dtype}: max |diff| {diff:.2e}, same answer {same}/{len(pick)}")
+                param = next(b.model.parameters()).dtype
+                print(f"{arch} {dtype} (weights {param}): max |diff| {diff:.2e}, "
+                      f"same answer {same}/{len(pick)}")
                 if dtype == "float32" and diff > 1e-4:
                     ok = False
     return 0 if ok else 1
