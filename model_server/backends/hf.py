@@ -177,19 +177,17 @@ class HFBackend(BaseBackend):
         return out
 
     def _spans(self, task: ScoreTask):
-        """Per option: (unexpanded sequence, begin, end) and the unexpanded prompt."""
+        """The rendered texts per option, the unexpanded prompt tokens, and per option the
+        unexpanded (sequence, begin, end) to score."""
         n = len(task.images)
-        prompt_ids = None
+        rendered = [render(self._template, task.text, n, opt) for opt in task.options]
+        prompt_ids = self._tokens(rendered[0].prompt)
         spans = []
-        for opt in task.options:
-            r = render(self._template, task.text, n, opt)
-            if prompt_ids is None:
-                prompt_ids = self._tokens(r.prompt)
-                prompt_text = r.prompt
+        for r in rendered:
             full = self._tokens(r.full) if task.include_end_of_turn else None
             spans.append(answer_span(prompt_ids, self._tokens(r.answer_end), full,
                                      task.include_end_of_turn))
-        return prompt_text, prompt_ids, spans
+        return rendered, prompt_ids, spans
 
     @staticmethod
     def _sum_logprobs(logits: torch.Tensor, ids: torch.Tensor, begin: int, end: int) -> float:
@@ -219,10 +217,9 @@ class HFBackend(BaseBackend):
     @torch.inference_mode()
     def score_per_option(self, task: ScoreTask) -> list[OptionScore]:
         """The reference method: one full forward pass per option."""
-        n = len(task.images)
+        rendered, _, spans = self._spans(task)
         out = []
-        for opt, (_seq, begin, end) in zip(task.options, self._spans(task)[2], strict=True):
-            r = render(self._template, task.text, n, opt)
+        for r, (_seq, begin, end) in zip(rendered, spans, strict=True):
             text = r.full if task.include_end_of_turn else r.answer_end
             enc = self._encode(text, task.images)
             ids = enc["input_ids"][0]
@@ -234,9 +231,9 @@ class HFBackend(BaseBackend):
         return out
 
     def _prepare(self, task: ScoreTask) -> _Prepared:
-        prompt_text, prompt_ids, spans = self._spans(task)
+        rendered, prompt_ids, spans = self._spans(task)
         shared = min(b for _, b, _ in spans)
-        enc = self._encode(prompt_text, task.images)
+        enc = self._encode(rendered[0].prompt, task.images)
         expanded = enc["input_ids"][0].tolist()
         # The prefix in expanded coordinates: image tokens all sit before `shared`,
         # and the prompt's tail after its last image token is identical text.
