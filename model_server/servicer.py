@@ -51,6 +51,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             details=info.details,
         )
 
+    def _prepared_task(self, request):
+        return self.backend.prepare(requests.score_task(request))
+
     @grpc_errors
     async def Info(self, request, context):
         self._ready()
@@ -61,9 +64,11 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         self._ready()
         requests.check_score(request, self.info.max_images)
         if getattr(self.backend, "needs_pixels", True):
-            task = await asyncio.to_thread(requests.score_task, request)
-        else:  # header checks only: cheap enough for the event loop
-            task = requests.score_task(request, decode=False)
+            # Decoding and the backend's CPU-side preparation run in worker threads,
+            # overlapping the device thread's work on earlier batches.
+            task = await asyncio.to_thread(self._prepared_task, request)
+        else:  # signature checks only: cheap enough for the event loop
+            task = self.backend.prepare(requests.score_task(request, decode=False))
         scores = await self.batcher.submit(task)
         return pb.ScoreResponse(
             request_id=request.request_id,

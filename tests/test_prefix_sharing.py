@@ -64,3 +64,15 @@ def test_token_budget_splits_batches_without_changing_results(backend):
     for a, b in zip(whole, split, strict=True):
         for x, y in zip(a, b, strict=True):
             assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens
+
+
+def test_tasks_prepared_concurrently_off_the_device_thread_score_the_same(backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:  # as the server does: several prepare threads at once
+        prepared = list(pool.map(backend.prepare, MIXED * 3))
+    assert all(t.prepared is not None for t in prepared)
+    got = backend.score(prepared)
+    for task, scores in zip(MIXED * 3, got, strict=True):
+        for g, w in zip(scores, backend.score_per_option(task), strict=True):
+            assert abs(g.logprob_sum - w.logprob_sum) < 1e-4 and g.num_tokens == w.num_tokens

@@ -25,6 +25,7 @@ class ScoreTask:
     options: Sequence[str]
     include_end_of_turn: bool = False
     image_sha256: Sequence[str] = ()  # of the encoded bytes, always set
+    prepared: object = None  # what the backend's prepare() computed ahead of the device
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class BackendInfo:
 class Backend(Protocol):
     def info(self) -> BackendInfo: ...
 
+    def prepare(self, task: ScoreTask) -> ScoreTask:
+        """CPU-side work for one task, run in a worker thread before batching (may return
+        the task with `prepared` set), so it overlaps the device's work on other batches."""
+
     def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
         """Score every option of every task; one inner list per task, options in order."""
 
@@ -88,6 +93,9 @@ class BaseBackend:
     # False: scoring never looks at pixels, so the server only checks that each
     # image is a recognisable image file and skips decoding it.
     needs_pixels = True
+
+    def prepare(self, task: ScoreTask) -> ScoreTask:
+        return task
 
     def generate(self, task: GenerateTask) -> str:
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")

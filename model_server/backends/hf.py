@@ -15,8 +15,10 @@ Two ways to compute it, with equal results:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +79,9 @@ class _CannotShare(Exception):
     pass
 
 
+_NOT_SHAREABLE = object()  # prepare() found the prefix cannot be shared: per-option
+
+
 def _budget_groups(items: list, cost, budget: int) -> list[list]:
     """Consecutive groups whose summed cost stays within budget (at least one item each)."""
     groups, cur, used = [], [], 0
@@ -98,6 +103,7 @@ class HFBackend(BaseBackend):
                  max_batch_tokens: str | int = 65536, **_ignored):
         if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
             torch.set_num_threads(int(threads))
+        self._cpu_lock = threading.RLock()
         path = Path(model)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in model directory {model!r}")
@@ -153,18 +159,23 @@ class HFBackend(BaseBackend):
         )
 
     # ------------------------------------------------------------- helpers
+    # The tokenizer and processor are used from the prepare threads and the device
+    # thread; fast tokenizers must not be entered concurrently, hence the lock.
     def _template(self, msgs, **kw) -> str:
-        return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
+        with self._cpu_lock:
+            return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
 
     def _tokens(self, text: str) -> list[int]:
-        return self.tokenizer(text)["input_ids"]
+        with self._cpu_lock:
+            return self.tokenizer(text)["input_ids"]
 
     def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
         kw = {"text": [text], "return_tensors": "pt"}
         if images:
             kw["images"] = list(images)
         try:
-            enc = self.processor(**kw)
+            with self._cpu_lock:
+                enc = self.processor(**kw)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
         out = {}
@@ -195,6 +206,17 @@ class HFBackend(BaseBackend):
         return float(logp.gather(-1, ids[begin:end, None]).sum())
 
     # ------------------------------------------------------------- scoring
+    def prepare(self, task: ScoreTask) -> ScoreTask:
+        """Render, tokenise and preprocess images off the device thread (prefix-shared path)."""
+        if not self.prefix_sharing or len(task.images) > self.max_images:
+            return task
+        try:
+            prepared = self._prepare(task)
+        except _CannotShare as exc:
+            log.warning("[%s] prefix sharing not applicable (%s); per-option", task.request_id, exc)
+            prepared = _NOT_SHAREABLE
+        return dataclasses.replace(task, prepared=prepared)
+
     def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
         for t in tasks:
             if len(t.images) > self.max_images:
@@ -203,11 +225,12 @@ class HFBackend(BaseBackend):
             return [self.score_per_option(t) for t in tasks]
         ready, results = [], [None] * len(tasks)
         for i, t in enumerate(tasks):
-            try:
-                ready.append((i, self._prepare(t)))
-            except _CannotShare as exc:
-                log.warning("[%s] prefix sharing not applicable (%s); per-option", t.request_id, exc)
+            if t.prepared is None:
+                t = self.prepare(t)
+            if t.prepared is _NOT_SHAREABLE:
                 results[i] = self.score_per_option(t)
+            else:
+                ready.append((i, t.prepared))
         for group in _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
                                     self.max_batch_tokens):
             for (i, _), scores in zip(group, self._score_shared([p for _, p in group]), strict=True):
