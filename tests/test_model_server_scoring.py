@@ -168,3 +168,20 @@ def test_per_option_path_matches_too(tmp_path_factory):
             got = stub.Score(request("ref", text, images, options), timeout=60).scores
     for g, (w_sum, w_n) in zip(got, want, strict=True):
         assert g.num_tokens == w_n and abs(g.logprob_sum - w_sum) < 1e-4
+
+
+def test_preparing_in_worker_threads_scores_the_same(tmp_path_factory):
+    """What the server does on an accelerator, forced on the CPU."""
+    path = tiny_model("qwen2_vl", tmp_path_factory.getbasetemp())
+    ref = Reference(path)
+    with model_server(["--backend", "hf", "--model", str(path),
+                       "--backend-arg", "prepare_ahead=true"]) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            stub = pb_grpc.ModelServiceStub(ch)
+            assert stub.Info(pb.InfoRequest()).details["prepare"] == "worker threads"
+            futures = {name: stub.Score.future(request(name, *c), timeout=120)
+                       for name, c in CASES.items()}
+            for name, fut in futures.items():
+                want = ref.scores(*CASES[name])
+                for g, (w_sum, w_n) in zip(fut.result().scores, want, strict=True):
+                    assert g.num_tokens == w_n and abs(g.logprob_sum - w_sum) < 1e-4

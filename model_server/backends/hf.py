@@ -100,7 +100,7 @@ def _budget_groups(items: list, cost, budget: int) -> list[list]:
 class HFBackend(BaseBackend):
     def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
                  max_images: str | int = 16, threads: str | int = 0,
-                 max_batch_tokens: str | int = 65536, **_ignored):
+                 max_batch_tokens: str | int = 65536, prepare_ahead: str = "auto", **_ignored):
         if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
             torch.set_num_threads(int(threads))
         self._cpu_lock = threading.RLock()
@@ -130,6 +130,8 @@ class HFBackend(BaseBackend):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self.max_images = int(max_images)
+        self.prepare_ahead = (not self.device.startswith("cpu") if prepare_ahead == "auto"
+                              else _bool(prepare_ahead))
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
         self.max_batch_tokens = int(max_batch_tokens)
@@ -155,6 +157,7 @@ class HFBackend(BaseBackend):
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
+                     "prepare": "worker threads" if self.prepare_ahead else "device thread",
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
 
@@ -207,9 +210,17 @@ class HFBackend(BaseBackend):
 
     # ------------------------------------------------------------- scoring
     def prepare(self, task: ScoreTask) -> ScoreTask:
-        """Render, tokenise and preprocess images off the device thread (prefix-shared path)."""
-        if not self.prefix_sharing or len(task.images) > self.max_images:
+        """Render, tokenise and preprocess images off the device thread (prefix-shared path).
+
+        Only for accelerators: there the CPU work overlaps the device's; on a CPU
+        device it would only take cores from the model's own threads.
+        """
+        if (not self.prefix_sharing or not self.prepare_ahead
+                or len(task.images) > self.max_images):
             return task
+        return self._prepared(task)
+
+    def _prepared(self, task: ScoreTask) -> ScoreTask:
         try:
             prepared = self._prepare(task)
         except _CannotShare as exc:
@@ -226,7 +237,7 @@ class HFBackend(BaseBackend):
         ready, results = [], [None] * len(tasks)
         for i, t in enumerate(tasks):
             if t.prepared is None:
-                t = self.prepare(t)
+                t = self._prepared(t)
             if t.prepared is _NOT_SHAREABLE:
                 results[i] = self.score_per_option(t)
             else:
