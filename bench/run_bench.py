@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluator.client import health_serving  # noqa: E402
+from evaluator.demo import free_port  # noqa: E402
 
 PY = sys.executable
 ANN = "SEED-Bench_v2_level1_2_3.json"
@@ -42,14 +43,6 @@ def env(**extra) -> dict[str, str]:
 
 def sh(*cmd, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], check=True, env=env(), cwd=ROOT, **kw)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -81,6 +81,23 @@ class RetryPolicy:
         return d * (0.5 + random.random() / 2)
 
 
+async def retrying(policy: RetryPolicy, once, label: str = ""):
+    """Await `once()` until it answers, fails with a status not worth retrying, or the
+    policy's attempts run out (with backoff between them); failures become CallFailed."""
+    last: grpc.aio.AioRpcError | None = None
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await once()
+        except grpc.aio.AioRpcError as exc:
+            last = exc
+            if exc.code() not in RETRYABLE:
+                raise CallFailed(exc.code(), label + (exc.details() or ""), attempt) from None
+        if attempt < policy.attempts:
+            await asyncio.sleep(policy.delay(attempt))
+    raise CallFailed(last.code() if last else None,
+                     label + ((last.details() or "") if last else "no attempt"), policy.attempts)
+
+
 async def ask_info(stub, request, timeout_s: float):
     """Info, waiting for the server to be ready and retrying while it loads (UNAVAILABLE).
 
@@ -149,32 +166,27 @@ class ModelPool:
         return min(cands, key=lambda ep: (ep.cool_until > now, ep.outstanding, ep.calls))
 
     async def call(self, method: str, request, deadline_s: float | None = None):
-        """One unary RPC on the least-loaded replica, retried per the policy."""
-        prev: Endpoint | None = None
-        last: grpc.aio.AioRpcError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            ep = self._choose(prev)
+        """One unary RPC on the least-loaded replica, retried (on another one) per the policy."""
+        prev: list[Endpoint | None] = [None]
+
+        async def once():
+            ep = self._choose(prev[0])
             ep.outstanding += 1
             ep.calls += 1
             try:
-                resp = await getattr(ep.stub, method)(
-                    request, timeout=deadline_s or self.deadline_s)
+                resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1
-                last = exc
-                if exc.code() not in RETRYABLE:
-                    raise CallFailed(exc.code(), exc.details() or "", attempt) from None
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     ep.cool_until = time.monotonic() + self.retry.cool_down_s
-                prev = ep
+                prev[0] = ep
+                raise
             finally:
                 ep.outstanding -= 1
-            if attempt < self.retry.attempts:
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise CallFailed(last.code() if last else None,
-                         (last.details() or "") if last else "no attempt", self.retry.attempts)
+
+        return await retrying(self.retry, once)
 
     async def close(self) -> None:
         await asyncio.gather(*(ep.channel.close() for ep in self.endpoints))

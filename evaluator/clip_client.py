@@ -9,14 +9,13 @@ a per-question error (`CallFailed`). Pure Python: no torch, no numpy.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
 
-from evaluator.client import RETRYABLE, CallFailed, RetryPolicy, ask_info, channel_options
+from evaluator.client import CallFailed, RetryPolicy, ask_info, channel_options, retrying
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from protos import seedbench_pb2 as pb
@@ -54,24 +53,17 @@ class ClipClient:
         raise ClipUnavailable(f"CLIP server {self.target} did not answer Info ({why})")
 
     async def _call(self, method: str, request):
-        last: grpc.aio.AioRpcError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
+        async def once():
             self.calls += 1
             try:
                 resp = await getattr(self.stub, method)(request, timeout=self.deadline_s)
-                self.ok += 1
-                return resp
-            except grpc.aio.AioRpcError as exc:
+            except grpc.aio.AioRpcError:
                 self.failures += 1
-                last = exc
-                if exc.code() not in RETRYABLE:
-                    raise CallFailed(exc.code(), f"CLIP {method}: {exc.details() or ''}",
-                                     attempt) from None
-            if attempt < self.retry.attempts:
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise CallFailed(last.code() if last else None,
-                         f"CLIP {method}: {(last.details() or '') if last else 'no attempt'}",
-                         self.retry.attempts)
+                raise
+            self.ok += 1
+            return resp
+
+        return await retrying(self.retry, once, label=f"CLIP {method}: ")
 
     async def embed_images(self, images: Sequence[pb.Image]) -> list[list[float]]:
         """One embedding per image, in order (the server caches them by sha256)."""

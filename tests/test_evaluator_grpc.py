@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from evaluator import cli, sample_data
+from evaluator import cli
 from tests import procs
+from tests.evaluator_runs import files, write_sample
+from tests.evaluator_runs import run_args as shared_run_args
 from tests.procs import ROOT, free_port, model_server
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=20",
@@ -19,10 +21,7 @@ SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    ann = sample_data.write_v2(d, seed=1, per_dim=6)
-    return ann, ["--media-root", f"cc3m={d / 'cc3m'}",
-                 "--media-root", f"SEED-Bench v2={d / 'seed_bench_v2'}"]
+    return write_sample(tmp_path_factory.mktemp("data"), per_dim=6)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +30,8 @@ def pair():
         yield a, b
 
 
-def run_args(ann, roots, model, out, *extra):
-    return ["run", "--annotations", str(ann), *roots, "--model", model, "--out", str(out),
-            "--connect-timeout-s", "2", *extra]
-
-
-def files(out):
-    return (out / "summary.json").read_text(), (out / "submission.jsonl").read_text()
+def run_args(*args, **kw):
+    return shared_run_args(*args, connect_timeout_s=2, **kw)
 
 
 def test_replicas_share_the_load(data, pair, tmp_path):

@@ -14,6 +14,7 @@ from PIL import Image
 
 from evaluator import cli, l3, sample_data
 from tests import procs
+from tests.evaluator_runs import files, run_args, write_sample
 from tests.procs import free_port, model_server, server_process
 from tests.tiny_models import tiny_model
 
@@ -28,10 +29,7 @@ def clip():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    ann = sample_data.write_v2(d, seed=1, per_dim=4)
-    return ann, ["--media-root", f"cc3m={d / 'cc3m'}",
-                 "--media-root", f"SEED-Bench v2={d / 'seed_bench_v2'}"]
+    return write_sample(tmp_path_factory.mktemp("data"), per_dim=4)
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +39,6 @@ def janus(tmp_path_factory):
         yield target
 
 
-def run_args(ann, roots, model, out, *extra):
-    return ["run", "--annotations", str(ann), *roots, "--model", model, "--out", str(out),
-            "--connect-timeout-s", "5", *extra]
-
-
-def files(out):
-    return (out / "summary.json").read_text(), (out / "submission.jsonl").read_text()
 
 
 def summary(out):
