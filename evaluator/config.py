@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluator import dimensions as D
 from evaluator.dataset import Filters
 from evaluator.media import parse_media_roots
 
@@ -43,6 +44,9 @@ class RunConfig:
             raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
         if args.limit is not None and args.limit < 0:
             raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
+        if args.subpart is not None and args.subpart not in D.SUBPARTS:
+            raise ConfigError(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
+                              f"choose from: {', '.join(D.SUBPARTS)}")
         for name in ("deadline_s", "connect_timeout_s"):
             if not getattr(args, name) > 0:
                 opt = "--" + name.replace("_", "-")
