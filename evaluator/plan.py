@@ -18,6 +18,7 @@ from evaluator import dimensions as D
 from evaluator import l3
 from evaluator.config import RunConfig
 from evaluator.dataset import Dataset, Question
+from evaluator.methods import METHODS
 from evaluator.runkey import RunKey
 from evaluator.runner import Handler
 
@@ -80,6 +81,44 @@ class RunPlan:
         return t
 
 
+class PlanError(Exception):
+    """The run cannot do what was asked (e.g. a method the model cannot do); nothing was sent."""
+
+
+# What each method asks of the model: the Info capability it needs, and whether
+# any option text can be scored (a letter-only scorer ranks just "A".."D").
+METHOD_NEEDS = {
+    "ppl": ("score", True), "ppl-sum": ("score", True), "letter": ("score", False),
+    "generate": ("generate", False),
+}
+
+
+def letters_only(info) -> bool:
+    """A scorer that ranks single letters only (a chat API's first-token log-probabilities)."""
+    return info.details.get("score_mode") == "chat-letter"
+
+
+def method_refusal(method: str, info) -> str | None:
+    """Why the model cannot answer with `method` (and what would work), or None if it can."""
+    def can(m: str) -> bool:
+        cap, any_text = METHOD_NEEDS.get(m, ("score", True))
+        return getattr(info.capabilities, cap) and not (any_text and letters_only(info))
+
+    if can(method):
+        return None
+    cap, any_text = METHOD_NEEDS.get(method, ("score", True))
+    name = info.name or "the model"
+    if not getattr(info.capabilities, cap):
+        why = f"{name} ({info.backend}) does not advertise {cap} in its Info"
+    else:
+        why = (f"{name} ({info.backend}) scores single letters only "
+               f"(score_mode={info.details.get('score_mode')}), not option texts")
+    works = [m for m in METHODS if can(m)]
+    hint = (f"; use --method {' or '.join(works)}" if works
+            else "; no method of this evaluator works with it")
+    return f"--method {method} cannot run: {why}{hint}"
+
+
 def model_record(info) -> dict:
     return {"name": info.name, "fingerprint": info.fingerprint, "backend": info.backend,
             "details": dict(sorted(info.details.items()))}
@@ -92,12 +131,15 @@ def handler_name(h: Handler) -> str:
 def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler], *,
           clip_record: dict | None, l3_handlers: Mapping[int, Handler] | None,
           suggested_in_flight: int, endpoints: list[dict] | None = None) -> RunPlan:
-    """The plan for `ds` against a model with Info `info`.
+    """The plan for `ds` against a model with Info `info`; PlanError if it cannot run.
 
     `handlers` answer dims 1-24 (and any others given); `l3_handlers` is what a
     connected CLIP server offers for dims 25-27, used only when the model can
     generate images (else those dims are unsupported with the reason).
     """
+    refusal = method_refusal(config.method, info)
+    if refusal is not None:
+        raise PlanError(refusal)
     l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,
                               info.name)
     chosen = dict(handlers)

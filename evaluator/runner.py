@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evaluator import methods
-from evaluator.client import CallFailed, ModelPool
+from evaluator.client import ModelPool
 from evaluator.dataset import Question
-from evaluator.media import MediaError, read_image
+from evaluator.failures import QuestionError, error_text
+from evaluator.media import read_image
 from evaluator.store import Store
 from protos import seedbench_pb2 as pb
 
@@ -34,10 +35,6 @@ class Answer:
 
     prediction: str
     scores: dict | list | None = None
-
-
-class QuestionError(Exception):
-    """A handler's per-question failure: stored as an error and retried on the next run."""
 
 
 @dataclass
@@ -130,12 +127,8 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
     async def one(q: Question) -> None:
         try:
             ans = await plan.handler(q)(q, ctx)
-        except (CallFailed, QuestionError, MediaError, OSError) as exc:
-            store.put_error(key, q, str(exc))
-            stats.errors += 1
-            progress.advance(False)
         except Exception as exc:  # noqa: BLE001 - a bug in one question must not end the run
-            store.put_error(key, q, f"internal error: {exc!r}")
+            store.put_error(key, q, error_text(exc))
             stats.errors += 1
             progress.advance(False)
         else:
