@@ -26,12 +26,12 @@ err = Console(stderr=True)
 
 def _error(message: str) -> int:
     """Print a user-facing error (never parsed as markup: paths may hold brackets); exit 2."""
-    err.print(Text(f"error: {message}", style="red"))
+    err.print(Text(f"error: {message}", style="red"), soft_wrap=True)
     return 2
 
 
 def _warn(message: str) -> None:
-    err.print(Text(f"warning: {message}", style="yellow"))
+    err.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 @dataclass
@@ -123,18 +123,26 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
     except dataset.AnnotationError as exc:
         _error(str(exc))
         return None
+    for w in ds.warnings:
+        _warn(w)
     if not config.dry_run:
         config.out.mkdir(parents=True, exist_ok=True)
         with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
             for bad in ds.invalid:
-                f.write(json.dumps(bad.__dict__) + "\n")
+                f.write(json.dumps(bad.as_dict()) + "\n")
     if ds.invalid:
         where = "" if config.dry_run else f" (also in {config.out / 'invalid.jsonl'})"
-        err.print(Text(f"{len(ds.invalid)} invalid question(s) skipped{where}:", style="yellow"))
+        err.print(Text(f"{ds.rejected} invalid question(s) skipped{where}:", style="yellow"),
+                  soft_wrap=True)
         for bad in ds.invalid:
-            err.print(f"  {bad}", markup=False, highlight=False)
+            err.print(f"  {bad}", markup=False, highlight=False, soft_wrap=True)
+    if not ds.questions:
+        _error(f"{ds.file}: no valid question selected ({ds.rejected} invalid, listed "
+               "above)" if ds.invalid else
+               f"{ds.file}: no question matches the filters {config.filters.as_dict()}")
+        return None
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}",
-              markup=False, highlight=False)
+              markup=False, highlight=False, soft_wrap=True)
     return ds
 
 

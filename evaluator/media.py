@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
+MAX_NAME = 255  # bytes in one path component on common file systems
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -51,6 +52,12 @@ def safe_join(root: Path, rel: str, field: str = "data_id") -> Path:
     """Join rel under root, refusing absolute paths, '..' and symlinks that lead outside."""
     if not isinstance(rel, str) or not rel.strip():
         raise MediaError(field, "is empty")
+    if "\x00" in rel:
+        raise MediaError(field, f"{rel!r} contains a NUL byte")
+    long = [p for p in rel.replace("\\", "/").split("/") if len(p.encode("utf-8")) > MAX_NAME]
+    if long:
+        raise MediaError(field, f"has a path component of {len(long[0].encode('utf-8'))} bytes; "
+                                f"file names hold at most {MAX_NAME}")
     if (rel.startswith(("/", "\\")) or PurePosixPath(rel).is_absolute()
             or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive):
         raise MediaError(field, f"{rel!r} is an absolute path; data_id must be relative")
@@ -59,7 +66,10 @@ def safe_join(root: Path, rel: str, field: str = "data_id") -> Path:
         raise MediaError(field, f"{rel!r} escapes its media root ('..')")
     base = Path(os.path.realpath(root))
     path = Path(os.path.realpath(base.joinpath(*parts)))
-    if path != base and base not in path.parents:
+    if path == base:
+        raise MediaError(field, f"{rel!r} names the media root itself, not an image or a "
+                                "frame folder in it")
+    if base not in path.parents:
         raise MediaError(field, f"{rel!r} resolves outside its media root (symlink)")
     return path
 

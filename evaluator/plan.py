@@ -163,7 +163,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
     record = {
         "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
         "method": config.method, "include_end_of_turn": config.include_eot,
-        "filters": config.filters.as_dict(), "skipped_invalid": len(ds.invalid),
+        "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
     }
     return RunPlan(key=key, record=record, dimensions=tuple(dims),
