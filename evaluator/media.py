@@ -8,8 +8,10 @@ every source. Paths that escape their root are refused, symlinks included.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -79,14 +81,37 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def check_image(path: Path, field: str) -> None:
-    """Cheap up-front check: the file exists and PIL recognises and verifies it."""
+    """Up-front check: the file exists and decodes completely (a truncated file fails
+    here, not on the server) within PIL's decompression limit."""
     if not path.is_file():
         raise MediaError(field, f"image file {path} is missing")
+    st = path.stat()
+    problem = _image_problem(str(path), st.st_mtime_ns, st.st_size)
+    if problem:
+        raise MediaError(field, f"image file {path} {problem}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """Why the file is not a usable image, or None; cached per file version, since one
+    option image can serve many questions."""
     try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as exc:
-        raise MediaError(field, f"image file {path} is corrupt or not an image ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+            with Image.open(path) as im:
+                if im.width * im.height > (Image.MAX_IMAGE_PIXELS or 0) > 0:
+                    return (f"is {im.width}x{im.height} pixels, over the decompression limit "
+                            f"of {Image.MAX_IMAGE_PIXELS} pixels")
+                # JPEG: decode at 1/8 scale; every byte is still read, so truncation shows.
+                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        return f"is over the decompression limit ({exc})"
+    except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the file is unusable
+        return f"is corrupt, truncated or not an image ({exc})"
+    return None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from evaluator import methods
 from evaluator.client import ModelPool
 from evaluator.dataset import Question
 from evaluator.failures import QuestionError, error_text
-from evaluator.media import read_image
+from evaluator.media import MediaError, read_image
 from evaluator.store import Store
 from protos import seedbench_pb2 as pb
 
 if TYPE_CHECKING:
     from evaluator.plan import RunPlan
+
+MESSAGE_MARGIN = 64 << 10  # room for the text, options and protobuf framing of a request
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,24 @@ class RunContext:
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
 
     async def images(self, q: Question) -> list[pb.Image]:
-        """The question's encoded images, read in the thread pool (never on the event loop)."""
+        """The question's encoded images, read in the thread pool (never on the event loop).
+
+        Images the server could not receive (over its Info `max_message_bytes`) are this
+        question's error before anything is sent.
+        """
         def read() -> list[pb.Image]:
             out = []
             for p in q.image_paths:
                 im = read_image(p)
                 out.append(pb.Image(data=im.data, sha256=im.sha256))
             return out
-        return await self.off_loop(read)
+        images = await self.off_loop(read)
+        limit = self.pool.info.limits.max_message_bytes if self.pool.info else 0
+        total = sum(len(im.data) for im in images)
+        if limit and total + len(q.question.encode()) + MESSAGE_MARGIN > limit:
+            raise MediaError("data_id", f"the images total {total} bytes; the model server "
+                                        f"accepts messages up to {limit} bytes")
+        return images
 
 
 # A handler answers one question or raises (CallFailed, QuestionError, MediaError, OSError).

@@ -7,12 +7,17 @@ content that is merely unexpected (a fifth choice, extra fields, questions that
 look like the other benchmark) is reported as a warning. Never a traceback.
 """
 
+import io
 import json
 import os
+import random
+import struct
 import subprocess
 import sys
+import zlib
 
 import pytest
+from PIL import Image
 
 from evaluator import cli, dataset
 from evaluator import dimensions as D
@@ -33,10 +38,30 @@ def sample(tmp_path_factory):
     (root / "cc3m" / "ok.jpg").write_bytes((root / "cc3m" / good[0]["data_id"]).read_bytes())
     (root / "cc3m" / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (root / "cc3m" / "empty_dir").mkdir()
+    jpeg = noise_jpeg()
+    (root / "cc3m" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])
+    (root / "cc3m" / "bomb.png").write_bytes(png_header(30_000, 30_000))
     (root / "elsewhere").mkdir()
     (root / "elsewhere" / "x.jpg").write_bytes((root / "cc3m" / good[0]["data_id"]).read_bytes())
     os.symlink(root / "elsewhere" / "x.jpg", root / "cc3m" / "link.jpg")
     return root, good, roots
+
+
+def noise_jpeg(size: int = 128) -> bytes:
+    im = Image.frombytes("RGB", (size, size), random.Random(0).randbytes(size * size * 3))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG claiming `width` x `height` pixels (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
 def template(good: list[dict]) -> dict:
@@ -106,7 +131,10 @@ PER_QUESTION = [
     ("data-id-root-itself", {"data_id": "."}, ("data_id", "names the media root itself")),
     ("data-id-symlink-outside", {"data_id": "link.jpg"}, ("data_id", "outside its media root")),
     ("image-missing", {"data_id": "nope.jpg"}, ("data_id", "is missing")),
-    ("image-corrupt", {"data_id": "corrupt.jpg"}, ("data_id", "corrupt or not an image")),
+    ("image-corrupt", {"data_id": "corrupt.jpg"}, ("data_id", "corrupt, truncated or not an image")),
+    ("image-truncated", {"data_id": "truncated.jpg"}, ("data_id", "truncated")),
+    ("image-decompression-bomb", {"data_id": "bomb.png"},
+     ("data_id", "over the decompression limit")),
     ("frame-folder-empty", {"data_id": "empty_dir"}, ("data_id", "holds no images")),
     ("data-source-missing", {"data_source": None}, ("data_source", "is missing")),
     ("data-source-unknown", {"data_source": "laion"}, ("data_source", "no --media-root")),
@@ -349,3 +377,23 @@ def test_a_run_full_of_bad_questions_answers_the_good_ones(sample, tmp_path):
         got = first[expected_id(q, 1 + k)]
         assert got["field"] == fld and reason in got["reason"], got
     assert "'choice_e' ignored" in r.stderr and "'extra' ignored" in r.stderr
+
+
+def test_images_over_the_servers_message_limit_are_refused_before_sending(sample, tmp_path):
+    root, good, roots = sample
+    big = root / "cc3m" / "big.jpg"
+    big.write_bytes(noise_jpeg(600))  # ~ 400 KB of noise; the server takes 0.25 MB
+    assert big.stat().st_size > 300_000
+    qs = [good[0], dict(good[1], question_id="too-big", data_id="big.jpg")]
+    ann = write(tmp_path, "big", qs)
+    out = tmp_path / "out"
+    with model_server(["--backend", "synthetic", "--model", "m1", "--max-message-mb", "0.25",
+                       "--log-level", "WARNING"]) as (model, _):
+        assert cli.main(run_args(ann, roots, model, out)) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["counts"]["answered"] == 1 and s["counts"]["errors"] == 1
+    err = json.loads((out / "errors.jsonl").read_text())
+    assert err["question_id"] == "too-big" and err["status"] == "MEDIA"
+    assert "accepts messages up to 262144 bytes" in err["message"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["endpoints"][0]["calls"] == 1, "the too-big question was never sent"
