@@ -160,6 +160,10 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
             why = l3_note if d in D.GENERATION_DIMS else f"no handler for dimension {d}"
         dims.append(DimensionPlan(d, names.get(d, f"dimension {d}"), per_dim[d],
                                   handler_name(h) if h else None, why))
+    if dims and not any(d.handler for d in dims):
+        reasons = sorted({d.unsupported for d in dims})
+        raise PlanError(f"none of the {len(ds.questions)} selected question(s) can run: "
+                        + "; ".join(reasons))
     record = {
         "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
         "method": config.method, "include_end_of_turn": config.include_eot,

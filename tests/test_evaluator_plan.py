@@ -122,6 +122,14 @@ def test_plan_with_clip_and_image_generation_runs_l3():
     assert p.unsupported(DS.questions) == {"25_0": why, "27_0": why}
 
 
+def test_a_plan_where_nothing_can_run_is_refused():
+    only_l3 = Dataset(benchmark="SEED-Bench-2", file="f.json", questions=[q("25_0", 25)],
+                      invalid=[])
+    with pytest.raises(plan.PlanError, match="none of the 1 selected question.*requires --clip"):
+        plan.build(config_of(), only_l3, info(True), runner.default_handlers(),
+                   clip_record=None, l3_handlers=None, suggested_in_flight=1)
+
+
 def test_a_dimension_without_handler_says_so():
     p = plan.build(config_of(), DS, info(False), {1: runner.score_handler}, clip_record=None,
                    l3_handlers=None, suggested_in_flight=1)
