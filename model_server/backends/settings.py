@@ -104,7 +104,7 @@ def parse(cls: type, raw: Mapping[str, Any], backend: str = "") -> Any:
         try:
             values[key] = _convert(types[key], value)
         except ValueError as exc:
-            raise SettingsError(f"{name}: setting {key}={value!r}: {exc}") from None
+            raise SettingsError(f"{name}: setting {key}: {exc}") from None
     try:
         return cls(**values)  # a __post_init__ may refuse values that convert but make no sense
     except ValueError as exc:
@@ -119,9 +119,9 @@ def _convert(kind: Any, value: Any) -> Any:
         return value
     if kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
         if kind is int and value != int(value):
-            raise ValueError("expected an integer")
+            raise ValueError(f"expected an integer, got {value!r}")
         return kind(value)
-    raise ValueError(f"expected {_type_name(kind)}")
+    raise ValueError(f"expected {_type_name(kind)}, got {value!r}")
 
 
 def _type_name(kind: Any) -> str:
