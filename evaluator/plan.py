@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rich.table import Table
+from rich.text import Text
 
 from evaluator import dimensions as D
 from evaluator import l3
@@ -69,9 +70,9 @@ class RunPlan:
 
     def table(self) -> Table:
         m = self.record["model"]
-        t = Table(title=f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
+        t = Table(title=Text(f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
                         f"method {self.key.method}{' +eot' if self.key.include_eot else ''} - "
-                        f"in flight {self.in_flight}")
+                        f"in flight {self.in_flight}"))
         for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
                           ("handler", "left"), ("not run because", "left")):
             t.add_column(col, justify=just)

@@ -134,9 +134,9 @@ def _ranges(dims: list[int]) -> str:
 def tables(summary: dict) -> list[Table]:
     m = summary["model"]
     head = heading(summary)
-    dims = Table(title=f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
+    dims = Table(title=Text(f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
                  + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
-                    if (clip := summary.get("clip")) else "") + f"\n{head}")
+                    if (clip := summary.get("clip")) else "") + f"\n{head}"))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
                       ("answered", "right"), ("errors", "right"), ("accuracy %", "right"),
                       ("selected", "right"), ("all-questions %", "right")):
