@@ -5,6 +5,8 @@
 - JSON nested deeper than `MAX_DEPTH` (which no real question is) cannot take the
   parser down: the too-deep values are cut and stand as `TOO_DEEP`, so only the
   question holding them is rejected.
+- An integer too long for Python to convert stands as `TOO_LONG` instead of
+  failing the whole file.
 - Text that is not valid Unicode (a lone surrogate from a `\\udxxx` escape) is
   found per field before it can reach SQLite, gRPC or the console.
 - The benchmark is decided by the majority of questions; the ones that look
@@ -24,6 +26,8 @@ from evaluator import dimensions as D
 
 MAX_DEPTH = 64
 TOO_DEEP = "\x00seedbench: value nested too deeply"
+MAX_DIGITS = 4000  # below Python's int conversion limit, which would fail the whole file
+TOO_LONG = "\x00seedbench: integer with too many digits"
 KNOWN_FIELDS = frozenset({
     "question_id", "question", "choice_a", "choice_b", "choice_c", "choice_d", "answer",
     "question_type_id", "data_id", "data_type", "data_source", "level", "subpart", "version",
@@ -45,9 +49,9 @@ def read_questions(path: Path) -> list:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
     try:
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, parse_int=_int)
         except RecursionError:
-            doc = json.loads(cap_depth(text, MAX_DEPTH))
+            doc = json.loads(cap_depth(text, MAX_DEPTH), parse_int=_int)
     except ValueError as exc:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
     if isinstance(doc, dict):
@@ -58,6 +62,10 @@ def read_questions(path: Path) -> list:
     if not doc:
         raise AnnotationError(f"{path}: holds no questions")
     return doc
+
+
+def _int(digits: str) -> int | str:
+    return int(digits) if len(digits) <= MAX_DIGITS else TOO_LONG
 
 
 def cap_depth(text: str, limit: int) -> str:
@@ -95,6 +103,7 @@ def cap_depth(text: str, limit: int) -> str:
 
 
 def _strings(value, depth: int = 0) -> Iterator[str]:
+    """Every string in a parsed value (keys included), down to MAX_DEPTH."""
     if isinstance(value, str):
         yield value
     elif depth < MAX_DEPTH and isinstance(value, list):
@@ -114,6 +123,9 @@ def field_problems(q: dict) -> list[tuple[str, str]]:
         for s in _strings(value):
             if s == TOO_DEEP:
                 out.append((name, f"is nested deeper than {MAX_DEPTH} levels"))
+                break
+            if s == TOO_LONG:
+                out.append((name, f"holds an integer of more than {MAX_DIGITS} digits"))
                 break
             if not is_unicode(s):
                 out.append((name, "is not valid Unicode text (a lone surrogate such as "

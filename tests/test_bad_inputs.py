@@ -146,6 +146,10 @@ PER_QUESTION = [
     ("deep-question", {"question": "@DEEP@"}, ("question", "nested deeper than 64 levels")),
     ("deep-choice", {"choice_a": "@DEEP@"}, ("choice_a", "nested deeper than 64 levels")),
     ("deep-extra-field", {"extra": "@DEEP@"}, ("extra", "nested deeper than 64 levels")),
+    ("5000-digit-dimension", {"question_type_id": "@HUGE@"},
+     ("question_type_id", "integer of more than 4000 digits")),
+    ("huge-float-dimension", {"question_type_id": "@INF@"},
+     ("question_type_id", "must be an integer, got float")),
 ]
 
 
@@ -169,7 +173,8 @@ def expected_id(bad: dict, index: int) -> str:
 
 
 def dump_with_deep(questions: list) -> str:
-    return json.dumps({"questions": questions}).replace('"@DEEP@"', deep())
+    return (json.dumps({"questions": questions}).replace('"@DEEP@"', deep())
+            .replace('"@HUGE@"', "1" * 5000).replace('"@INF@"', "1e400"))
 
 
 def load(path, roots_args):
