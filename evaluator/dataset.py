@@ -18,6 +18,7 @@ from evaluator.media import MediaError, check_image, frame_files, root_for, safe
 
 PLACEHOLDER = "<img>"
 LETTERS = ("A", "B", "C", "D")
+MAX_ID_CHARS = 1024  # ids go into every request, log line and file name; real ones are short
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
 
 
@@ -88,7 +89,8 @@ __all__ = ["AnnotationError", "Dataset", "Filters", "Invalid", "Question", "load
 def _qid(q: object, i: int) -> str:
     """The question's id as it can be printed and stored, else its position `#i`."""
     v = q.get("question_id") if isinstance(q, dict) else None
-    if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+    if (isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip()
+            and len(str(v)) <= MAX_ID_CHARS):
         return AF.printable(str(v))
     return f"#{i}"
 
@@ -112,6 +114,8 @@ def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | Non
         bad("question_id", "is missing")
     elif isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
         bad("question_id", f"must be a non-empty string, got {type(raw_id).__name__}")
+    elif len(str(raw_id)) > MAX_ID_CHARS:
+        bad("question_id", f"is {len(str(raw_id))} characters long; at most {MAX_ID_CHARS}")
 
     def text(fld: str) -> str:
         v = q.get(fld)

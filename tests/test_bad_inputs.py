@@ -102,6 +102,8 @@ PER_QUESTION = [
     ("question-id-bool", {"question_id": True}, ("question_id", "non-empty string")),
     ("question-id-empty", {"question_id": "  "}, ("question_id", "non-empty string")),
     ("question-id-missing", {"question_id": None}, ("question_id", "is missing")),
+    ("question-id-1mb", {"question_id": "q" * (1 << 20)},
+     ("question_id", "is 1048576 characters long; at most 1024")),
     ("dimension-string", {"question_type_id": "1"}, ("question_type_id", "must be an integer")),
     ("dimension-float", {"question_type_id": 1.0}, ("question_type_id", "must be an integer")),
     ("dimension-99", {"question_type_id": 99}, ("question_type_id", "unknown dimension id 99")),
@@ -167,7 +169,7 @@ def make(case_id: str, changes: dict, good: list[dict]) -> dict:
 def expected_id(bad: dict, index: int) -> str:
     """How a rejected question is named: its id (lone surrogates escaped), else its position."""
     v = bad.get("question_id")
-    if isinstance(v, str) and v.strip():
+    if isinstance(v, str) and v.strip() and len(v) <= 1024:
         return v.encode("utf-8", "backslashreplace").decode()
     return f"#{index}"
 
