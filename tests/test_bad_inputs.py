@@ -404,3 +404,31 @@ def test_images_over_the_servers_message_limit_are_refused_before_sending(sample
     assert "accepts messages up to 262144 bytes" in err["message"]
     run = json.loads((out / "run.json").read_text())
     assert run["endpoints"][0]["calls"] == 1, "the too-big question was never sent"
+
+
+ODD_VALUES = [None, True, 0, -1, 1.5, float("inf"), "", " ", "\x00", SUR, "<img>", "A",
+              "../x", "/abs", "ok.jpg", "x" * 300, [], [None], ["ok.jpg", 3], {"a": SUR},
+              [[["deep"]]], {"question_id": "nested"}]
+
+
+def test_any_odd_value_in_any_field_is_an_error_or_accepted_never_a_crash(sample):
+    root, good, roots = sample
+    rng = random.Random(7)
+    fields = [*template(good), "choice_e", "segment", "other"]
+    qs = []
+    for i in range(400):
+        q = template(good)
+        q["question_id"] = f"odd{i}"
+        for fld in rng.sample(fields, rng.randint(1, 3)):
+            q[fld] = rng.choice(ODD_VALUES)
+        qs.append(q)
+    ds = load(write(root, "odd", qs), roots)
+    rejected = {x.position for x in ds.invalid}
+    assert len(ds.questions) + len(rejected) == len(qs)
+    assert all(x.field and x.reason for x in ds.invalid)
+    json.dumps([x.as_dict() for x in ds.invalid]).encode("utf-8")
+    "\n".join(map(str, ds.invalid)).encode("utf-8")
+    "\n".join(ds.warnings).encode("utf-8")
+    for q in ds.questions:  # what was accepted is usable as sent
+        assert q.answer in "ABCD" and all(isinstance(c, str) and c for c in q.choices)
+        assert q.question_id.encode("utf-8") and q.image_paths
