@@ -19,7 +19,7 @@ from model_server.backends.remote import (
     to_png,
 )
 from model_server.backends.remote_http import HttpClient, PermissionDenied, api_message
-from model_server.errors import InvalidRequest, NotReady, NotSupported, TooLarge
+from serving.errors import InvalidRequest, NotReady, NotSupported, TooLarge
 from tests.procs import free_port
 from tests.test_remote_api import FakeAPI, fake_token_logprob
 

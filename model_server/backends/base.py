@@ -14,7 +14,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from model_server.errors import NotSupported
+from serving.errors import NotSupported
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from model_server.backends.base import (
     ScoreTask,
 )
 from model_server.backends.chat_prompt import answer_span, messages, render
-from model_server.errors import InvalidRequest, TooLarge
 from model_server.fingerprint import fingerprint_dir
+from serving.errors import InvalidRequest, TooLarge
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from model_server.backends.base import (  # noqa: E402
     ScoreTask,
 )
 from model_server.backends.chat_prompt import answer_span, render, user_content  # noqa: E402
-from model_server.errors import InvalidRequest  # noqa: E402
+from serving.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -41,11 +41,11 @@ from model_server.backends.base import (
     ScoreTask,
 )
 from model_server.backends.remote_http import HttpClient
-from model_server.errors import InvalidRequest, NotReady, NotSupported
+from serving.errors import InvalidRequest, NotReady, NotSupported
+from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER = "<img>"
 SCORE_MODES = ("completions-echo", "chat-letter")
 CAPABILITIES = ("score", "generate", "generate_image")
 # Characters around a letter token that still mean "this letter": " C", "C.", "(C".

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from model_server.errors import InvalidRequest, NotReady, NotSupported, ServiceError, TooLarge
+from serving.errors import InvalidRequest, NotReady, NotSupported, ServiceError, TooLarge
 
 log = logging.getLogger(__name__)
 

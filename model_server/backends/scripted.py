@@ -43,7 +43,7 @@ from model_server.backends.base import (
     OptionScore,
     ScoreTask,
 )
-from model_server.errors import InvalidRequest
+from serving.errors import InvalidRequest
 
 DEFAULT_IMAGE = "solid:#808080"
 
