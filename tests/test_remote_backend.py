@@ -20,7 +20,7 @@ from model_server.backends.remote import (
 )
 from model_server.backends.remote_http import HttpClient, PermissionDenied, api_message
 from serving.errors import InvalidRequest, NotReady, NotSupported, TooLarge
-from tests.procs import free_port
+from serving.processes import free_port
 from tests.test_remote_api import FakeAPI, fake_token_logprob
 
 KEY = "sk-unit-secret"
