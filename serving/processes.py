@@ -108,6 +108,9 @@ class ServerProcess:
             except ProcessLookupError:  # exited just now
                 pass
 
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
     def wait(self, timeout_s: float | None = None) -> int | None:
         """Wait for the exit; the exit code when this interpreter started it."""
         if self.popen is not None:
@@ -217,7 +220,7 @@ def stop(procs: ServerProcess | list[ServerProcess], grace_s: float = 30.0) -> l
     for p in procs:
         if alive(p):
             notes.append(f"{p.name} (pid {p.pid}) still running after {grace_s:g}s: SIGKILL")
-            p.send_signal(signal.SIGKILL)
+            p.kill()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(alive(p) for p in procs):
         time.sleep(0.05)
