@@ -65,7 +65,7 @@ def health(target: str, service: str = "", timeout_s: float = 1.0) -> str:
 
 # ----------------------------------------------------------------------------- processes
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
+def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) from /proc, or None if not there."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -134,7 +134,7 @@ def alive(proc: ServerProcess) -> bool:
     """Still running, and still the process that was started (not a reused PID)."""
     if proc.popen is not None:
         return proc.popen.poll() is None
-    st = _proc_stat(proc.pid)
+    st = proc_stat(proc.pid)
     if st is None:
         if Path("/proc/self/stat").exists():
             return False
@@ -171,7 +171,7 @@ def start_server(module: str, args: list[str], *, name: str = "", role: str = ""
     finally:
         if log is not None:
             out.close()
-    st = _proc_stat(popen.pid)
+    st = proc_stat(popen.pid)
     proc = ServerProcess(name or module, role or module, popen.pid, st[1] if st else None, host, port,
                          str(log) if log is not None else "", cmd)
     proc.popen = popen
