@@ -18,8 +18,8 @@ from serving.images import PLACEHOLDER, decode_image
 MAX_OPTIONS = 64
 
 
-def check_prompt(prompt: pb.Prompt, max_images: int, *, allow_empty_text: bool = False) -> None:
-    if not prompt.text.strip() and not allow_empty_text:
+def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
+    if not prompt.text.strip():
         raise InvalidRequest("prompt.text", "is empty")
     n = len(prompt.images)
     if n > max_images:
