@@ -19,6 +19,7 @@ MAX_OPTIONS = 64
 
 
 def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
+    """The one place a prompt is checked, max_images included: backends rely on it."""
     if not prompt.text.strip():
         raise InvalidRequest("prompt.text", "is empty")
     n = len(prompt.images)
