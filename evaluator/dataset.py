@@ -15,8 +15,8 @@ from evaluator import annotation_file as AF
 from evaluator import dimensions as D
 from evaluator.annotation_file import AnnotationError
 from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
+from serving.images import PLACEHOLDER
 
-PLACEHOLDER = "<img>"
 LETTERS = ("A", "B", "C", "D")
 MAX_ID_CHARS = 1024  # ids go into every request, log line and file name; real ones are short
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")

@@ -22,7 +22,7 @@ from PIL import Image
 from evaluator import cli, dataset
 from evaluator import dimensions as D
 from evaluator.media import parse_media_roots
-from tests import procs
+from serving.processes import child_env
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server
 
@@ -370,7 +370,7 @@ def test_a_run_full_of_bad_questions_answers_the_good_ones(sample, tmp_path):
                        "--log-level", "WARNING"]) as (model, _):
         r = subprocess.run([sys.executable, "-m", "evaluator.cli",
                             *run_args(ann, roots, model, out)],
-                           env=procs.test_env(), capture_output=True, text=True, timeout=120)
+                           env=child_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     s = json.loads((out / "summary.json").read_text())
