@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
+from serving.images import MAX_PIXELS
+
 MAX_NAME = 255  # bytes in one path component on common file systems
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
@@ -82,7 +84,7 @@ def frame_files(folder: Path) -> list[Path]:
 
 def check_image(path: Path, field: str) -> None:
     """Up-front check: the file exists and decodes completely (a truncated file fails
-    here, not on the server) within PIL's decompression limit."""
+    here, not on the server) within PIL's decompression limit and the servers' pixel cap."""
     if not path.is_file():
         raise MediaError(field, f"image file {path} is missing")
     st = path.stat()
@@ -101,9 +103,9 @@ def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
             with Image.open(path) as im:
                 im.verify()
             with Image.open(path) as im:
-                if im.width * im.height > (Image.MAX_IMAGE_PIXELS or 0) > 0:
-                    return (f"is {im.width}x{im.height} pixels, over the decompression limit "
-                            f"of {Image.MAX_IMAGE_PIXELS} pixels")
+                if im.width * im.height > MAX_PIXELS:
+                    return (f"is {im.width}x{im.height} pixels; the servers decode at most "
+                            f"{MAX_PIXELS} pixels")
                 # JPEG: decode at 1/8 scale; every byte is still read, so truncation shows.
                 im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()

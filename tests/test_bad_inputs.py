@@ -41,6 +41,7 @@ def sample(tmp_path_factory):
     jpeg = noise_jpeg()
     (root / "cc3m" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])
     (root / "cc3m" / "bomb.png").write_bytes(png_header(30_000, 30_000))
+    (root / "cc3m" / "huge.png").write_bytes(png_header(9_000, 8_000))  # 72M: under PIL's 89M
     (root / "elsewhere").mkdir()
     (root / "elsewhere" / "x.jpg").write_bytes((root / "cc3m" / good[0]["data_id"]).read_bytes())
     os.symlink(root / "elsewhere" / "x.jpg", root / "cc3m" / "link.jpg")
@@ -137,6 +138,8 @@ PER_QUESTION = [
     ("image-truncated", {"data_id": "truncated.jpg"}, ("data_id", "truncated")),
     ("image-decompression-bomb", {"data_id": "bomb.png"},
      ("data_id", "over the decompression limit")),
+    ("image-over-the-servers-cap", {"data_id": "huge.png"},
+     ("data_id", "is 9000x8000 pixels; the servers decode at most 64000000")),
     ("frame-folder-empty", {"data_id": "empty_dir"}, ("data_id", "holds no images")),
     ("data-source-missing", {"data_source": None}, ("data_source", "is missing")),
     ("data-source-unknown", {"data_source": "laion"}, ("data_source", "no --media-root")),
