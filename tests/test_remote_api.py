@@ -92,7 +92,7 @@ class FakeAPI:
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict):
         with self.lock:
-            self.requests.append((h.path, dict(h.headers), body))
+            self.requests.append((h.path, h.headers, body))  # headers: case-insensitive
             scripted = self.script.pop(0) if self.script else None
             text = json.dumps(body)
             scripted = scripted or next((answer for needle, answer in self.fail_when.items()
