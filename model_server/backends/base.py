@@ -219,27 +219,30 @@ class Entry:
     backend: str
     settings: str  # a torch-free module, so settings are checked before any model code loads
     about: str
+    model: str = ""  # what --model names, when the backend needs one
 
 
 _REGISTRY: dict[str, Entry] = {
     "hf": Entry("model_server.backends.hf:HFBackend",
                 "model_server.backends.local_settings:HFSettings",
-                "transformers vision-language models (model directory)"),
+                "transformers vision-language models", "a model directory"),
     "janus": Entry("model_server.backends.janus:JanusBackend",
                    "model_server.backends.local_settings:JanusSettings",
-                   "Janus: scores options, writes text and generates images (model directory)"),
+                   "Janus: scores options, writes text and generates images",
+                   "a model directory"),
     "openai": Entry("model_server.backends.remote:OpenAIBackend",
                     "model_server.backends.remote_settings:OpenAISettings",
-                    "an OpenAI-compatible HTTP API (remote model id)"),
+                    "an OpenAI-compatible HTTP API; a composite model with image_base_url",
+                    "the remote model id"),
     "vllm": Entry("model_server.backends.remote:VLLMBackend",
                   "model_server.backends.remote_settings:VLLMSettings",
-                  "a vLLM OpenAI-compatible server (remote model id)"),
+                  "a vLLM OpenAI-compatible server", "the remote model id"),
     "synthetic": Entry("model_server.backends.synthetic:SyntheticBackend",
                        "model_server.backends.synthetic:SyntheticSettings",
                        "hash-derived scores, no model (any name)"),
     "scripted": Entry("model_server.backends.scripted:ScriptedBackend",
                       "model_server.backends.settings:NoSettings",
-                      "a test double driven by a JSON script (script file)"),
+                      "a test double driven by a JSON script", "a script file"),
 }
 
 

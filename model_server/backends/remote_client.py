@@ -316,6 +316,7 @@ class RemoteClient:
         if status in RETRYABLE_STATUS:
             return _Retry(f"returned HTTP {status}", message,
                           wait=server_wait_s(exc.response.headers), throttled=status == 429)
+        log.warning("%s (not retried): %s", where, message)
         if status in (401, 403):
             return PermissionDenied(
                 f"{where}: {message}. Check the API key in the {self.key_source} "
