@@ -137,3 +137,36 @@ def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
     for p in tmp_path.glob("results.sqlite*"):  # the write-ahead log too, if any
         assert KEY.encode() not in p.read_bytes(), p.name
     assert KEY not in log
+
+
+# -- composite L3: a chat model plus an images endpoint elsewhere, with the tiny CLIP server -------
+
+@pytest.fixture(scope="module")
+def images_api():
+    fake = FakeAPI().start()
+    yield fake
+    fake.stop()
+
+
+def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, tmp_path):
+    from tests.procs import server_process
+
+    ann, roots = data
+    api.reset()
+    images_api.reset()
+    args = ["--backend", "openai", "--model", "chat-model", "--max-wait-ms", "20",
+            "--backend-arg", f"base_url={api.url}", "--backend-arg", f"image_base_url={images_api.url}",
+            "--backend-arg", "image_model=painter",
+            "--backend-arg", "capabilities=score,generate,generate_image"]
+    with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) \
+            as (clip, _), model_server(args, timeout=60) as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "letter",
+                                 "--clip", clip)) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 27 * PER_DIM
+    assert all(s["dimensions"][str(d)]["total"] == PER_DIM for d in range(1, 28))
+    assert s["averages"]["L3"] is not None
+    generated = images_api.calls("/v1/images/generations")
+    assert len(generated) >= 2 * PER_DIM  # dims 25 and 26 at least
+    assert all(b["model"] == "painter" for b in generated)
+    assert not api.calls("/v1/images/generations")
