@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 
@@ -12,7 +13,12 @@ from PIL import Image
 from model_server import backends
 from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask, unmeter
 from model_server.backends.remote import OpenAIBackend, VLLMBackend, to_png
-from model_server.backends.remote_client import PermissionDenied, RemoteClient, api_message
+from model_server.backends.remote_client import (
+    PermissionDenied,
+    Redactor,
+    RemoteClient,
+    api_message,
+)
 from model_server.backends.remote_scoring import letter_logprobs, option_span
 from model_server.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
 from tests.procs import free_port
@@ -238,3 +244,22 @@ def test_generate_image_with_text(api):
     (body,) = api.calls("/v1/images/generations")
     assert body["model"] == "painter" and body["size"] == "256x256"
     assert usage.requests == 2  # the images endpoint, then the chat endpoint
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+def test_redactor_removes_the_key_and_token_shapes():
+    redact = Redactor(["my-own-key-1234"])
+    text = redact("key my-own-key-1234, header 'Authorization: Bearer abcdefgh12345', sk-other12345678")
+    assert "my-own-key-1234" not in text and "abcdefgh12345" not in text
+    assert "sk-other12345678" not in text and text.count("[redacted]") == 3
+
+
+def test_every_log_line_of_the_process_is_redacted(api, caplog):
+    make(api)  # a remote backend installs the redaction on the process's log handlers
+    logging.getLogger("some.other.library").warning("sent %s upstream", KEY)
+    try:
+        raise RuntimeError(f"failed with {KEY}")
+    except RuntimeError:
+        logging.getLogger("x").exception("boom")
+    assert "sent [redacted] upstream" in caplog.text and KEY not in caplog.text

@@ -77,27 +77,36 @@ class Redactor:
 
 
 class RedactingFilter(logging.Filter):
-    """Applied to the process's log handlers: a log line never carries the key."""
+    """On the process's log handlers: a log line never carries a key of any backend."""
 
-    def __init__(self, redact: Redactor):
+    def __init__(self):
         super().__init__()
-        self.redact = redact
+        self.redactors: list[Redactor] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
-        record.args = None
+        if not self.redactors:
+            return True
+        text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+            record.exc_text = None
+        for redact in self.redactors:
+            text = redact(text)
+        record.msg, record.args = text, None
         return True
 
 
+_LOG_FILTER = RedactingFilter()
+
+
 def install_log_redaction(redact: Redactor) -> None:
-    root = logging.getLogger()
-    handlers = root.handlers or [logging.lastResort]
-    for h in handlers:
-        if h is not None and not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter(redact))
+    """Redact this key from every log line of the process, whichever logger writes it."""
+    if redact not in _LOG_FILTER.redactors:
+        _LOG_FILTER.redactors.append(redact)
+    for h in logging.getLogger().handlers or [logging.lastResort]:
+        if h is not None and _LOG_FILTER not in h.filters:
+            h.addFilter(_LOG_FILTER)
 
 
 @dataclass
