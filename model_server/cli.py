@@ -60,7 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              max_message_bytes=max_bytes)
 
     def load():
-        return backends.create(args.backend, args.model, settings)
+        backend = backends.create(args.backend, args.model, settings)
+        backend.check()
+        return backend
 
     return asyncio.run(run_server(
         host=args.host, port=args.port, service_names=[SERVICE_NAME],

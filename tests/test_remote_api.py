@@ -68,6 +68,10 @@ class FakeAPI:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
+            def do_GET(self):  # the start-up check; not counted in `requests`
+                api.respond(self, api.models_status, {"object": "list",
+                                                      "data": [{"id": "fake-model"}]}, {})
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 api.handle(self, body)
@@ -89,6 +93,7 @@ class FakeAPI:
             # substring of a chat request -> the assistant's text and first-token top_logprobs
             self.chat_replies: dict[str, tuple[str, list[dict]]] = {}
             self.slow_s = 3.0  # how long a "slow" fault holds the body back
+            self.models_status: int = 200  # GET /v1/models
             self.delay_s = 0.0
             self.in_flight = 0
             self.max_in_flight = 0

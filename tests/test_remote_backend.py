@@ -263,3 +263,18 @@ def test_every_log_line_of_the_process_is_redacted(api, caplog):
     except RuntimeError:
         logging.getLogger("x").exception("boom")
     assert "sent [redacted] upstream" in caplog.text and KEY not in caplog.text
+
+
+# -- start-up check -------------------------------------------------------------------------------
+
+def test_unreachable_api_stops_the_start_in_one_line():
+    with pytest.raises(ValueError, match=r"^cannot reach http://127\.0\.0\.1:\d+/v1 \("):
+        backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1").check()
+
+
+def test_refused_key_stops_the_start_without_showing_it(api):
+    api.models_status = 401
+    with pytest.raises(ValueError, match="refused the API key from the environment variable "
+                                         "OPENAI_API_KEY") as err:
+        make(api).check()
+    assert KEY not in str(err.value)

@@ -141,6 +141,11 @@ class Backend(abc.ABC, Generic[Prepared]):
     # them on the one device thread; the backend bounds its own concurrency.
     device_bound: ClassVar[bool] = True
 
+    def check(self) -> None:
+        """Called once by the server after loading, before it reports SERVING: verify what
+        the backend depends on outside the process. Raise ValueError (one line) to stop
+        the start. The default checks nothing."""
+
     @abc.abstractmethod
     def info(self) -> BackendInfo:
         """Name, fingerprint (results are keyed by it), capabilities, max_images and

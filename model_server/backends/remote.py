@@ -140,6 +140,12 @@ class OpenAIBackend(Backend[ScoreTask]):
         self.capabilities = s.capability_set()
         self._warned_image_inputs = threading.Event()
 
+    def check(self) -> None:
+        """The server's start-up check: each API answers and takes its key (one GET)."""
+        if self.settings.check_at_start:
+            for client in {self.client, self.image_client}:
+                client.probe()
+
     def _client(self, url: str, key: str, source: str) -> RemoteClient:
         s = self.settings
         return RemoteClient(url, key, source, timeout_s=s.timeout_s, max_retries=s.max_retries,

@@ -244,6 +244,29 @@ class RemoteClient:
     def budget(self) -> Budget:
         return Budget(self.max_retries)
 
+    def probe(self, timeout_s: float = 10.0) -> None:
+        """Check at start-up that the API answers and takes the key: GET models, once.
+
+        Unreachable, or refusing the key: ValueError with one redacted line, so the
+        server stops at once instead of failing every question later. Any other
+        answer (even 404: some servers have no model list) counts as reachable.
+        """
+        async def get() -> None:
+            await self._sdk.get("/models", cast_to=str, options={
+                "headers": self._headers, "timeout": timeout_s})
+
+        try:
+            self.run(get())
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise ValueError(self.redact(
+                    f"{self.base_url} refused the API key from the {self.key_source} "
+                    f"(HTTP {exc.status_code}: {api_message(exc.body)})")) from None
+        except openai.APIConnectionError as exc:  # timeouts included
+            cause = exc.__cause__ or exc
+            raise ValueError(self.redact(f"cannot reach {self.base_url} "
+                                         f"({type(cause).__name__}: {cause})")) from None
+
     # -- one request, retried ------------------------------------------------------------------
 
     async def call(self, path: str, body: dict, budget: Budget,

@@ -47,6 +47,8 @@ class OpenAISettings:
     max_images: int = setting(16, "images per prompt the server accepts")
     revision: str = setting("", "free text hashed into the fingerprint: set it when the remote "
                                 "model changed behind the same id")
+    check_at_start: bool = setting(True, "GET models at start-up: an unreachable API or a "
+                                         "refused key stops the server with one line")
 
     def __post_init__(self) -> None:
         """Refuse values that convert but make no sense, naming the setting."""
