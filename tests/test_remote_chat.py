@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -248,7 +249,7 @@ def test_key_echoed_by_a_401_reaches_no_log_and_no_grpc_message(api):
             with pytest.raises(grpc.RpcError) as score_err:
                 stub.Score(letters("Echo?"), timeout=30)
         stop(proc)
-        log = proc.stdout.read()
+        log = Path(proc.log).read_text()
     assert "Incorrect API key provided" in log  # the failure is logged, redacted
     for err in (gen_err.value, score_err.value):
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -265,7 +266,7 @@ def test_key_from_a_file_not_the_command_line(api, tmp_path):
             as (target, proc):
         with grpc.insecure_channel(target) as ch:
             pb_grpc.ModelServiceStub(ch).Generate(gen_req("Hi?"), timeout=30)
-        assert KEY not in " ".join(proc.args)
+        assert KEY not in " ".join(proc.cmd)
     assert api.requests[0][1]["Authorization"] == f"Bearer {KEY}"
 
 
@@ -292,14 +293,13 @@ def _serve_cli(*args: str):
     import subprocess
     import sys
 
-    from tests import procs
+    from serving.processes import ROOT, child_env
     return subprocess.run([sys.executable, "-m", "model_server.cli", "serve", "--port", "0", *args],
-                          cwd=procs.ROOT, env=procs.test_env(), capture_output=True, text=True,
-                          timeout=120)
+                          cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_unreachable_base_url_stops_the_server_in_one_line():
-    from tests.procs import free_port
+    from serving.processes import free_port
 
     out = _serve_cli("--backend", "openai", "--model", "m", "--backend-arg",
                      f"base_url=http://127.0.0.1:{free_port()}/v1")

@@ -123,7 +123,7 @@ def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
     with chat_server(api) as (target, proc):
         assert run(ann, roots, target, tmp_path) == 0
         stop(proc)
-        log = proc.stdout.read()
+        log = Path(proc.log).read_text()
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["counts"]["errors"] == 1
     assert "Incorrect API key provided" in log

@@ -34,7 +34,7 @@ from model_server.backends.base import (
     ScoreResult,
     ScoreTask,
 )
-from model_server.backends.chat_prompt import PLACEHOLDER, user_content
+from model_server.backends.chat_prompt import user_content
 from model_server.backends.remote_client import (
     MalformedAnswer,
     Redactor,
@@ -43,8 +43,9 @@ from model_server.backends.remote_client import (
 )
 from model_server.backends.remote_scoring import MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
-from model_server.errors import InvalidRequest, NotSupported
 from model_server.fingerprint import fingerprint_text
+from serving.errors import InvalidRequest, NotSupported
+from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 

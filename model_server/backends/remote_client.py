@@ -35,7 +35,7 @@ from typing import Any
 import openai
 
 from model_server.backends.base import Usage
-from model_server.errors import (
+from serving.errors import (
     InvalidRequest,
     NotSupported,
     PermissionDenied,

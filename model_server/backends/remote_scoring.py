@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from model_server.backends.base import OptionScore, ScoreTask, Unparsed
-from model_server.backends.chat_prompt import PLACEHOLDER
 from model_server.backends.remote_client import Budget, MalformedAnswer, RemoteClient
 from model_server.backends.remote_settings import OpenAISettings
-from model_server.errors import InvalidRequest, NotSupported
+from serving.errors import InvalidRequest, NotSupported
+from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
