@@ -45,6 +45,9 @@ from serving.errors import (
 )
 
 log = logging.getLogger(__name__)
+# The HTTP library logs every request at INFO: one line per question is noise at scale
+# (failures are logged here, with their reason).
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_MESSAGE_CHARS = 500
