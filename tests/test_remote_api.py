@@ -123,7 +123,8 @@ class FakeAPI:
                 time.sleep(self.delay_s)
             route = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions,
                      "/v1/images/generations": self.images}.get(h.path)
-            status, payload, headers = (200, route(body), {}) if route else (
+            status, payload, headers = (200, openai_shape(h.path, body, route(body)), {}) \
+                if route else (
                 404, {"error": {"message": f"no route {h.path}"}}, {})
             if scripted:
                 fault, fault_payload, headers = scripted
@@ -209,6 +210,18 @@ class FakeAPI:
         buf = io.BytesIO()  # JPEG on purpose: the backend must hand back PNG
         Image.new("RGB", (16, 12), (200, 30, 30)).save(buf, format="JPEG")
         return {"data": [{"b64_json": base64.b64encode(buf.getvalue()).decode()}]}
+
+
+def openai_shape(path: str, body: dict, answer: dict) -> dict:
+    """The envelope the OpenAI API puts around an answer: ids, object type, model, choice
+    indexes and finish reasons."""
+    if path == "/v1/images/generations":
+        return {"created": 1_700_000_000, **answer}
+    kind = "chat.completion" if path == "/v1/chat/completions" else "text_completion"
+    choices = [{"index": i, "finish_reason": "stop", **c}
+               for i, c in enumerate(answer.get("choices", []))]
+    return {"id": "cmpl-stand-in", "object": kind, "created": 1_700_000_000,
+            "model": body.get("model", ""), **answer, "choices": choices}
 
 
 def decode_data_url(url: str) -> Image.Image:
