@@ -278,3 +278,13 @@ def test_refused_key_stops_the_start_without_showing_it(api):
                                          "OPENAI_API_KEY") as err:
         make(api).check()
     assert KEY not in str(err.value)
+
+
+def test_a_question_stops_retrying_when_its_time_budget_is_spent(api):
+    """Retries never outlast question_timeout_s, so the evaluator's deadline is not hit."""
+    api.script = [(503, {"error": {"message": "busy"}}, {"Retry-After": "0.6"})] * 5
+    b = make(api, max_retries="10", question_timeout_s="1.0")
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError, match=r"HTTP 503 after 2 attempt\(s\)"):
+        raise_errors(b.score([stask(options="AB")]))
+    assert time.monotonic() - t0 < 1.0 and len(api.requests) == 2

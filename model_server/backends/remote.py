@@ -150,7 +150,8 @@ class OpenAIBackend(Backend[ScoreTask]):
     def _client(self, url: str, key: str, source: str) -> RemoteClient:
         s = self.settings
         return RemoteClient(url, key, source, timeout_s=s.timeout_s, max_retries=s.max_retries,
-                            backoff_s=s.backoff_s, concurrency=s.concurrency, redact=self.redact)
+                            backoff_s=s.backoff_s, concurrency=s.concurrency,
+                            question_s=s.question_timeout_s, redact=self.redact)
 
     # -- description ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import logging
 import random
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,10 +115,15 @@ def install_log_redaction(redact: Redactor) -> None:
 
 @dataclass
 class Budget:
-    """Retries one question may still spend, shared by all its requests; and its usage."""
+    """What one question may still spend, shared by all its requests: retries and time
+    (a monotonic deadline); and what it has cost so far."""
 
     retries_left: int
+    deadline: float
     usage: Usage = field(default_factory=Usage)
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 class AdaptiveLimit:
@@ -178,11 +184,12 @@ class _Retry(Exception):
     detail, and the server's requested delay, if any."""
 
     def __init__(self, kind: str, detail: str, wait: float | None = None,
-                 throttled: bool = False):
+                 throttled: bool = False, final: bool = False):
         super().__init__(f"{kind}: {detail}")
         self.kind, self.detail = kind, detail
         self.wait = wait
         self.throttled = throttled
+        self.final = final  # no retry, whatever the budget says
 
 
 def server_wait_s(headers) -> float | None:
@@ -217,7 +224,7 @@ class RemoteClient:
 
     def __init__(self, base_url: str, api_key: str, key_source: str, timeout_s: float = 60.0,
                  max_retries: int = 4, backoff_s: float = 0.5, max_backoff_s: float = 60.0,
-                 concurrency: int = 8, redact: Redactor | None = None):
+                 concurrency: int = 8, question_s: float = 100.0, redact: Redactor | None = None):
         self.base_url = base_url
         self.key_source = key_source  # "environment variable X" / "file Y": named in 401 errors
         self.has_key = bool(api_key)
@@ -225,6 +232,7 @@ class RemoteClient:
         self.max_retries = max(0, max_retries)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.question_s = question_s
         self.redact = redact or Redactor([api_key])
         self.limit = AdaptiveLimit(concurrency)
         self.total = Usage()
@@ -245,7 +253,7 @@ class RemoteClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def budget(self) -> Budget:
-        return Budget(self.max_retries)
+        return Budget(self.max_retries, time.monotonic() + self.question_s)
 
     def probe(self, timeout_s: float = 10.0) -> None:
         """Check at start-up that the API answers and takes the key: GET models, once.
@@ -282,8 +290,12 @@ class RemoteClient:
             attempt += 1
             try:
                 async with self.limit:
+                    timeout = min(self.timeout_s, budget.time_left())
+                    if timeout <= 0:
+                        raise _Retry("ran out of time", f"question_timeout_s={self.question_s:g} "
+                                     "spent", final=True)
                     self._count(budget, requests=1)
-                    answer = await self._send(path, body)
+                    answer = await self._send(path, body, timeout)
                 self.limit.succeeded()
                 self._count_tokens(budget, answer.get("usage"))
                 try:
@@ -293,14 +305,14 @@ class RemoteClient:
             except _Retry as exc:
                 if exc.throttled:
                     self.limit.throttled()
-                if budget.retries_left <= 0 or (exc.wait is not None
-                                                and exc.wait > MAX_SERVER_WAIT_S):
+                delay = self._delay(attempt, exc.wait)
+                if (exc.final or budget.retries_left <= 0 or delay >= budget.time_left()
+                        or (exc.wait is not None and exc.wait > MAX_SERVER_WAIT_S)):
                     raise UpstreamError(self.redact(
                         f"remote API {path} {exc.kind} after {attempt} attempt(s): {exc.detail}")
                     ) from None
                 budget.retries_left -= 1
                 self._count(budget, retries=1)
-                delay = self._delay(attempt, exc.wait)
                 log.warning("remote %s failed (%s); retry in %.2fs (%d left for this question)",
                             path, self.redact(str(exc)), delay, budget.retries_left)
                 await asyncio.sleep(delay)
@@ -325,16 +337,16 @@ class RemoteClient:
         with self._lock:
             self.total.add(step)
 
-    async def _send(self, path: str, body: dict) -> dict:
+    async def _send(self, path: str, body: dict, timeout: float) -> dict:
         endpoint = {"chat/completions": self._sdk.chat.completions.create,
                     "completions": self._sdk.completions.create,
                     "images/generations": self._sdk.images.generate}[path]
         try:
-            result = await endpoint(**body, extra_headers=self._headers)
+            result = await endpoint(**body, extra_headers=self._headers, timeout=timeout)
         except openai.APIStatusError as exc:
             raise self._status_error(exc, path) from None
         except openai.APITimeoutError:
-            raise _Retry("timed out", f"no answer within {self.timeout_s:g}s") from None
+            raise _Retry("timed out", f"no answer within {timeout:.3g}s") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             raise _Retry("unreachable", f"{type(cause).__name__}: {cause}") from None

@@ -25,6 +25,8 @@ class OpenAISettings:
     timeout_s: float = setting(120.0, "socket timeout of each HTTP call")
     max_retries: int = setting(4, "retries one question may spend (408/409/429/5xx, timeouts, "
                                   "resets, malformed answers), shared by its HTTP requests")
+    question_timeout_s: float = setting(100.0, "time one question's calls and retries may take; "
+                                               "keep it below the evaluator's --deadline-s")
     backoff_s: float = setting(1.0, "backoff step: a retry waits uniform(0, backoff_s * 2**n), "
                                     "capped at 60 s; Retry-After from the server wins")
     top_logprobs: int = setting(20, "K of top_logprobs in chat-letter mode")
