@@ -17,7 +17,7 @@ import pytest
 from evaluator import cli
 from tests.evaluator_runs import files, run_args, write_sample
 from tests.procs import model_server, stop
-from tests.test_remote_api import FakeAPI
+from tests.test_remote_api import FakeAPI, chat_prompt_tokens
 
 KEY = "sk-run-secret-5555666677778888"
 MAX_RETRIES = 3
@@ -88,6 +88,14 @@ def test_faults_are_absorbed_within_the_budget(data, api, tmp_path):
     sent = questions_text(api)
     assert len(sent) == n + 6  # every fault cost exactly one retry
     assert max(sent.count(t) for t in set(sent)) <= 1 + MAX_RETRIES
+    # run.json tallies what the API's `usage` said, and the requests and retries it cost
+    (endpoint,) = json.loads((tmp_path / "run.json").read_text())["endpoints"]
+    up = endpoint["upstream"]
+    # every attempt counts, also one on a pooled connection the stand-in had already closed
+    assert up["requests"] == n + up["retries"] >= len(sent) and up["retries"] >= 6
+    assert up["completion_tokens"] == n  # one letter token per answered question
+    assert up["prompt_tokens"] == sum(chat_prompt_tokens(b["messages"][0]["content"])
+                                      for b in api.calls("/v1/chat/completions")[-n:])
 
 
 def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_path):
