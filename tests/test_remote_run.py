@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,21 @@ def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_p
     ids = [json.loads(line)["question_id"] for line in lines]
     assert len(ids) == len(set(ids)) == 3 * PER_DIM
     assert files(tmp_path)[0]  # summary written
+
+
+def test_a_question_with_no_letter_among_the_top_tokens_is_never_an_a(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    head = unique_prompt(ann)
+    api.chat_replies = {head: ("I cannot see the image.", [{"token": "I", "logprob": -0.1},
+                                                           {"token": "Sorry", "logprob": -1.0}])}
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        (error,) = db.execute("SELECT error FROM answers WHERE status='error'").fetchone()
+    assert error.startswith("unparsed: none of A, B, C, D among the top 2 first tokens")
 
 
 def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
