@@ -84,6 +84,8 @@ async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> 
         request_id=q.question_id, prompt=pb.Prompt(text=prompt.text, images=images),
         options=list(prompt.options), include_end_of_turn=ctx.include_end_of_turn)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
+    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens)
+        raise QuestionError(f"unparsed: {resp.unparsed_reason}")
     if len(resp.scores) != len(prompt.options):
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
                             f"{len(prompt.options)} options")

@@ -26,9 +26,13 @@ def backend_settings(args: argparse.Namespace):
     import logging
 
     from model_server import backends
-    from model_server.backends.base import settings_class
+    from model_server.backends.base import entry, settings_class
     from model_server.backends.settings import SettingsError
 
+    needs = entry(args.backend).model
+    if needs and not args.model:
+        raise SystemExit(f"seedbench-model-server: --backend {args.backend} needs --model "
+                         f"({needs})")
     raw = _kv(args.backend_arg)
     declared = {f.name for f in dataclasses.fields(settings_class(args.backend))}
     for flag in ("device", "dtype"):
@@ -56,7 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              max_message_bytes=max_bytes)
 
     def load():
-        return backends.create(args.backend, args.model, settings)
+        backend = backends.create(args.backend, args.model, settings)
+        backend.check()
+        return backend
 
     return asyncio.run(run_server(
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
@@ -70,7 +76,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from model_server.backends.settings import describe
 
     for key in base.available():
-        print(f"{key}: {base.entry(key).about}")
+        entry = base.entry(key)
+        print(f"{key}: {entry.about}" + (f" (--model: {entry.model})" if entry.model else ""))
         rows = describe(base.settings_class(key))
         if not rows:
             print("  (no settings)")
