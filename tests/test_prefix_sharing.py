@@ -28,9 +28,14 @@ MIXED = [  # prompt lengths, image counts and option lengths all differ within o
 ]
 
 
-@pytest.fixture(scope="module", params=["llava", "qwen2_vl"])
+@pytest.fixture(scope="module", params=[("llava", "true"), ("llava", "false"),
+                                        ("qwen2_vl", "true"), ("qwen2_vl", "false")],
+                ids=lambda p: f"{p[0]}-{'packed' if p[1] == 'true' else 'cache-copy'}")
 def backend(request, tmp_path_factory):
-    return HFBackend(str(tiny_model(request.param, tmp_path_factory.getbasetemp())))
+    arch, packing = request.param
+    b = HFBackend(str(tiny_model(arch, tmp_path_factory.getbasetemp())), packing=packing)
+    assert b.packed == (packing == "true")
+    return b
 
 
 def test_mixed_batch_equals_per_option_reference(backend):
@@ -51,6 +56,14 @@ def test_batch_result_independent_of_batch_neighbours(backend):
     for a, b in zip(alone, together, strict=True):
         for x, y in zip(a, b, strict=True):
             assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens
+
+
+def test_batch_led_by_a_question_without_images(backend):
+    """The image-free question first (and, packed, shortest): the others keep their images."""
+    tasks = [MIXED[3], MIXED[0], MIXED[2]]
+    for task, got in zip(tasks, backend.score(tasks), strict=True):
+        for g, w in zip(got, backend.score_per_option(task), strict=True):
+            assert abs(g.logprob_sum - w.logprob_sum) < 1e-4 and g.num_tokens == w.num_tokens
 
 
 def test_token_budget_splits_batches_without_changing_results(backend):

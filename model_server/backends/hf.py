@@ -4,12 +4,14 @@ For each option: the summed log-probability of the option's tokens given the
 images and the question, rendered with the model's own chat template (user turn
 = images + question, assistant turn = the option).
 
-Two ways to compute it, with equal results:
+Three ways to compute it, with equal results:
 - per-option: one full forward pass per option (the reference method);
-- prefix-shared (default where the architecture allows): the images and
-  question are encoded once per question, then all options of all questions in
-  the batch are scored in one forward over their continuations from the shared
-  key/value cache.
+- packed (default where the architecture allows, see hf_packed): one forward per
+  batch over rows `prefix + option_1 + ... + option_k`, a 4-D mask keeping the
+  options apart;
+- cache copy: the images and question are encoded once per question, then all
+  options of all questions in the batch are scored in one forward over their
+  continuations from copies of the shared key/value cache.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ from model_server.backends.base import (
     ScoreTask,
 )
 from model_server.backends.chat_prompt import answer_span, messages, render
+from model_server.backends.hf_packed import (
+    MASKABLE_ATTENTION,
+    option_logprobs,
+    pack,
+    row_length,
+)
 from model_server.errors import InvalidRequest, TooLarge
 from model_server.fingerprint import fingerprint_dir
 
@@ -44,6 +52,9 @@ log = logging.getLogger(__name__)
 ONE_D_ROPE = {"llava"}
 MULTI_AXIS_ROPE = {"qwen2_vl", "qwen2_5_vl"}
 PIXEL_KEYS_EXCLUDED = {"input_ids", "attention_mask"}
+# `packing=auto`: architectures where packed scoring was measured faster than the
+# cache copy (docs/performance.md); the others use the cache copy.
+PACKED_BY_DEFAULT = {"llava", "qwen2_vl", "qwen2_5_vl"}
 
 
 def _bool(v) -> bool:
@@ -82,6 +93,25 @@ class _CannotShare(Exception):
 _NOT_SHAREABLE = object()  # prepare() found the prefix cannot be shared: per-option
 
 
+def _padded_groups(items: list, length, budget: int) -> list[list]:
+    """Groups of items sorted by length whose rows x longest row stays within budget.
+
+    Sorting first keeps rows of similar length together, so little of each forward
+    is padding when prompt lengths are mixed (one image vs eight frames).
+    """
+    groups, cur, longest = [], [], 0
+    for item in sorted(items, key=length):
+        n = length(item)
+        if cur and (len(cur) + 1) * max(longest, n) > budget:
+            groups.append(cur)
+            cur, longest = [], 0
+        cur.append(item)
+        longest = max(longest, n)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 def _budget_groups(items: list, cost, budget: int) -> list[list]:
     """Consecutive groups whose summed cost stays within budget (at least one item each)."""
     groups, cur, used = [], [], 0
@@ -100,7 +130,8 @@ def _budget_groups(items: list, cost, budget: int) -> list[list]:
 class HFBackend(BaseBackend):
     def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
                  max_images: str | int = 16, threads: str | int = 0,
-                 max_batch_tokens: str | int = 65536, prepare_ahead: str = "auto", **_ignored):
+                 max_batch_tokens: str | int = 65536, prepare_ahead: str = "auto",
+                 packing: str = "auto", **_ignored):
         if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
             torch.set_num_threads(int(threads))
         self._cpu_lock = threading.RLock()
@@ -144,6 +175,16 @@ class HFBackend(BaseBackend):
             self.sharing_note = "off: disabled by setting"
         else:
             self.sharing_note = "on"
+        attn = getattr(self.model.config, "_attn_implementation", None)
+        if packing == "auto":
+            want_packed = self.model_type in PACKED_BY_DEFAULT
+        else:
+            want_packed = _bool(packing)
+        self.packed = self.prefix_sharing and want_packed and attn in MASKABLE_ATTENTION
+        if self.prefix_sharing:
+            self.sharing_note += ", packed options" if self.packed else ", cache copy"
+            if want_packed and not self.packed:
+                self.sharing_note += f" (packing needs sdpa or eager attention, not {attn})"
         self.arch = arch or model_cls.__name__
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
@@ -242,9 +283,17 @@ class HFBackend(BaseBackend):
                 results[i] = self.score_per_option(t)
             else:
                 ready.append((i, t.prepared))
-        for group in _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
-                                    self.max_batch_tokens):
-            for (i, _), scores in zip(group, self._score_shared([p for _, p in group]), strict=True):
+        if self.packed:
+            groups = _padded_groups(
+                ready, lambda ip: row_length(ip[1].prefix["input_ids"].shape[1], ip[1].conts),
+                self.max_batch_tokens)
+            score_group = self._score_packed
+        else:
+            groups = _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
+                                    self.max_batch_tokens)
+            score_group = self._score_shared
+        for group in groups:
+            for (i, _), scores in zip(group, score_group([p for _, p in group]), strict=True):
                 results[i] = scores
         return results
 
@@ -291,6 +340,28 @@ class HFBackend(BaseBackend):
         return _Prepared(prefix, conts, cspans)
 
     @torch.inference_mode()
+    def _score_packed(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
+        """One forward over packed rows `prefix + option_1 + ... + option_k` (hf_packed)."""
+        mrope = self.model_type in MULTI_AXIS_ROPE
+        packed = pack(batch, self.pad_id, self.device, self.dtype,
+                      (lambda i: self._mrope_prefix(batch[i])) if mrope else None)
+        inner = self.model.model
+        hidden = inner(**packed.inputs, use_cache=False).last_hidden_state
+        sums = option_logprobs(hidden, self.model.get_output_embeddings(), packed)
+        return [[OptionScore(total, e - b) for total, (b, e) in zip(s, p.spans, strict=True)]
+                for s, p in zip(sums, batch, strict=True)]
+
+    def _mrope_prefix(self, p: _Prepared) -> tuple[torch.Tensor, int]:
+        """A prefix's multi-axis positions (3, P) and the text position that follows it."""
+        n = p.prefix["input_ids"].shape[1]
+        grids = {k: p.prefix[k] for k in ("image_grid_thw", "video_grid_thw") if k in p.prefix}
+        if not grids:
+            return torch.arange(n, device=self.device).expand(3, n), n
+        pos, delta = self.model.model.get_rope_index(
+            p.prefix["input_ids"], mm_token_type_ids=p.prefix["mm_token_type_ids"], **grids)
+        return pos[:, 0], n + int(delta.view(-1)[0])
+
+    @torch.inference_mode()
     def _score_shared(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
         dev = self.device
         lengths = [p.prefix["input_ids"].shape[1] for p in batch]
@@ -307,8 +378,8 @@ class HFBackend(BaseBackend):
         for i, n in enumerate(lengths):
             mask[i, pmax - n:] = 1
         inputs["attention_mask"] = mask
-        for k in batch[0].prefix:
-            if k not in inputs:
+        for k in dict.fromkeys(k for p in batch for k in p.prefix):  # a first question
+            if k not in inputs:                                     # may have no images
                 parts = [p.prefix[k] for p in batch if k in p.prefix]
                 inputs[k] = torch.cat(parts) if len(parts) > 1 else parts[0]
         # Positions: 1-D models get them explicitly (left padding must not shift them);
