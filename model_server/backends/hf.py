@@ -45,6 +45,7 @@ from model_server.backends.hf_packed import (
 )
 from model_server.errors import InvalidRequest, TooLarge
 from model_server.fingerprint import fingerprint_dir
+from model_server.tiny import build_random, random_init_seed
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,12 @@ class HFBackend(BaseBackend):
         model_cls = getattr(transformers, arch, None) if arch else None
         if model_cls is None:
             model_cls = transformers.AutoModelForImageTextToText
-        if self.device == "auto":  # shard a model too big for one device (needs accelerate)
+        seed = random_init_seed(path)
+        if seed is not None:  # a benchmark layout: random weights made on the device
+            if self.device == "auto":
+                self.device = pick_device("")
+            self.model = build_random(model_cls, config, self.dtype, self.device, seed)
+        elif self.device == "auto":  # shard a model too big for one device (needs accelerate)
             self.model = model_cls.from_pretrained(path, dtype=self.dtype, device_map="auto").eval()
             self.device = str(self.model.device)  # inputs go where the embeddings live
         else:
