@@ -12,14 +12,14 @@ import transformers
 from model_server.backends.hf import HFBackend
 from model_server.fingerprint import WEIGHT_SUFFIXES
 from model_server.tiny import build_random
-from tests.procs import test_env
+from tests.procs import test_env as child_env
 from tests.test_prefix_sharing import MIXED
 from tests.tiny_models import tiny_model
 
 
 def _tiny_cli(*args):
     subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", "llava", *args],
-                   check=True, env=test_env(), capture_output=True)
+                   check=True, env=child_env(), capture_output=True)
 
 
 def test_random_init_model_scores_like_the_saved_one_of_the_same_seed(tmp_path):

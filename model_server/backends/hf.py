@@ -45,6 +45,7 @@ from model_server.backends.hf_packed import (
 )
 from model_server.errors import InvalidRequest, TooLarge
 from model_server.fingerprint import fingerprint_dir
+from model_server.stage_times import StageTimes, stage
 from model_server.tiny import build_random, random_init_seed
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class HFBackend(BaseBackend):
             if want_packed and not self.packed:
                 self.sharing_note += f" (packing needs sdpa or eager attention, not {attn})"
         self.arch = arch or model_cls.__name__
+        self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -204,6 +206,7 @@ class HFBackend(BaseBackend):
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
+                     "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
@@ -212,11 +215,11 @@ class HFBackend(BaseBackend):
     # The tokenizer and processor are used from the prepare threads and the device
     # thread; fast tokenizers must not be entered concurrently, hence the lock.
     def _template(self, msgs, **kw) -> str:
-        with self._cpu_lock:
+        with self._cpu_lock, stage(self.stage_times, "chat template"):
             return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
 
     def _tokens(self, text: str) -> list[int]:
-        with self._cpu_lock:
+        with self._cpu_lock, stage(self.stage_times, "tokenise"):
             return self.tokenizer(text)["input_ids"]
 
     def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
@@ -224,17 +227,18 @@ class HFBackend(BaseBackend):
         if images:
             kw["images"] = list(images)
         try:
-            with self._cpu_lock:
+            with self._cpu_lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
                 enc = self.processor(**kw)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
         out = {}
-        for k, v in enc.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device)
-                if v.is_floating_point():
-                    v = v.to(self.dtype)
-                out[k] = v
+        with stage(self.stage_times, "host-to-device copy"):
+            for k, v in enc.items():
+                if isinstance(v, torch.Tensor):
+                    v = v.to(self.device)
+                    if v.is_floating_point():
+                        v = v.to(self.dtype)
+                    out[k] = v
         return out
 
     def _spans(self, task: ScoreTask):
@@ -314,9 +318,11 @@ class HFBackend(BaseBackend):
             ids = enc["input_ids"][0]
             full_len = len(self._tokens(text))
             shift = len(ids) - full_len  # image tokens expand inside the user turn, before begin
-            logits = self.model(**enc).logits[0]
-            out.append(OptionScore(self._sum_logprobs(logits, ids, begin + shift, end + shift),
-                                   end - begin))
+            with stage(self.stage_times, "forward (reference: whole prompt per option)"):
+                logits = self.model(**enc).logits[0]
+            with stage(self.stage_times, "output head, log-softmax, gather"):
+                total = self._sum_logprobs(logits, ids, begin + shift, end + shift)
+            out.append(OptionScore(total, end - begin))
         return out
 
     def _prepare(self, task: ScoreTask) -> _Prepared:
@@ -349,11 +355,13 @@ class HFBackend(BaseBackend):
     def _score_packed(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
         """One forward over packed rows `prefix + option_1 + ... + option_k` (hf_packed)."""
         mrope = self.model_type in MULTI_AXIS_ROPE
-        packed = pack(batch, self.pad_id, self.device, self.dtype,
-                      (lambda i: self._mrope_prefix(batch[i])) if mrope else None)
-        inner = self.model.model
-        hidden = inner(**packed.inputs, use_cache=False).last_hidden_state
-        sums = option_logprobs(hidden, self.model.get_output_embeddings(), packed)
+        with stage(self.stage_times, "pack rows, mask, positions"):
+            packed = pack(batch, self.pad_id, self.device, self.dtype,
+                          (lambda i: self._mrope_prefix(batch[i])) if mrope else None)
+        with stage(self.stage_times, "forward (packed: prefix + options)"):
+            hidden = self.model.model(**packed.inputs, use_cache=False).last_hidden_state
+        with stage(self.stage_times, "output head, log-softmax, gather"):
+            sums = option_logprobs(hidden, self.model.get_output_embeddings(), packed)
         return [[OptionScore(total, e - b) for total, (b, e) in zip(s, p.spans, strict=True)]
                 for s, p in zip(sums, batch, strict=True)]
 
@@ -397,7 +405,8 @@ class HFBackend(BaseBackend):
             inner.rope_deltas = None
         else:
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
+        with stage(self.stage_times, "prefix forward"):
+            out = self.model(**inputs, use_cache=True, logits_to_keep=1)
         last_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         next_pos = torch.tensor(lengths, device=dev)
         if mrope:
@@ -428,8 +437,13 @@ class HFBackend(BaseBackend):
         pos = next_pos[owner, None] + torch.arange(width, device=dev)[None, :]
         if mrope:
             pos = pos[None].expand(3, -1, -1)
-        logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
-                            position_ids=pos, cache=cache, use_cache=True).logits
+        with stage(self.stage_times, "option forward (from cache copies)"):
+            logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
+                                position_ids=pos, cache=cache, use_cache=True).logits
+        with stage(self.stage_times, "output head, log-softmax, gather"):
+            self._gather_rows(batch, rows, cont, logits, last_logp, results)
+
+    def _gather_rows(self, batch, rows, cont, logits, last_logp, results) -> None:
         for r, (i, j) in enumerate(rows):
             b, e = batch[i].spans[j]
             total = 0.0
