@@ -11,6 +11,7 @@ import json
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,12 +42,23 @@ def load_tasks(annotations: str, roots: list[str], limit: int | None) -> tuple[l
     return tasks, decode_s
 
 
-def run(backend: HFBackend, tasks: list[ScoreTask], mode: str, max_batch: int) -> list:
+def run(backend: HFBackend, tasks: list[ScoreTask], mode: str, max_batch: int,
+        prepare_threads: int = 4) -> list:
+    """Score `tasks` in batches. Where the backend prepares ahead (accelerators), worker
+    threads render, tokenise and preprocess while the device scores, as the server does."""
     if mode == "reference":
         return [backend.score_per_option(t) for t in tasks]
     results = []
-    for k in range(0, len(tasks), max_batch):
-        results.extend(backend.score(tasks[k:k + max_batch]))
+    with ThreadPoolExecutor(prepare_threads) as pool:
+        ready = pool.map(backend.prepare, tasks) if backend.prepare_ahead else iter(tasks)
+        batch = []
+        for t in ready:
+            batch.append(t)
+            if len(batch) == max_batch:
+                results.extend(backend.score(batch))
+                batch = []
+        if batch:
+            results.extend(backend.score(batch))
     return results
 
 
@@ -79,6 +91,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--packing", default="auto", help="hf backend's packing setting (shared mode)")
+    ap.add_argument("--prepare-ahead", default="auto", help="hf backend's prepare_ahead setting")
     ap.add_argument("--profile", type=int, default=16,
                     help="questions for the per-stage breakdown, run after the timed run")
     args = ap.parse_args()
@@ -87,7 +100,7 @@ def main() -> int:
     t_load = time.perf_counter()
     backend = HFBackend(args.model, device=args.device, threads=args.threads,
                         prefix_sharing="true" if args.mode == "shared" else "false",
-                        packing=args.packing)
+                        packing=args.packing, prepare_ahead=args.prepare_ahead)
     sync = _cuda_sync(backend.device)
     sync()
     load_s = time.perf_counter() - t_load
@@ -100,18 +113,20 @@ def main() -> int:
     elapsed = time.perf_counter() - t0
 
     sample = tasks[: args.profile]
+    overlap, backend.prepare_ahead = backend.prepare_ahead, False  # stages one after another
     backend.stage_times = StageTimes(sync)
     t1 = time.perf_counter()
     run(backend, sample, args.mode, args.max_batch)
     profiled_s = time.perf_counter() - t1
     stages = {k: v / len(sample) for k, v in backend.stage_times.seconds.items()}
     stages[IMAGE_LOADING] = decode_s / len(tasks)
-    backend.stage_times = None
+    backend.stage_times, backend.prepare_ahead = None, overlap
     print(json.dumps({
         "mode": args.mode, "questions": len(tasks), "elapsed_s": elapsed,
         "qps": len(tasks) / elapsed, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": backend.device, "gpu_peak_mb": _gpu_peak(backend.device),
         "model_load_s": load_s, "scoring": backend.info().details["prefix_sharing"],
+        "prepare": backend.info().details["prepare"],
         "stages_s_per_question": stages, "profiled_s_per_question": profiled_s / len(sample),
         "flops_per_question": flops_per_question(backend, tasks),
         "scores": {t.request_id: [[s.logprob_sum, s.num_tokens] for s in r]

@@ -323,7 +323,8 @@ def main() -> int:
         row("(a) reference: full forward per option, 1 question at a time, in process", n,
             a["qps"], a["maxrss_mb"], "1.00x")
     if b:
-        row(f"(b) this backend in process, default setting ({b['scoring']})", n, b["qps"],
+        row(f"(b) this backend in process, default settings ({b['scoring']}; preparation: "
+            f"{b['prepare']})", n, b["qps"],
             b["maxrss_mb"], ratio(b, a, "(a)"))
     if b2:
         row(f"(b') the other prefix-shared path in process ({b2['scoring']})", n, b2["qps"],
@@ -346,10 +347,11 @@ def main() -> int:
             f"share this machine's {os.cpu_count()} cores, and the server's per-call gRPC cost is "
             "the limit of the end-to-end rate.")
     if flops_q:
+        amount = (f"{flops_q / 1e12:.3f} TFLOP" if flops_q > 1e11
+                  else f"{flops_q / 1e9:.3f} GFLOP")
         notes.append(f"Model FLOPs per question (bench/flops.py, this sample's token counts): "
-                     f"{flops_q / 1e12:.3f} TFLOP" if flops_q > 1e11 else f"{flops_q / 1e9:.3f} GFLOP"
-                     + (f"; MFU against {peak / 1e12:.0f} TFLOP/s dense bf16 ({gpu})." if peak
-                        else "."))
+                     f"{amount}" + (f"; MFU against {peak / 1e12:.0f} TFLOP/s dense bf16 ({gpu})."
+                                    if peak else "."))
     for label, r in (("(a)", a), ("(b)", b), ("(b')", b2)):
         if r and r.get("gpu_peak_mb"):
             notes.append(f"{label}: device memory peak {r['gpu_peak_mb']:.0f} MB; model built in "

@@ -20,7 +20,7 @@ import torch
 
 # Attention implementations that take an arbitrary additive 4-D mask.
 MASKABLE_ATTENTION = {"sdpa", "eager"}
-ALIGN = 8  # row length rounded up: aligned masks keep the fused attention kernels usable
+ALIGN = 16  # row length rounded up: aligned masks keep the fused attention kernels usable
 
 
 @dataclass
