@@ -17,7 +17,7 @@ PY=${GPU_CHECK_PYTHON:-python3}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 PRESET=${GPU_CHECK_PRESET:-7b}
 MIX=${GPU_CHECK_MIX:-200}
-BENCH_TIMEOUT=${GPU_CHECK_BENCH_TIMEOUT:-330}
+BENCH_TIMEOUT=${GPU_CHECK_BENCH_TIMEOUT:-320}
 OUT=${OUT:-bench-out/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -27,7 +27,7 @@ stage() { echo "== $1 ($(( $(date +%s) - START )) s)"; }
 stage "wheels" | tee "$OUT/gpu.txt"
 if ! $PY -c "import transformers, sys; sys.exit(transformers.__version__ != '5.24.0')" 2>/dev/null; then
   if ls .whl/*.whl >/dev/null 2>&1; then
-    timeout 180 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    timeout 90 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl/*.whl 2>&1 | tail -3 | tee -a "$OUT/gpu.txt"
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   else
@@ -37,10 +37,10 @@ fi
 
 stage "versions" | tee -a "$OUT/gpu.txt"
 timeout 30 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/gpu.txt"
-timeout 120 $PY -c "import torch, transformers, grpc; print('torch', torch.__version__, 'transformers', transformers.__version__, 'grpcio', grpc.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$OUT/gpu.txt"
+timeout 60 $PY -c "import torch, transformers, grpc; print('torch', torch.__version__, 'transformers', transformers.__version__, 'grpcio', grpc.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$OUT/gpu.txt"
 
 stage "equality" | tee "$OUT/equality.txt"
-timeout -k 10 150 $PY bench/gpu_equality.py "$DEVICE" 2>&1 | grep -v -E "Loading weights|it/s\]" | tee -a "$OUT/equality.txt"
+timeout -k 10 120 $PY bench/gpu_equality.py "$DEVICE" 2>&1 | grep -v -E "Loading weights|it/s\]" | tee -a "$OUT/equality.txt"
 echo "equality exit status: ${PIPESTATUS[0]}" | tee -a "$OUT/equality.txt"
 
 stage "bench" | tee "$OUT/bench.log"

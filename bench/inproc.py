@@ -112,7 +112,7 @@ def main() -> int:
     sync()
     elapsed = time.perf_counter() - t0
 
-    sample = tasks[: args.profile]
+    sample = tasks[::max(1, len(tasks) // max(1, args.profile))][: args.profile]  # spans the mix
     overlap, backend.prepare_ahead = backend.prepare_ahead, False  # stages one after another
     backend.stage_times = StageTimes(sync)
     t1 = time.perf_counter()

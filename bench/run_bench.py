@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +33,15 @@ from evaluator.demo import free_port  # noqa: E402
 
 PY = sys.executable
 ANN = "SEED-Bench_v2_level1_2_3.json"
+
+
+class OutOfTime(Exception):
+    """SIGTERM (e.g. from `timeout`): stop measuring, still write what was measured."""
+
+
+def _stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the report is written next
+    raise OutOfTime("stopped by its time limit (SIGTERM)")
 
 
 def env(**extra) -> dict[str, str]:
@@ -186,6 +196,7 @@ def main() -> int:
     ap.add_argument("--profile", type=int, default=16, help="questions in the stage breakdown")
     ap.add_argument("--json", help="also write every number measured to this JSON file")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _stop)
 
     work = (ROOT / args.work).resolve()
     logs = work / "logs"
@@ -206,13 +217,20 @@ def main() -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 
+    stopped = []
+
     def measure(label, fn):
         """One measurement; a failure is reported and the later ones still run."""
+        if stopped:
+            notes.append(f"{label}: not measured (the run was stopped by its time limit).")
+            return None
         print(f"{label} ...", flush=True)
         t0 = time.time()
         try:
             r = fn()
         except Exception as exc:  # noqa: BLE001 - a benchmark reports every failure, then goes on
+            if isinstance(exc, OutOfTime):
+                stopped.append(label)
             print(f"{label} FAILED: {exc}", flush=True)
             notes.append(f"{label}: not measured, it failed: {str(exc)[:300]}")
             results[label] = {"error": str(exc)}
