@@ -93,3 +93,30 @@ def test_tasks_prepared_concurrently_off_the_device_thread_score_the_same(backen
     for task, scores in zip(MIXED * 3, got, strict=True):
         for g, w in zip(scores, backend.score_per_option(task), strict=True):
             assert abs(g.logprob_sum - w.logprob_sum) < 1e-4 and g.num_tokens == w.num_tokens
+
+
+def test_packed_row_layout_mask_and_positions():
+    """One row `prefix + option_1 + option_2`: options see the prefix and themselves only,
+    and each option's positions restart right after the prefix."""
+    import torch
+
+    from model_server.backends.hf import _Prepared
+    from model_server.backends.hf_packed import ALIGN, pack
+
+    p = _Prepared(prefix={"input_ids": torch.tensor([[5, 6, 7]])}, conts=[[8, 9], [10]],
+                  spans=[(0, 2), (0, 1)])
+    packed = pack([p], pad_id=0, device="cpu", mask_dtype=torch.float32, prefix_positions=None)
+    ids = packed.inputs["input_ids"][0]
+    assert ids.shape[0] == ALIGN and ids[:6].tolist() == [5, 6, 7, 8, 9, 10]
+    assert packed.inputs["position_ids"][0, :6].tolist() == [0, 1, 2, 3, 4, 3]
+    seen = (packed.inputs["attention_mask"][0, 0, :6, :6] == 0).int().tolist()
+    assert seen == [[1, 0, 0, 0, 0, 0],
+                    [1, 1, 0, 0, 0, 0],
+                    [1, 1, 1, 0, 0, 0],
+                    [1, 1, 1, 1, 0, 0],   # option 1, token 1
+                    [1, 1, 1, 1, 1, 0],   # option 1, token 2
+                    [1, 1, 1, 0, 0, 1]]   # option 2: prefix and itself, not option 1
+    # predictors: option 1's tokens from the prefix's last position and its own first token;
+    # option 2's token from the prefix's last position
+    assert packed.predictors.tolist() == [2, 3, 2] and packed.targets.tolist() == [8, 9, 10]
+    assert packed.counts == [[2, 1]]
