@@ -45,7 +45,7 @@ def main() -> int:
                     param = next(b.model.parameters()).dtype
                     bad = dtype == "float32" and diff > TOLERANCE
                     ok = ok and not bad
-                    print(f"{arch} {dtype} (weights {param}) {b.sharing_note}: max |diff| "
+                    print(f"{arch} {dtype} (weights {param}) {b.scoring_note}: max |diff| "
                           f"{diff:.2e}, same answer {same}/{len(tasks)}"
                           + ("  FAIL (> 1e-4)" if bad else ""), flush=True)
     print("equality:", "PASS" if ok else "FAIL")

@@ -125,7 +125,7 @@ def main() -> int:
         "mode": args.mode, "questions": len(tasks), "elapsed_s": elapsed,
         "qps": len(tasks) / elapsed, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": backend.device, "gpu_peak_mb": _gpu_peak(backend.device),
-        "model_load_s": load_s, "scoring": backend.info().details["prefix_sharing"],
+        "model_load_s": load_s, "scoring": backend.info().details["option_scoring"],
         "prepare": backend.info().details["prepare"],
         "stages_s_per_question": stages, "profiled_s_per_question": profiled_s / len(sample),
         "flops_per_question": flops_per_question(backend, tasks),

@@ -189,10 +189,14 @@ class HFBackend(BaseBackend):
         else:
             want_packed = _bool(packing)
         self.packed = self.prefix_sharing and want_packed and attn in MASKABLE_ATTENTION
-        if self.prefix_sharing:
-            self.sharing_note += ", packed options" if self.packed else ", cache copy"
-            if want_packed and not self.packed:
-                self.sharing_note += f" (packing needs sdpa or eager attention, not {attn})"
+        if not self.prefix_sharing:
+            self.scoring_note = "per option"
+        elif self.packed:
+            self.scoring_note = "packed"
+        elif want_packed:
+            self.scoring_note = f"cache copy (packing needs sdpa or eager attention, not {attn})"
+        else:
+            self.scoring_note = "cache copy"
         self.arch = arch or model_cls.__name__
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
@@ -206,6 +210,7 @@ class HFBackend(BaseBackend):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
+                     "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
