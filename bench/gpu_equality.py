@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_server.backends.hf import HFBackend  # noqa: E402
+from model_server import backends  # noqa: E402
 from model_server.tiny import make_tiny  # noqa: E402
 from tests.test_prefix_sharing import MIXED  # noqa: E402
 
@@ -33,10 +33,11 @@ def main() -> int:
         for arch in ("llava", "qwen2_vl"):
             path = make_tiny(arch, Path(tmp) / arch)
             for dtype in ("float32", "bfloat16"):
-                ref_backend = HFBackend(str(path), device=device, dtype=dtype)
+                ref_backend = backends.create("hf", str(path), device=device, dtype=dtype)
                 want = [ref_backend.score_per_option(t) for t in tasks]
                 for packing in ("true", "false"):
-                    b = HFBackend(str(path), device=device, dtype=dtype, packing=packing)
+                    b = backends.create("hf", str(path), device=device, dtype=dtype,
+                                        packing=packing)
                     got = b.score(tasks)
                     diff = max(abs(x.logprob_sum - y.logprob_sum)
                                for g, w in zip(got, want, strict=True)

@@ -21,6 +21,7 @@ from PIL import Image  # noqa: E402
 from bench.flops import FlopCounter  # noqa: E402
 from evaluator import dataset, methods  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
+from model_server import backends  # noqa: E402
 from model_server.backends.base import ScoreTask  # noqa: E402
 from model_server.backends.hf import HFBackend  # noqa: E402
 from model_server.stage_times import StageTimes  # noqa: E402
@@ -98,9 +99,9 @@ def main() -> int:
 
     tasks, decode_s = load_tasks(args.annotations, args.media_root, args.limit)
     t_load = time.perf_counter()
-    backend = HFBackend(args.model, device=args.device, threads=args.threads,
-                        prefix_sharing="true" if args.mode == "shared" else "false",
-                        packing=args.packing, prepare_ahead=args.prepare_ahead)
+    backend = backends.create("hf", args.model, device=args.device, threads=args.threads,
+                              prefix_sharing=args.mode == "shared", packing=args.packing,
+                              prepare_ahead=args.prepare_ahead)
     sync = _cuda_sync(backend.device)
     sync()
     load_s = time.perf_counter() - t_load

@@ -7,8 +7,9 @@ import io
 import pytest
 from PIL import Image
 
+from model_server import backends
 from model_server.backends.base import ScoreTask
-from model_server.backends.hf import HFBackend
+from model_server.backends.hf import Planned
 from tests.images import png
 from tests.tiny_models import tiny_model
 
@@ -33,7 +34,8 @@ MIXED = [  # prompt lengths, image counts and option lengths all differ within o
                 ids=lambda p: f"{p[0]}-{'packed' if p[1] == 'true' else 'cache-copy'}")
 def backend(request, tmp_path_factory):
     arch, packing = request.param
-    b = HFBackend(str(tiny_model(arch, tmp_path_factory.getbasetemp())), packing=packing)
+    b = backends.create("hf", str(tiny_model(arch, tmp_path_factory.getbasetemp())),
+                        packing=packing)
     assert b.packed == (packing == "true")
     return b
 
@@ -88,7 +90,7 @@ def test_tasks_prepared_concurrently_off_the_device_thread_score_the_same(backen
             prepared = list(pool.map(backend.prepare, MIXED * 3))
     finally:
         backend.prepare_ahead = False
-    assert all(t.prepared is not None for t in prepared)
+    assert all(isinstance(t, Planned) and t.shared is not None for t in prepared)
     got = backend.score(prepared)
     for task, scores in zip(MIXED * 3, got, strict=True):
         for g, w in zip(scores, backend.score_per_option(task), strict=True):

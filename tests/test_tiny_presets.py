@@ -9,10 +9,10 @@ import sys
 import torch
 import transformers
 
-from model_server.backends.hf import HFBackend
+from model_server import backends
 from model_server.fingerprint import WEIGHT_SUFFIXES
 from model_server.tiny import build_random
-from tests.procs import test_env as child_env
+from serving.processes import child_env
 from tests.test_prefix_sharing import MIXED
 from tests.tiny_models import tiny_model
 
@@ -26,8 +26,8 @@ def test_random_init_model_scores_like_the_saved_one_of_the_same_seed(tmp_path):
     out = tmp_path / "made-on-load"
     _tiny_cli("--random-init", "--out", str(out))
     assert not [p for p in out.iterdir() if p.suffix in WEIGHT_SUFFIXES]
-    made = HFBackend(str(out), device="cpu")
-    saved = HFBackend(str(tiny_model("llava", tmp_path)), device="cpu")
+    made = backends.create("hf", str(out), device="cpu")
+    saved = backends.create("hf", str(tiny_model("llava", tmp_path)), device="cpu")
     for x, y in zip(made.model.state_dict().values(), saved.model.state_dict().values(),
                     strict=True):
         assert torch.equal(x, y)
