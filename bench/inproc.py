@@ -112,6 +112,10 @@ def main() -> int:
     results = run(backend, tasks, args.mode, args.max_batch)
     sync()
     elapsed = time.perf_counter() - t0
+    failed = [(t.request_id, r) for t, r in zip(tasks, results, strict=True)
+              if isinstance(r, Exception)]
+    if failed:  # a benchmark of answers that were not computed would mean nothing
+        raise RuntimeError(f"{len(failed)} questions failed, e.g. {failed[0][0]}: {failed[0][1]!r}")
 
     sample = tasks[::max(1, len(tasks) // max(1, args.profile))][: args.profile]  # spans the mix
     overlap, backend.prepare_ahead = backend.prepare_ahead, False  # stages one after another

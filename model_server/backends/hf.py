@@ -83,20 +83,23 @@ class Planned:
     shared: _Prepared | None  # None: score per option (sharing off or not applicable)
 
 
-def _padded_groups(items: list, length, budget: int) -> list[list]:
-    """Groups of items sorted by length whose rows x longest row stays within budget.
+def _padded_groups(items: list, length, budget: int, max_padding: float = 0.25) -> list[list]:
+    """Groups of items sorted by length: rows x longest row stays within budget, and at
+    most `max_padding` of a group's rows x longest row is padding.
 
-    Sorting first keeps rows of similar length together, so little of each forward
-    is padding when prompt lengths are mixed (one image vs eight frames).
+    Rows are padded to the group's longest, and padding costs as much as real tokens,
+    so one-image questions (~600 tokens) never share a forward with eight-frame ones
+    (~4,700): sorted, they go in separate groups.
     """
-    groups, cur, longest = [], [], 0
+    groups, cur, used = [], [], 0
     for item in sorted(items, key=length):
-        n = length(item)
-        if cur and (len(cur) + 1) * max(longest, n) > budget:
+        n = length(item)  # the longest so far: sorted ascending
+        padded = (len(cur) + 1) * n
+        if cur and (padded > budget or padded > (1 + max_padding) * (used + n)):
             groups.append(cur)
-            cur, longest = [], 0
+            cur, used = [], 0
         cur.append(item)
-        longest = max(longest, n)
+        used += n
     if cur:
         groups.append(cur)
     return groups
@@ -289,8 +292,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
                 ready, lambda ip: row_length(ip[1].prefix["input_ids"].shape[1], ip[1].conts),
                 self.max_batch_tokens)
             score_group = self._score_packed
-        else:
-            groups = _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
+        else:  # prefixes are left-padded to the group's longest
+            groups = _padded_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
                                     self.max_batch_tokens)
             score_group = self._score_shared
         for group in groups:
