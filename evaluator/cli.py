@@ -201,7 +201,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
     else:
         path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
-                                    full=args.full)
+                                    full=args.full, mix=args.mix)
     print(path)
     return 0
 
@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
+    s.add_argument("--mix", type=int, metavar="N",
+                   help="N questions of dims 1-24 in SEED-Bench-2's L1+L2 proportions")
     s.add_argument("--format", choices=["v1", "v2"], default="v2")
     s.set_defaults(func=cmd_sample_data)
     return p

@@ -91,7 +91,8 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
     if args.arch not in ARCHS:
         raise SystemExit(f"unknown --arch {args.arch!r}; choose from {', '.join(ARCHS)}")
-    path = make_tiny(args.arch, args.out, seed=args.seed, preset=args.preset)
+    path = make_tiny(args.arch, args.out, seed=args.seed, preset=args.preset,
+                     random_init=args.random_init)
     print(path)
     return 0
 
@@ -131,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", required=True, help="llava, qwen2_vl or janus")
     t.add_argument("--out", required=True, help="directory to write")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid"],
-                   help="size (llava only beyond tiny): small for CPU benchmarks, mid (~1B) for GPU")
+    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid", "7b"],
+                   help="size (llava only beyond tiny): small for CPU benchmarks, mid (~1B) and "
+                        "7b (LLaVA-1.5-7B's shapes, weights made on load) for GPU")
+    t.add_argument("--random-init", action="store_true",
+                   help="write no weights: the server makes seeded random ones on its device")
     t.add_argument("--log-level", default="WARNING")
     t.set_defaults(func=cmd_tiny)
     return p
