@@ -12,9 +12,10 @@ deletes what `up` applied (the volumes stay); `status` lists the objects.
 
 No cluster: one line says so, and the same services run as local processes on
 127.0.0.1 from the same rendered overlay (`kubectl kustomize` needs no
-cluster): one model's Deployment (its replica count, its container args with the
-settings ConfigMap expanded, its tiny model built as its init container would)
-and the CLIP server, health-gated, PIDs and ports in the deploy.local state file.
+cluster): one model's Deployment (its container args with the settings
+ConfigMap expanded, its tiny model built as its init container would) as
+--replicas processes (default 2, so the evaluator's spreading is exercised), and
+the CLIP server, health-gated, PIDs and ports in the deploy.local state file.
 `eval` runs the evaluator Job's own args against them on the sample data.
 """
 
@@ -65,7 +66,6 @@ class LocalPlan:
     """What the overlay runs, as local processes: read from its rendered objects."""
 
     model: str  # the instance label: llava
-    replicas: int
     model_args: list[str]  # serve args, settings expanded, without --host/--port
     model_path: str  # MODEL_PATH inside the pod
     tiny_args: list[str] | None  # the init container's `tiny ...` args, if it builds one
@@ -99,7 +99,7 @@ def local_plan(overlay: str, model: str = "") -> LocalPlan:
     clip_c = clip["spec"]["template"]["spec"]["containers"][0]
     job = next(d for d in docs if d["kind"] == "Job")
     return LocalPlan(
-        model=names[names.index(model) if model else 0], replicas=int(dep["spec"].get("replicas", 1)),
+        model=names[names.index(model) if model else 0],
         model_args=_serve_args(server, env), model_path=env.get("MODEL_PATH", ""),
         tiny_args=[str(a) for a in tiny] if tiny else None,
         clip_args=_serve_args(clip_c, render.container_env(clip_c, configmaps)),
@@ -126,7 +126,7 @@ def local_up(args: argparse.Namespace) -> int:
         subprocess.run([sys.executable, "-m", "model_server.cli", *tiny, "--out", str(model_dir)],
                        env=child_env(), check=True)
     model_args = _swap_model(plan.model_args, str(model_dir))
-    specs = [launcher.Spec(f"model-{i}", "model", model_args) for i in range(plan.replicas)]
+    specs = [launcher.Spec(f"model-{i}", "model", model_args) for i in range(args.replicas)]
     specs.append(launcher.Spec("clip-0", "clip", plan.clip_args))
     settings = {"overlay": args.overlay, "model": plan.model, "grace_s": plan.grace_s,
                 "job_args": plan.job_args}
@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlay", default="local", choices=render.OVERLAYS)
     p.add_argument("--model", default="", help="no cluster: which model to run (default: the first)")
     p.add_argument("--out", default="results", help="eval: where the results go")
+    p.add_argument("--replicas", type=int, default=2, help="no cluster: model server processes")
     p.add_argument("--local", action="store_true", help="local processes even if a cluster answers")
     p.add_argument("--timeout-s", type=float, default=600.0)
     p.add_argument("--run-dir", type=Path, default=launcher.default_run_dir(),
