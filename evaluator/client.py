@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -68,10 +69,23 @@ class Endpoint:
     ok: int = 0
     failures: int = 0
     status: str = "unknown"
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # of answered calls
 
     def stats(self) -> dict:
         return {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
-                "failures": self.failures}
+                "failures": self.failures, "latency_ms": percentiles_ms(self.latencies_s)}
+
+
+def percentiles_ms(values_s: list[float]) -> dict[str, float]:
+    """p50/p90/p99 (nearest rank) in milliseconds; {} when there is nothing to rank."""
+    if not values_s:
+        return {}
+    ranked = sorted(values_s)
+
+    def rank(q: float) -> float:
+        return ranked[min(len(ranked) - 1, max(0, math.ceil(q * len(ranked)) - 1))]
+
+    return {f"p{round(q * 100)}": round(rank(q) * 1000, 2) for q in (0.5, 0.9, 0.99)}
 
 
 @dataclass
@@ -188,9 +202,11 @@ class ModelPool:
             ep = self._choose(prev[0])
             ep.outstanding += 1
             ep.calls += 1
+            t0 = time.monotonic()
             try:
                 resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
+                ep.latencies_s.append(time.monotonic() - t0)
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1

@@ -38,6 +38,8 @@ def test_up_eval_status_down_without_a_cluster(tmp_path):
         models = {p.target for p in procs if p.role == "model"}
         assert {e["target"] for e in run["endpoints"]} == models
         assert all(e["ok"] > 0 for e in run["endpoints"]), run["endpoints"]  # each served a share
+        assert run["throughput_qps"] > 0 and set(run["latency_ms"]) == {"p50", "p90", "p99"}
+        assert "questions/s" in ev.stdout and all(t in ev.stdout for t in models)  # the summary
 
         st = make("status", env)
         assert st.returncode == 0 and st.stdout.count("SERVING") == 3, st.stdout
