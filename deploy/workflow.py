@@ -33,7 +33,7 @@ import yaml
 
 from deploy import render
 from deploy.local import launcher
-from serving.processes import child_env
+from serving.processes import child_env, free_port
 
 PART_OF = "app.kubernetes.io/part-of=seedbench"
 JOB = "seedbench-eval"
@@ -111,6 +111,21 @@ def _swap_model(args: list[str], path: str) -> list[str]:
     return [f"--model={path}" if a.startswith("--model=") else a for a in args]
 
 
+def _own_metrics_port(args: list[str]) -> list[str]:
+    """Pods each have port 9090; processes sharing 127.0.0.1 each need a free one."""
+    return [f"--metrics-port={free_port()}" if a.startswith("--metrics-port=") else a for a in args]
+
+
+def metrics_targets(state: dict) -> dict[str, str]:
+    """{process name: host:port of its /metrics}, from the state file's recorded commands."""
+    out = {}
+    for p in state["procs"]:
+        port = next((a.split("=", 1)[1] for a in p["cmd"] if a.startswith("--metrics-port=")), None)
+        if port:
+            out[p["name"]] = f"{p['host']}:{port}"
+    return out
+
+
 # ----------------------------------------------------------------------------- local mode
 
 def local_up(args: argparse.Namespace) -> int:
@@ -126,14 +141,17 @@ def local_up(args: argparse.Namespace) -> int:
         subprocess.run([sys.executable, "-m", "model_server.cli", *tiny, "--out", str(model_dir)],
                        env=child_env(), check=True)
     model_args = _swap_model(plan.model_args, str(model_dir))
-    specs = [launcher.Spec(f"model-{i}", "model", model_args) for i in range(args.replicas)]
-    specs.append(launcher.Spec("clip-0", "clip", plan.clip_args))
+    specs = [launcher.Spec(f"model-{i}", "model", _own_metrics_port(model_args))
+             for i in range(args.replicas)]
+    specs.append(launcher.Spec("clip-0", "clip", _own_metrics_port(plan.clip_args)))
     settings = {"overlay": args.overlay, "model": plan.model, "grace_s": plan.grace_s,
                 "job_args": plan.job_args}
     state = launcher.start_all(run_dir, specs, "127.0.0.1", args.timeout_s, settings)
     if state is None:
         return 1
+    metrics = ", ".join(f"{name} http://{t}/metrics" for name, t in metrics_targets(state).items())
     print(f"model {plan.model}: {state['targets']['model']}; clip: {state['targets']['clip']}\n"
+          f"metrics: {metrics}\n"
           f"state: {run_dir / launcher.STATE_FILE}\nnext:  make eval OUT=DIR; make status; make down")
     return 0
 

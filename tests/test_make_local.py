@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.request
 
+from deploy import workflow
 from serving.processes import ROOT, ServerProcess, alive, child_env, health, stop
 
 
@@ -29,6 +31,12 @@ def test_up_eval_status_down_without_a_cluster(tmp_path):
         assert first.startswith("no cluster (kubectl has no current context)"), first
         assert sorted(p.name for p in procs) == ["clip-0", "model-0", "model-1"]
         assert all(alive(p) and health(p.target) == "SERVING" for p in procs)
+        # Each process has its own metrics port (pods all use 9090), and it answers.
+        metrics = workflow.metrics_targets(json.loads(state_file.read_text()))
+        assert sorted(metrics) == ["clip-0", "model-0", "model-1"] and len(set(metrics.values())) == 3
+        for target in metrics.values():
+            with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as r:
+                assert b"seedbench_model_load_seconds" in r.read()
 
         out = tmp_path / "out"
         ev = make("eval", env, f"OUT={out}")
