@@ -50,11 +50,12 @@ render: install
 # (two tiny model-server replicas + the CLIP server on 127.0.0.1). See docs/deploy.md.
 OVERLAY ?= local
 OUT ?= results
+MODEL ?=
 up: install
-	$(PY) -m deploy.workflow up --overlay $(OVERLAY)
+	$(PY) -m deploy.workflow up --overlay $(OVERLAY) --model "$(MODEL)"
 
 eval: install
-	$(PY) -m deploy.workflow eval --overlay $(OVERLAY) --out $(OUT)
+	$(PY) -m deploy.workflow eval --overlay $(OVERLAY) --out $(OUT) --model "$(MODEL)"
 
 status: install
 	$(PY) -m deploy.workflow status --overlay $(OVERLAY)

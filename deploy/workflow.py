@@ -204,16 +204,29 @@ def cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def job_for(doc: dict, model: str) -> dict:
+    """The overlay's evaluator Job, pointed at model-<model> (its own name and results dir)."""
+    if not model:
+        return doc
+    c = doc["spec"]["template"]["spec"]["containers"][0]
+    c["args"] = [f"--model=dns:///model-{model}:50051" if a.startswith("--model=")
+                 else f"--out=/results/{model}" if a.startswith("--out=") else a for a in c["args"]]
+    doc["metadata"]["name"] = f"{JOB}-{model}"
+    return doc
+
+
 def cluster_eval(args: argparse.Namespace) -> int:
-    job = _rendered(args.overlay, lambda d: d["kind"] == "Job")
-    _kubectl("delete", "job", JOB, "--ignore-not-found", "--wait=true")
-    _kubectl("apply", "-f", "-", stdin=job)
-    print(f"job/{JOB} started; waiting (up to {args.timeout_s:g}s) ...", flush=True)
-    done = _kubectl("wait", f"job/{JOB}", "--for=condition=complete",
+    docs = render.load_docs(render.render_overlay(render.K8S_DIR, args.overlay))
+    job = job_for(next(d for d in docs if d["kind"] == "Job"), args.model)
+    name = job["metadata"]["name"]
+    _kubectl("delete", "job", name, "--ignore-not-found", "--wait=true")
+    _kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job, sort_keys=False))
+    print(f"job/{name} started; waiting (up to {args.timeout_s:g}s) ...", flush=True)
+    done = _kubectl("wait", f"job/{name}", "--for=condition=complete",
                     f"--timeout={args.timeout_s:g}s", check=False)
-    print(_kubectl("logs", f"job/{JOB}", "--tail=40", check=False).stdout)
+    print(_kubectl("logs", f"job/{name}", "--tail=60", check=False).stdout)
     if done.returncode != 0:
-        print(f"error: job/{JOB} did not complete: {done.stderr.strip()}", file=sys.stderr)
+        print(f"error: job/{name} did not complete: {done.stderr.strip()}", file=sys.stderr)
         return 1
     return copy_results(Path(args.out))
 
@@ -270,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=sorted(CLUSTER))
     p.add_argument("--overlay", default="local", choices=render.OVERLAYS)
-    p.add_argument("--model", default="", help="no cluster: which model to run (default: the first)")
+    p.add_argument("--model", default="", help="which model (llava, qwen2-vl, ...): no cluster, the "
+                   "one `up` runs (default: the first); cluster, the one `eval` evaluates "
+                   "(default: the Job's own)")
     p.add_argument("--out", default="results", help="eval: where the results go")
     p.add_argument("--replicas", type=int, default=2, help="no cluster: model server processes")
     p.add_argument("--local", action="store_true", help="local processes even if a cluster answers")

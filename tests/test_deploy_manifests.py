@@ -123,3 +123,30 @@ def test_the_checks_catch_a_missing_limit_a_writable_root_and_a_missing_pdb(docs
     assert "Deployment/clip-server: container clip-server: readOnlyRootFilesystem must be true" in text
     assert "Deployment/model-qwen2-vl: no PodDisruptionBudget selects its pods" in text
     assert "model-llava: no PodDisruptionBudget" not in text
+
+
+def test_remote_api_model_takes_its_key_from_a_secret(tmp_path):
+    """An overlay that adds the optional openai model: valid, key from the Secret, no GPU."""
+    if render.kubectl() is None:
+        pytest.skip("kubectl not on PATH")
+    import shutil
+
+    k8s = tmp_path / "k8s"
+    shutil.copytree(render.K8S_DIR, k8s)
+    overlay = k8s / "overlays" / "with-openai"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - ../gpu\n  - ../../base/models-optional/openai\n")
+    text = render.render_overlay(k8s, "with-openai")
+    errors, _ = render.check_rendered(text, "with-openai")
+    assert errors == [], "\n".join(map(str, errors))
+    d = render.load_docs(text)
+    c = get(d, "Deployment", "model-openai")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["OPENAI_API_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "seedbench-api-keys", "key": "openai"}}
+    assert "--backend=openai" in c["args"] and "nvidia.com/gpu" not in c["resources"]["limits"]
+    for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
+        get(d, kind, "model-openai")
+    assert not any(d_["kind"] == "Secret" for d_ in d)  # the key is never in the manifests
