@@ -261,6 +261,7 @@ def copy_results(out: Path) -> int:
 def cluster_down(args: argparse.Namespace) -> int:
     keep = _rendered(args.overlay, lambda d: d["kind"] != "PersistentVolumeClaim")
     _kubectl("delete", "-f", "-", "--ignore-not-found", stdin=keep)
+    _kubectl("delete", "jobs", "-l", f"{PART_OF},{COMPONENT}=evaluator", "--ignore-not-found")
     print("deleted the services and the Job; the volumes (weights, results) stay")
     return 0
 
