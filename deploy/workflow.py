@@ -300,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"no cluster ({problem}): the {args.overlay} overlay's services as local processes "
           f"on 127.0.0.1 (state in {args.run_dir})", flush=True)
     t0 = time.monotonic()
-    rc = LOCAL[args.command](args)
+    try:
+        rc = LOCAL[args.command](args)
+    except render.RenderError as exc:  # kubectl missing or the overlay broken: no settings to read
+        print(f"error: cannot read the {args.overlay} overlay's settings: {exc}", file=sys.stderr)
+        return 2
     if args.command in ("up", "eval") and rc == 0:
         print(f"{args.command} done in {time.monotonic() - t0:.0f}s")
     return rc

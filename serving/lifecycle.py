@@ -84,7 +84,11 @@ async def run_server(
     if metrics_port is not None:
         from serving import metrics  # prometheus_client: a server dependency only
 
-        bound_metrics = metrics.serve(metrics_port, host)
+        try:
+            bound_metrics = metrics.serve(metrics_port, host)
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%s: %s", host, metrics_port, exc)
+            return 2
         print(f"metrics on {host}:{bound_metrics}/metrics", flush=True)
     interceptors = [metrics.CallMetrics()] if metrics else []
     server = grpc.aio.server(options=server_options(max_message_bytes), interceptors=interceptors)
