@@ -129,6 +129,11 @@ def metrics_targets(state: dict) -> dict[str, str]:
 # ----------------------------------------------------------------------------- local mode
 
 def local_up(args: argparse.Namespace) -> int:
+    with launcher.starting(args.run_dir) as ok:
+        return _local_up(args) if ok else 2
+
+
+def _local_up(args: argparse.Namespace) -> int:
     run_dir: Path = args.run_dir
     if launcher.already_running(run_dir):
         return 2

@@ -16,11 +16,14 @@ makes the servers drain in-flight calls, and SIGKILL after --timeout-s.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +98,20 @@ class Spec:
     port: int = 0  # 0: a free one
 
 
+@contextlib.contextmanager
+def starting(run_dir: Path) -> Iterator[bool]:
+    """Hold the run dir's lock while an `up` starts processes; False if another holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".up.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"error: another `up` is starting processes in {run_dir}", file=sys.stderr)
+            yield False
+            return
+        yield True
+
+
 def already_running(run_dir: Path) -> bool:
     old = load_state(run_dir)
     if old and any(alive(p) for p in old["procs"]):
@@ -131,6 +148,11 @@ def start_all(run_dir: Path, specs: list[Spec], host: str, timeout_s: float,
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    with starting(args.run_dir) as ok:
+        return _up(args) if ok else 2
+
+
+def _up(args: argparse.Namespace) -> int:
     run_dir: Path = args.run_dir
     if already_running(run_dir):
         return 2
