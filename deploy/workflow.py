@@ -143,8 +143,16 @@ def _local_up(args: argparse.Namespace) -> int:
         i = plan.tiny_args.index("--out")
         tiny = plan.tiny_args[:i] + plan.tiny_args[i + 2:]  # the same model, written here
         print(f"building the tiny model ({' '.join(tiny)}) in {model_dir}", flush=True)
-        subprocess.run([sys.executable, "-m", "model_server.cli", *tiny, "--out", str(model_dir)],
-                       env=child_env(), check=True)
+        built = subprocess.run([sys.executable, "-m", "model_server.cli", *tiny, "--out",
+                                str(model_dir)], env=child_env())
+        if built.returncode != 0:
+            print(f"error: building the tiny model failed (exit {built.returncode})", file=sys.stderr)
+            return 1
+    elif not plan.tiny_args and not model_dir.is_dir():
+        print(f"error: the {args.overlay} overlay serves {plan.model_path} from its weights volume; "
+              f"without a cluster put that model directory at {model_dir} (or use OVERLAY=local)",
+              file=sys.stderr)
+        return 2
     model_args = _swap_model(plan.model_args, str(model_dir))
     specs = [launcher.Spec(f"model-{i}", "model", _own_metrics_port(model_args))
              for i in range(args.replicas)]
