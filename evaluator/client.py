@@ -25,6 +25,7 @@ from protos import seedbench_pb2_grpc as pb_grpc
 from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
 
 MAX_MESSAGE_BYTES = 256 << 20
+USAGE_FIELDS = ("requests", "retries", "prompt_tokens", "completion_tokens")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # For dns:/// targets that name several pods (a headless Service): spread per call.
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
@@ -70,10 +71,20 @@ class Endpoint:
     failures: int = 0
     status: str = "unknown"
     latencies_s: list[float] = field(default_factory=list, repr=False)  # of answered calls
+    # What answered calls cost a remote API behind this replica (responses' `usage`).
+    upstream: dict[str, int] = field(default_factory=lambda: dict.fromkeys(USAGE_FIELDS, 0))
 
     def stats(self) -> dict:
-        return {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
-                "failures": self.failures, "latency_ms": percentiles_ms(self.latencies_s)}
+        out = {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
+               "failures": self.failures, "latency_ms": percentiles_ms(self.latencies_s)}
+        if any(self.upstream.values()):  # a remote model: its requests and tokens
+            out["upstream"] = dict(self.upstream)
+        return out
+
+    def add_usage(self, resp) -> None:
+        if "usage" in resp.DESCRIPTOR.fields_by_name and resp.HasField("usage"):
+            for name in USAGE_FIELDS:
+                self.upstream[name] += getattr(resp.usage, name)
 
 
 def percentiles_ms(values_s: list[float]) -> dict[str, float]:
@@ -207,6 +218,7 @@ class ModelPool:
                 resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
                 ep.latencies_s.append(time.monotonic() - t0)
+                ep.add_usage(resp)
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1

@@ -122,6 +122,10 @@ async def run_server(
             if metrics:
                 metrics.model_loaded(load_s)
                 metrics.watch_batchers(batchers())
+        except (ValueError, OSError) as exc:  # a setting or file the operator must fix: one line
+            log.error("model failed to load: %s", exc)
+            await server.stop(0)
+            return 1
         except Exception:
             log.exception("model failed to load")
             await server.stop(0)
