@@ -106,7 +106,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
     run_info = {"in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
-                "endpoints": stats.endpoints, "clip": clip_stats}
+                "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
+                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -173,6 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             Console().print(run_plan.table())
         return 0
     report.print_report(result["summary"])
+    report.print_run(result["run"])
     return 1 if report.all_failed(result["summary"]) else 0
 
 

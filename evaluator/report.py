@@ -185,6 +185,26 @@ def error_table(reasons: list[dict], head: str = "") -> Table:
     return t
 
 
+def _latency(ms: dict[str, float]) -> str:
+    return " / ".join(f"{ms[k]:g}" for k in ("p50", "p90", "p99")) + " ms" if ms else "-"
+
+
+def print_run(run: dict, console: Console | None = None) -> None:
+    """This run's throughput, call latencies and how the replicas shared the calls."""
+    console = console or Console()
+    console.print(f"run: {run['answered']} answered in {run['elapsed_s']:g} s "
+                  f"({run['throughput_qps']:g} questions/s, client CPU {run['cpu_s']:g} s); "
+                  f"call latency p50 / p90 / p99: {_latency(run['latency_ms'])}", highlight=False)
+    table = Table(title="Replicas")
+    for col in ("replica", "status", "calls", "ok", "failures", "share", "latency p50 / p90 / p99"):
+        table.add_column(col, justify="left" if col in ("replica", "status") else "right")
+    total = sum(e["ok"] for e in run["endpoints"]) or 1
+    for e in run["endpoints"]:
+        table.add_row(e["target"], e["status"], str(e["calls"]), str(e["ok"]), str(e["failures"]),
+                      f"{100 * e['ok'] / total:.0f}%", _latency(e.get("latency_ms", {})))
+    console.print(table)
+
+
 def print_report(summary: dict, console: Console | None = None) -> None:
     console = console or Console()
     for t in tables(summary):
