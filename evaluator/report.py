@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from evaluator import metrics, submission
+from evaluator import dimensions, metrics, submission
+from evaluator import stats as intervals
 from evaluator.store import RunKey, Store
 
 
@@ -42,7 +43,7 @@ def build_summary(store: Store) -> dict:
     errors = sum(1 for o in outcomes if o.status == "error")
     unsupported = sum(1 for r in rows if r.unsupported)
     notes = sorted({r.unsupported for r in rows if r.unsupported})
-    return {
+    summary = {
         "benchmark": run["benchmark"],
         "annotations": run["annotations"],
         "model": run["model"],
@@ -64,6 +65,8 @@ def build_summary(store: Store) -> dict:
         },
         "notes": notes,
     }
+    intervals.add_intervals(summary, dimensions.averages_spec(run["benchmark"]))
+    return summary
 
 
 def write_outputs(store: Store, out_dir: str | Path) -> dict:
@@ -82,6 +85,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"{ci[0]:.1f}-{ci[1]:.1f}"
+
+
 def tables(summary: dict) -> list[Table]:
     m = summary["model"]
     dims = Table(title=f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
@@ -90,20 +97,25 @@ def tables(summary: dict) -> list[Table]:
                  + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
                     if (clip := summary.get("clip")) else ""))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
-                      ("answered", "right"), ("errors", "right"), ("accuracy %", "right")):
+                      ("answered", "right"), ("errors", "right"), ("accuracy %", "right"),
+                      ("95% CI (Wilson)", "right")):
         dims.add_column(col, justify=just)
     for d, s in summary["dimensions"].items():
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
-                     str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]))
+                     str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]),
+                     _ci(s.get("ci95")))
     avg = Table(title="Averages (task avg = mean of per-dimension accuracies; "
                       "question-weighted = correct / answered)")
-    for col in ("group", "task avg %", "question-weighted %", "dims answered"):
+    for col in ("group", "task avg %", "95% CI (bootstrap)", "question-weighted %",
+                "95% CI (Wilson)", "n", "dims answered"):
         avg.add_column(col, justify="left" if col == "group" else "right")
     for k, v in summary["averages"].items():
         if v is None:
-            avg.add_row(k, "n/a", "n/a", "")
+            avg.add_row(k, "n/a", "", "n/a", "", "", "")
         else:
-            avg.add_row(k, _pct(v["task"]), _pct(v["all"]), f"{v['dims_answered']}/{v['dims']}")
+            avg.add_row(k, _pct(v["task"]), _ci(v.get("ci95")), _pct(v["all"]),
+                        _ci(v.get("all_ci95")), str(v.get("n", "")),
+                        f"{v['dims_answered']}/{v['dims']}")
     return [dims, avg]
 
 
