@@ -207,5 +207,15 @@ class Store:
             (*key.params(), key.clip))
         return [Row(*r) for r in cur]
 
+    def scores(self, key: RunKey, question_ids: Iterable[str]) -> dict[str, object]:
+        """The stored evidence (option scores, L3 records) of these questions' answers."""
+        wanted = set(question_ids)
+        cur = self.db.execute(
+            "SELECT s.question_id, a.scores FROM selection s JOIN answers a"
+            " ON a.question_id = s.question_id AND a.fingerprint=? AND a.method=?"
+            f" AND a.include_eot=? AND a.clip = {_CLIP_FOR_DIM.format(dim='s.dimension')}"
+            " WHERE a.status='ok'", (*key.params(), key.clip))
+        return {qid: json.loads(sc) for qid, sc in cur if qid in wanted and sc}
+
     def count_answered(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
