@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evaluator import dimensions as D
@@ -261,7 +262,7 @@ def _pct(x) -> str:
 
 
 def _ci(ci) -> str:
-    return "" if not ci else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return "" if not ci else escape(f" [{ci[0]:.1f}, {ci[1]:.1f}]")
 
 
 def _sig(r: dict | None) -> str:
@@ -278,13 +279,13 @@ def tables(result: dict) -> list[Table]:
         runs.add_column(col)
     for r in result["runs"]:
         c = r["counts"]
-        runs.add_row(r["label"], r["dir"], r["model"]["backend"], r["method"], r["preset"] or "",
-                     r["clip"] or "", f"{c['answered']}/{c['selected']}",
+        runs.add_row(escape(r["label"]), escape(r["dir"]), r["model"]["backend"], r["method"],
+                     r["preset"] or "", r["clip"] or "", f"{c['answered']}/{c['selected']}",
                      "" if r["coverage"] is None else f"{100 * r['coverage']:.1f}%",
                      str(c["errors"]))
     out.append(runs)
 
-    board = Table(title="Leaderboard (task avg [bootstrap 95% CI] / question-weighted)")
+    board = Table(title=escape("Leaderboard (task avg [bootstrap 95% CI] / question-weighted)"))
     board.add_column("run")
     board.add_column("method")
     for g in result["headline"]:
@@ -296,14 +297,14 @@ def tables(result: dict) -> list[Table]:
             v = r["averages"].get(g)
             cells += ["n/a", "n/a"] if v is None else [_pct(v["task"]) + _ci(v.get("ci95")),
                                                      _pct(v["all"])]
-        board.add_row(r["label"], r["method"], *cells)
+        board.add_row(escape(r["label"]), r["method"], *cells)
     out.append(board)
 
-    dims = Table(title="Accuracy % per dimension [Wilson 95% CI]")
+    dims = Table(title=escape("Accuracy % per dimension [Wilson 95% CI]"))
     dims.add_column("dim", justify="right")
     dims.add_column("name")
     for r in result["runs"]:
-        dims.add_column(r["label"], justify="right")
+        dims.add_column(escape(r["label"]), justify="right")
     for d in result["dimensions"]:
         cells = []
         for r in result["runs"]:
@@ -313,7 +314,7 @@ def tables(result: dict) -> list[Table]:
     out.append(dims)
 
     for p in result["pairs"]:
-        t = Table(title=f"{p['a']} vs {p['b']}: difference in points (A - B) on "
+        t = Table(title=f"{escape(p['a'])} vs {escape(p['b'])}: difference in points (A - B) on "
                         f"{p['shared']} shared questions; n.s. = not significant")
         for col in ("", "n", "A %", "B %", "A - B (McNemar)", "task avg A - B (paired bootstrap)"):
             t.add_column(col, justify="left" if not col else "right")
@@ -341,7 +342,7 @@ def tables(result: dict) -> list[Table]:
                       f"{pr['run'] or 'none'} vs {pr['published']}: "
                       f"{'match' if pr['match'] else 'DIFFERENT'}")
             for x in row["rows"]:
-                t.add_row(row["run"], x["group"], f"{x['published']:.1f}",
+                t.add_row(escape(row["run"]), x["group"], f"{x['published']:.1f}",
                           _pct(x["run"]) + _ci(x["ci95"]),
                           "n/a" if x["diff"] is None else f"{x['diff']:+.2f}",
                           {True: "yes", False: "no", None: ""}[x["within_ci"]], method, preset)

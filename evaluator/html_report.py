@@ -40,7 +40,8 @@ svg text{font-family:system-ui,sans-serif}.cell:hover rect{stroke:#000;stroke-wi
 #tip{position:fixed;pointer-events:none;background:#222;color:#fff;padding:4px 8px;border-radius:4px;
 font-size:12px;display:none;z-index:9}
 .gallery{display:flex;flex-wrap:wrap;gap:14px}.item{border:1px solid #ddd;padding:8px;border-radius:6px;
-max-width:720px}.imgs{display:flex;gap:6px;align-items:flex-end}.imgs figure{margin:0;text-align:center}
+max-width:560px}.scroll{overflow-x:auto;max-width:100%}
+.imgs{display:flex;gap:6px;align-items:flex-end}.imgs figure{margin:0;text-align:center}
 .imgs img{width:96px;height:96px;object-fit:contain;border:3px solid transparent;background:#fafafa}
 .imgs .gen img{border-color:#555}.imgs .pick img{border-color:#d62728}.imgs .gt figcaption{font-weight:700}
 figcaption{font-size:12px}
@@ -468,8 +469,8 @@ def render(result: dict, title: str | None = None) -> str:
     g = gallery(result)
     if g:
         sections.append(("gallery", "L3 gallery: generated image, option images, CLIP pick", g))
-    body = "".join(f'<section id="{sid}"><h2>{esc(h)}</h2>{content}</section>'
-                   for sid, h, content in sections)
+    body = "".join(f'<section id="{sid}"><h2>{esc(h)}</h2><div class="scroll">{content}</div>'
+                   "</section>" for sid, h, content in sections)
     iv = result.get("intervals") or {}
     foot = (f'<p class="sub">Intervals: {esc(iv.get("dimension"))}; task averages: '
             f'{esc(iv.get("task"))}.</p>') if iv else ""
