@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from evaluator import dataset, l3, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
@@ -174,7 +175,7 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
     try:
         result = result or compare.build(dirs, reference)
     except compare.CompareError as exc:
-        err.print(f"[red]error: {exc}")
+        err.print(f"[red]error: {escape(str(exc))}")
         return 2
     if html:
         from evaluator import html_report
@@ -187,7 +188,7 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
             for path in png_export.write(result, png):
                 err.print(f"wrote {path}", highlight=False)
         except png_export.MatplotlibMissing as exc:
-            err.print(f"[red]error: {exc}")
+            err.print(f"[red]error: {escape(str(exc))}")
             return 2
     return 0
 
@@ -198,7 +199,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         result = compare.build(args.dirs, args.reference)
     except compare.CompareError as exc:
-        err.print(f"[red]error: {exc}")
+        err.print(f"[red]error: {escape(str(exc))}")
         return 2
     if args.json:
         print(json.dumps(compare.public(result), indent=2))
