@@ -279,10 +279,13 @@ def coverage(result: dict) -> str:
     for r in result["runs"]:
         c = r["counts"]
         errs = ", ".join(f"{d}: {s['errors']}" for d, s in r["dimensions"].items() if s["errors"])
+        unparsed = sum(s.get("unparsed") or 0 for s in r["dimensions"].values())
         partial = [g for g, v in r["averages"].items()
                    if v is not None and v["dims_answered"] < v["dims"]]
         notes = list(r["notes"]) + ([f"partial groups (not every dimension answered): "
                                      f"{', '.join(partial)}"] if partial else [])
+        if unparsed:  # generate method: answers no letter could be read from (counted wrong)
+            notes.append(f"{unparsed} generated answer(s) unparsed (counted wrong)")
         rows.append(f'<tr><td class="l">{esc(r["label"])}</td>'
                     + "".join(_td(c.get(k), str(c.get(k, ""))) for k in cols)
                     + f'<td class="l">{esc(errs)}</td><td class="l">{"<br>".join(map(esc, notes))}'
