@@ -118,20 +118,20 @@ def _runs_legend(runs: list[dict]) -> str:
 def leaderboard(result: dict) -> str:
     groups = result["headline"]
     head = "".join(f"<th>{esc(h)}</th>" for h in
-                   ["run", "model", "backend", "method", "preset", "CLIP", "coverage", "errors"])
-    head = head.replace("<th>", '<th class="l">', 6)
+                   ["run", "backend", "method", "preset", "CLIP", "coverage", "errors"])
+    head = head.replace("<th>", '<th class="l">', 5)
     head += "".join(f"<th>{g} task</th><th>{g} all</th>" for g in groups)
     rows = []
     for r in result["runs"]:
         c = r["counts"]
-        cells = [f'<td class="l">{esc(r["label"])}</td>',
-                 f'<td class="l">{esc(r["model"]["name"])}</td>',
+        cells = [f'<td class="l" title="model {esc(r["model"]["name"])} '
+                 f'({esc(r["model"]["fingerprint"])}), {esc(r["dir"])}">{esc(r["label"])}</td>',
                  f'<td class="l">{esc(r["model"]["backend"])}</td>',
                  f'<td class="l method">{esc(r["method"])}</td>',
                  f'<td class="l">{esc(r["preset"] or "")}</td>',
-                 f'<td class="l">{esc(r["clip"] or "")}</td>',
+                 f'<td class="l" title="{esc(r["clip"] or "")}">{esc((r["clip"] or "").split(" (")[0])}</td>',
                  _td(r["coverage"], f"{c['answered']}/{c['selected']}"
-                     + (f" <small>({100 * r['coverage']:.1f}%)</small>" if r["coverage"] is not None
+                     + (f"<br><small>{100 * r['coverage']:.1f}%</small>" if r["coverage"] is not None
                         else "")),
                  _td(c["errors"], str(c["errors"]))]
         for g in groups:
@@ -139,13 +139,13 @@ def leaderboard(result: dict) -> str:
             if v is None:
                 cells += [_td(None, "n/a"), _td(None, "n/a")]
             else:
-                cells += [_td(v["task"], f"{_pct(v['task'])} <small>{_ci(v.get('ci95'))}</small>"),
-                          _td(v["all"], f"{_pct(v['all'])} <small>{_ci(v.get('all_ci95'))}</small>")]
+                cells += [_td(v["task"], f"{_pct(v['task'])}<br><small>{_ci(v.get('ci95'))}</small>"),
+                          _td(v["all"], f"{_pct(v['all'])}<br><small>{_ci(v.get('all_ci95'))}</small>")]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     ref = result.get("reference")
     if ref:
-        cells = [f'<td class="l">published: {esc(ref["name"])}</td>',
-                 f'<td class="l">{esc(ref["model"])}</td>', '<td class="l">-</td>',
+        cells = [f'<td class="l">published: {esc(ref["model"])}<br><small>{esc(ref["name"])}'
+                 '</small></td>', '<td class="l">-</td>',
                  f'<td class="l method">{esc(ref["method"])}</td>',
                  f'<td class="l">{esc(ref.get("preset") or "")}</td>', '<td class="l"></td>',
                  _td(None, ""), _td(None, "")]
@@ -186,8 +186,8 @@ def heatmap(result: dict) -> str:
               if s["accuracy"] is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 100.0)
     span = (hi - lo) or 1.0
-    cw, ch, left, top = 46, 30, 230, 170
-    width, height = left + cw * len(dims) + 20, top + ch * len(runs) + 60
+    cw, ch, left, top = 40, 30, 190, 170
+    width, height = left + cw * len(dims) + 100, top + ch * len(runs) + 60
     parts = [f'<svg id="heatmap-svg" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
              'aria-label="accuracy heatmap: runs by dimensions">']
