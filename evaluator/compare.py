@@ -20,6 +20,7 @@ from rich.table import Table
 
 from evaluator import dimensions as D
 from evaluator import report, stats
+from evaluator.runkey import RunKey
 from evaluator.store import Store
 
 REFERENCES_FILE = Path(__file__).with_name("references.json")
@@ -59,7 +60,7 @@ def load_run(path: str | Path) -> Run:
             summary = report.build_summary(store)
         except ValueError as exc:
             raise CompareError(str(exc)) from None
-        key = report.run_key(store.meta("run"))
+        key = RunKey.from_run(store.meta("run"))
         rows = store.rows(key)
         correct = {r.question_id: (r.dimension, r.prediction == r.answer)
                    for r in rows if r.status == "ok"}
