@@ -20,11 +20,10 @@ from PIL import Image, ImageStat
 
 from evaluator import cli, compare
 from evaluator import dimensions as D
-from tests import procs
+from serving.processes import ROOT, child_env
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server, server_process
 
-ROOT = Path(__file__).resolve().parent.parent
 PER_DIM = 4
 N = PER_DIM * 27
 
@@ -53,7 +52,7 @@ def _summary(run: Path) -> dict:
 
 
 def seedbench(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=procs.test_env(),
+    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=child_env(),
                           capture_output=True, text=True, timeout=120, cwd=ROOT, **kw)
 
 
@@ -96,12 +95,12 @@ def test_report_json_to_a_closed_pipe_ends_quietly(runs):
     try:
         p = subprocess.run([sys.executable, "-m", "evaluator.cli", "report", str(runs["alpha"]),
                             "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
-                           env=procs.test_env(), cwd=ROOT, timeout=60)
+                           env=child_env(), cwd=ROOT, timeout=60)
     finally:
         os.close(write_end)
     assert p.returncode == 0 and p.stderr == "", p.stderr
     shell = subprocess.run(f"{sys.executable} -m evaluator.cli report {runs['alpha']} --json | head -1",
-                           shell=True, capture_output=True, text=True, env=procs.test_env(),
+                           shell=True, capture_output=True, text=True, env=child_env(),
                            cwd=ROOT, timeout=60)
     assert shell.stdout == "{\n" and "Traceback" not in shell.stderr, shell.stderr
     full = seedbench("report", str(runs["alpha"]), "--json")
@@ -226,7 +225,7 @@ def test_without_matplotlib_png_export_says_how_to_install_and_the_rest_works(ru
             f" '--png', {str(tmp_path / 'png')!r}])\n"
             "print('RC', rc)\n")
     r = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True,
-                       env=procs.test_env(), cwd=ROOT, timeout=60)
+                       env=child_env(), cwd=ROOT, timeout=60)
     assert "RC 2" in r.stdout, r.stdout + r.stderr
     assert "pip install 'seedbench-platform[reports]'" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "p.html").exists()
@@ -238,7 +237,7 @@ def test_reports_import_neither_matplotlib_nor_torch(runs, tmp_path):
             f"{str(tmp_path / 'p.html')!r}])\n"
             "print('RC', rc, 'BAD', [m for m in ('matplotlib', 'torch', 'numpy') if m in sys.modules])\n")
     r = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True,
-                       env=procs.test_env(), cwd=ROOT, timeout=60)
+                       env=child_env(), cwd=ROOT, timeout=60)
     assert "RC 0 BAD []" in r.stdout, r.stdout + r.stderr
 
 
