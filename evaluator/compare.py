@@ -74,11 +74,17 @@ def load_run(path: str | Path) -> Run:
     return Run(path, summary, correct, frozenset(r.question_id for r in rows), l3)
 
 
+def preset_name(summary: dict) -> str | None:
+    """The run's preset name (None when it used none or predates presets)."""
+    p = summary.get("preset")
+    return p.get("name") if isinstance(p, dict) else p
+
+
 def _label_runs(runs: list[Run]) -> None:
     """`model · method[/preset]`, with the directory name added where two would look alike."""
     base = []
     for r in runs:
-        preset = r.summary.get("preset")
+        preset = preset_name(r.summary)
         base.append(f"{r.summary['model']['name']} · {r.method}" + (f"/{preset}" if preset else ""))
     for r, b in zip(runs, base, strict=True):
         r.label = b if base.count(b) == 1 else f"{b} [{r.path.name}]"
@@ -103,7 +109,7 @@ def config_warnings(runs: list[Run]) -> list[str]:
               ("filters", lambda s: json.dumps(s["filters"], sort_keys=True)),
               ("method", lambda s: s["method"]),
               ("end-of-turn scoring", lambda s: s.get("include_end_of_turn")),
-              ("preset", lambda s: s.get("preset")),
+              ("preset", preset_name),
               ("CLIP model", _clip_name)]
     for what, get in checks:
         values = {r.label: get(r.summary) for r in runs}
@@ -187,7 +193,7 @@ def against_reference(run: Run, name: str, ref: dict) -> dict:
                      "diff": None if value is None else round(value - published, 4),
                      "within_ci": None if not ci else ci[0] <= published <= ci[1]})
     run_method = LEADERBOARD_METHOD.get(s["method"], s["method"])
-    run_preset = s.get("preset")
+    run_preset = preset_name(s)
     warnings = []
     if s["benchmark"] != ref["benchmark"]:
         warnings.append(f"{run.label}: the run is {s['benchmark']}, {name} is {ref['benchmark']}")
@@ -210,7 +216,7 @@ def _run_record(r: Run) -> dict:
     return {
         "label": r.label, "dir": str(r.path), "benchmark": s["benchmark"], "model": s["model"],
         "annotations": s["annotations"],
-        "method": r.method, "preset": s.get("preset"), "clip": _clip_name(s),
+        "method": r.method, "preset": preset_name(s), "clip": _clip_name(s),
         "filters": s["filters"], "counts": c,
         "coverage": round(c["answered"] / c["selected"], 4) if c["selected"] else None,
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],

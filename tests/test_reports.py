@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from evaluator import cli, compare
+from evaluator import cli, compare, html_report, sample_data
 from evaluator import dimensions as D
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import run_args, write_sample
@@ -178,6 +178,34 @@ def test_compare_against_a_published_reference(runs):
     # a SEED-Bench-1 row beside a SEED-Bench-2 run: said so
     res1 = _compare_json(str(runs["alpha"]), "--reference", "seed1-instructblip-vicuna")
     assert any("SEED-Bench-1" in w for w in res1["warnings"])
+
+
+def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
+    ann = sample_data.write_v1(tmp_path / "data", per_dim=3)
+    roots = ["--media-root", f"image={tmp_path / 'data' / 'image'}",
+             "--media-root", f"video={tmp_path / 'data' / 'video'}"]
+    with model_server(["--backend", "synthetic", "--model", "one"]) as (target, _):
+        for method in ("ppl", "ppl-sum"):
+            assert cli.main(run_args(ann, roots, target, tmp_path / method, "--method", method)) == 0
+    res = compare.build([tmp_path / "ppl", tmp_path / "ppl-sum"], "seed1-instructblip-vicuna")
+    assert res["benchmark"] == D.V1 and res["headline"] == ["Image", "Video", "All"]
+    assert [d["id"] for d in res["dimensions"]] == list(range(1, 13))
+    assert set(res["pairs"][0]["groups"]) == {"Image", "Video", "All"}
+    assert res["pairs"][0]["shared"] == 36
+    row = res["reference"]["runs"][1]
+    assert row["method"]["match"] is True  # ppl-sum is the leaderboard's PPL too
+    assert row["preset"]["match"] is None  # the published row names no interface
+    s = _summary(tmp_path / "ppl-sum")
+    got = {x["group"]: x for x in row["rows"]}
+    assert got["All"]["run"] == s["averages"]["All"]["all"]  # question-weighted, as published
+    assert got["All"]["ci95"] == s["averages"]["All"]["all_ci95"]
+    assert not any("SEED-Bench" in w for w in res["warnings"])
+    page = html_report.render(res)
+    assert "<th>Image task</th><th>Image all</th>" in page and "Procedure Understanding" in page
+    # names come from servers: the page escapes them
+    res["runs"][0]["label"] = res["runs"][0]["model"]["name"] = "<script>alert(1)</script>"
+    page = html_report.render(res)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_every_reference_row_is_well_formed():
