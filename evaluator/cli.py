@@ -173,11 +173,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
+    # Files first: a reader that leaves the printed tables early must not cost the page.
+    rc = _pages([args.dir], None, args.html, args.png)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
-    return _pages([args.dir], None, args.html, args.png)
+    return rc
 
 
 def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | None,
@@ -216,11 +218,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except compare.CompareError as exc:
         err.print(f"[red]error: {escape(str(exc))}")
         return 2
+    rc = _pages(args.dirs, args.reference, args.html, args.png, result)
     if args.json:
         print(json.dumps(compare.public(result), indent=2))
     else:
         compare.print_compare(result)
-    return _pages(args.dirs, args.reference, args.html, args.png, result)
+    return rc
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:

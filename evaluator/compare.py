@@ -160,6 +160,7 @@ def paired(a: Run, b: Run) -> dict:
         by_dim.setdefault(a.correct[q][0], []).append(q)
     counts = {d: _pair_counts(a, b, ids) for d, ids in sorted(by_dim.items())}
     out["dimensions"] = {str(d): _result(stats.paired_proportion(c), c) for d, c in counts.items()}
+    draws = {d: stats.paired_diff_draws(c, d) for d, c in counts.items() if c.n}
     for label, dims, _ in D.averages_spec(a.summary["benchmark"]):
         strata = {d: counts[d] for d in dims if d in counts}
         if not strata:
@@ -167,7 +168,7 @@ def paired(a: Run, b: Run) -> dict:
         pooled = stats.PairCounts(*(sum(getattr(c, f) for c in strata.values())
                                     for f in ("n", "a_only", "b_only", "a_correct", "b_correct")))
         out["groups"][label] = {
-            "task": _result(stats.paired_bootstrap_task(strata)),
+            "task": _result(stats.paired_bootstrap_task(strata, draws=draws)),
             "all": _result(stats.paired_proportion(pooled), pooled),
             "dims": len(strata),
         }

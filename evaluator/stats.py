@@ -199,8 +199,11 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     if m == 0:
         return 1.0
     k = min(a_only, b_only)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2.0 ** m
-    return min(1.0, 2.0 * tail)
+    term = tail = 1  # C(m, 0); exact integers: 2.0 ** m overflows past m = 1023
+    for i in range(k):
+        term = term * (m - i) // (i + 1)
+        tail += term
+    return min(1.0, 2 * tail / (1 << m))
 
 
 @dataclass(frozen=True)
@@ -219,26 +222,40 @@ def paired_proportion(c: PairCounts) -> PairedResult:
     return PairedResult(diff=c.diff, p=mcnemar_exact(c.a_only, c.b_only), method="mcnemar-exact")
 
 
+def paired_diff_draws(c: PairCounts, stratum: object, resamples: int = RESAMPLES,
+                      seed: int = SEED) -> list[float]:
+    """Bootstrap replicates of one stratum's A - B accuracy difference (points).
+
+    Resampling the n question pairs is a multinomial over (A only right, B only
+    right, the rest): drawn as a binomial for A-only, then one for B-only among the rest.
+    """
+    rng = _rng(seed, f"pair:{stratum}")
+    pa, pb = c.a_only / c.n, c.b_only / c.n
+    out = []
+    for _ in range(resamples):
+        a = binomial(rng, c.n, pa)
+        b = binomial(rng, c.n - a, min(1.0, pb / (1 - pa))) if pa < 1 else 0
+        out.append(100.0 * (a - b) / c.n)
+    return out
+
+
 def paired_bootstrap_task(strata: dict[object, PairCounts], resamples: int = RESAMPLES,
-                          seed: int = SEED) -> PairedResult | None:
+                          seed: int = SEED,
+                          draws: dict[object, list[float]] | None = None) -> PairedResult | None:
     """Difference of task averages (A - B) with a paired bootstrap stratified by dimension.
 
     Each resample redraws every dimension's question pairs; p is twice the share
-    of resampled differences on the far side of zero (capped at 1).
+    of resampled differences on the far side of zero (capped at 1). `draws` may
+    hold each stratum's paired_diff_draws already (groups sharing dimensions
+    then share the work; the result is the same).
     """
     used = {s: c for s, c in strata.items() if c.n > 0}
     if not used:
         return None
     observed = sum(c.diff for c in used.values()) / len(used)
-    diffs = [0.0] * resamples
-    for s, c in used.items():
-        rng = _rng(seed, f"pair:{s}")
-        pa, pb = c.a_only / c.n, c.b_only / c.n
-        for i in range(resamples):
-            a = binomial(rng, c.n, pa)
-            b = binomial(rng, c.n - a, min(1.0, pb / (1 - pa))) if pa < 1 else 0
-            diffs[i] += 100.0 * (a - b) / c.n
-    diffs = sorted(d / len(used) for d in diffs)
+    per = [draws[s] if draws is not None and s in draws else
+           paired_diff_draws(c, s, resamples, seed) for s, c in used.items()]
+    diffs = sorted(sum(d[i] for d in per) / len(per) for i in range(resamples))
     below = sum(1 for d in diffs if d <= 0) / resamples
     above = sum(1 for d in diffs if d >= 0) / resamples
     return PairedResult(diff=observed, p=min(1.0, 2 * min(below, above)),

@@ -110,6 +110,11 @@ def test_mcnemar_exact_values():
     assert stats.mcnemar_exact(0, 10) == stats.mcnemar_exact(10, 0)
     # 2 * P(X <= 1), X ~ Bin(6, 1/2) = 2 * 7/64
     assert stats.mcnemar_exact(1, 5) == pytest.approx(14 / 64)
+    # full-benchmark sizes (thousands of discordant pairs) neither overflow nor lose the tail
+    assert stats.mcnemar_exact(3000, 3000) == 1.0
+    near = stats.mcnemar_exact(3000, 3100)  # z ~ 1.28: p ~ 0.2
+    assert 0.15 < near < 0.25
+    assert 0 <= stats.mcnemar_exact(3000, 3400) < 1e-5
 
 
 def test_identical_runs_are_not_significantly_different():
