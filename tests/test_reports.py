@@ -89,16 +89,25 @@ def test_report_table_shows_the_intervals(runs):
 
 # -- report --json on a closed pipe -------------------------------------------------------------
 
-def test_report_json_to_a_closed_pipe_ends_quietly(runs):
+def _to_closed_pipe(*args: str) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before anything is written
     try:
-        p = subprocess.run([sys.executable, "-m", "evaluator.cli", "report", str(runs["alpha"]),
-                            "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
-                           env=child_env(), cwd=ROOT, timeout=60)
+        return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
+                              timeout=60)
     finally:
         os.close(write_end)
+
+
+def test_report_json_to_a_closed_pipe_ends_quietly(runs, tmp_path):
+    p = _to_closed_pipe("report", str(runs["alpha"]), "--json")
     assert p.returncode == 0 and p.stderr == "", p.stderr
+    # the tables too (rich ends a broken pipe with exit 1), and the page asked for is written
+    p = _to_closed_pipe("compare", str(runs["alpha"]), str(runs["beta"]), "--html",
+                        str(tmp_path / "c.html"))
+    assert p.returncode in (0, 1) and "Traceback" not in p.stderr and "Error" not in p.stderr
+    assert (tmp_path / "c.html").exists()
     shell = subprocess.run(f"{sys.executable} -m evaluator.cli report {runs['alpha']} --json | head -1",
                            shell=True, capture_output=True, text=True, env=child_env(),
                            cwd=ROOT, timeout=60)
