@@ -81,10 +81,14 @@ def preset_name(summary: dict) -> str | None:
 
 
 def _label_runs(runs: list[Run]) -> None:
-    """`model · method[/preset]`, with the directory name added where two would look alike."""
+    """`model · method[/preset]`, with the directory name added where two would look alike.
+
+    The preset is part of the label only where the runs' presets differ.
+    """
     base = []
+    presets_differ = len({preset_name(r.summary) for r in runs}) > 1
     for r in runs:
-        preset = preset_name(r.summary)
+        preset = preset_name(r.summary) if presets_differ else None
         base.append(f"{r.summary['model']['name']} · {r.method}" + (f"/{preset}" if preset else ""))
     for r, b in zip(runs, base, strict=True):
         r.label = b if base.count(b) == 1 else f"{b} [{r.path.name}]"

@@ -203,7 +203,7 @@ def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
     assert res["pairs"][0]["shared"] == 36
     row = res["reference"]["runs"][1]
     assert row["method"]["match"] is True  # ppl-sum is the leaderboard's PPL too
-    assert row["preset"]["match"] is None  # the published row names no interface
+    assert row["preset"]["published"] == "seed1-instructblip" and row["preset"]["match"] is False
     s = _summary(tmp_path / "ppl-sum")
     got = {x["group"]: x for x in row["rows"]}
     assert got["All"]["run"] == s["averages"]["All"]["all"]  # question-weighted, as published
