@@ -290,8 +290,17 @@ def coverage(result: dict) -> str:
                     + "".join(_td(c.get(k), str(c.get(k, ""))) for k in cols)
                     + f'<td class="l">{esc(errs)}</td><td class="l">{"<br>".join(map(esc, notes))}'
                     "</td></tr>")
+    reasons = []
+    for r in result["runs"]:
+        for e in r.get("error_reasons") or []:
+            reasons.append(f'<tr><td class="l">{esc(r["label"])}</td>{_td(e["count"], str(e["count"]))}'
+                           f'<td class="l">{esc(e["message"])}</td>'
+                           f'<td class="l">{esc(", ".join(e["examples"]))}</td></tr>')
+    errors = ("<h3>Most common errors</h3><table id=\"error-reasons\"><thead><tr><th class=\"l\">run"
+              '</th><th>questions</th><th class="l">error</th><th class="l">for example</th></tr>'
+              f'</thead><tbody>{"".join(reasons)}</tbody></table>') if reasons else ""
     return (f'<table id="coverage"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
-            "</tbody></table>")
+            f"</tbody></table>{errors}")
 
 
 def _sig_cell(r: dict | None) -> str:

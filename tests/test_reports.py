@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
     alpha on dims 1-9 without CLIP (other filters, no CLIP model)."""
     root = tmp_path_factory.mktemp("reports")
     ann, roots = write_sample(root / "data", per_dim=PER_DIM)
-    out = {k: root / f"run-{k}" for k in ("alpha", "beta", "alpha2", "alpha-part")}
+    out = {k: root / f"run-{k}" for k in ("alpha", "beta", "alpha2", "alpha-part", "errors")}
     with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) as (clip, _):
         for name, method, dirs in (("alpha", "ppl", ("alpha", "alpha2")), ("beta", "letter", ("beta",))):
             with model_server(["--backend", "synthetic", "--model", name]) as (target, _):
@@ -44,6 +44,10 @@ def runs(tmp_path_factory):
                 if name == "alpha":
                     assert cli.main(run_args(ann, roots, target, out["alpha-part"],
                                              "--dimensions", "1,2,3,4,5,6,7,8,9")) == 0
+    # a server that refuses two-image prompts: dims 17-18 end as errors
+    with model_server(["--backend", "synthetic", "--model", "gamma", "--backend-arg",
+                       "max_images=1"]) as (target, _):
+        assert cli.main(run_args(ann, roots, target, out["errors"], "--dimensions", "1,17,18")) == 0
     return out
 
 
@@ -215,6 +219,22 @@ def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
     res["runs"][0]["label"] = res["runs"][0]["model"]["name"] = "<script>alert(1)</script>"
     page = html_report.render(res)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
+    res = _compare_json(str(runs["errors"]))
+    (run,) = res["runs"]
+    assert run["counts"]["errors"] == 2 * PER_DIM and run["counts"]["answered"] == PER_DIM
+    (reason,) = run["error_reasons"]
+    assert reason["count"] == 2 * PER_DIM and len(reason["examples"]) == 3
+    assert all(q.startswith(("17_", "18_")) for q in reason["examples"])
+    page = tmp_path / "errors.html"
+    assert seedbench("report", str(runs["errors"]), "--html", str(page)).returncode == 0
+    dom = browse(chromium, page, tmp_path / "profile", "--dump-dom").stdout
+    cov = dom[dom.index('id="coverage"'):]
+    assert f'data-v="{2 * PER_DIM}"' in cov and f"17: {PER_DIM}, 18: {PER_DIM}" in cov
+    assert "partial groups" in cov and "Most common errors" in cov
+    assert reason["message"][:40] in cov
 
 
 def test_every_reference_row_is_well_formed():
