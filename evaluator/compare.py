@@ -384,6 +384,10 @@ def print_compare(result: dict, console: Console | None = None) -> None:
         console.print(f"[yellow]warning: {w}", highlight=False)
     for t in tables(result):
         console.print(t)
+    for r in result["runs"]:
+        for e in r["error_reasons"]:
+            console.print(f"errors ({r['label']}): {e['count']} x {e['message']} "
+                          f"(e.g. {', '.join(e['examples'])})", markup=False, highlight=False)
     ref = result.get("reference")
     if ref and ref.get("note"):
         console.print(f"note ({ref['name']}): {ref['note']}", highlight=False)

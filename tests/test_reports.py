@@ -228,6 +228,8 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     (reason,) = run["error_reasons"]
     assert reason["count"] == 2 * PER_DIM and len(reason["examples"]) == 3
     assert all(q.startswith(("17_", "18_")) for q in reason["examples"])
+    r = seedbench("compare", str(runs["errors"]))
+    assert f"{2 * PER_DIM} x RESOURCE_EXHAUSTED" in " ".join(r.stdout.split())
     page = tmp_path / "errors.html"
     assert seedbench("report", str(runs["errors"]), "--html", str(page)).returncode == 0
     dom = browse(chromium, page, tmp_path / "profile", "--dump-dom").stdout
