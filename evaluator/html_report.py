@@ -43,7 +43,8 @@ font-size:12px;display:none;z-index:9}
 max-width:560px}.scroll{overflow-x:auto;max-width:100%}
 .imgs{display:flex;gap:6px;align-items:flex-end}.imgs figure{margin:0;text-align:center}
 .imgs img{width:96px;height:96px;object-fit:contain;border:3px solid transparent;background:#fafafa}
-.imgs .gen img{border-color:#555}.imgs .pick img{border-color:#d62728}.imgs .gt figcaption{font-weight:700}
+.imgs .gen img{border-color:#555}.imgs .input img{opacity:.8}
+.imgs .pick img{border-color:#d62728}.imgs .gt figcaption{font-weight:700}
 figcaption{font-size:12px}
 """
 
@@ -425,7 +426,8 @@ def gallery(result: dict) -> str:
             a = answers[q]
             sc = a["scores"] or {}
             gen = sc.get("generated")
-            figs = []
+            figs = [_figure(data_uri(Path(p)), f"input {k + 1}", "input")
+                    for k, p in enumerate(sc.get("question_images") or [])]
             if gen:
                 figs.append(_figure(data_uri(Path(r["dir"]) / gen["file"]), "generated", "gen"))
             sims = sc.get("similarities") or []

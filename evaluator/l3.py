@@ -168,7 +168,8 @@ class L3Scorer:
         letter, sims = await self._pick(generated, options)
         return Answer(prediction=letter, scores={
             "clip": self.clip_fingerprint, "generated": record, "similarities": sims,
-            "image_prediction": letter, "option_images": option_paths(q)})
+            "image_prediction": letter, "option_images": option_paths(q),
+            "question_images": [str(p) for p in q.image_paths[:-N_OPTIONS]]})
 
     async def text_to_image(self, q: Question, ctx: RunContext) -> Answer:
         """Dim 25."""

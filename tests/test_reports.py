@@ -358,6 +358,7 @@ def test_report_page_in_headless_chromium(runs, chromium, tmp_path):
     assert '<td class="l method">ppl</td>' in dom
     # L3 gallery: generated and option images embedded as data URIs
     assert 'id="gallery"' in dom and dom.count('src="data:image/png;base64,') >= 5 * 4
+    assert dom.count(">input 3</figcaption>") == 2  # dim 26 shows its three question images
     check_screenshot(chromium, page, tmp_path)
 
 
