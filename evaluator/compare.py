@@ -43,7 +43,6 @@ class Run:
     selected: frozenset[str]
     l3: dict[str, dict] = field(default_factory=dict)  # L3 question id -> answer + evidence
     label: str = ""
-    error_reasons: list[dict] = field(default_factory=list)  # most common first
 
     @property
     def method(self) -> str:
@@ -72,21 +71,7 @@ def load_run(path: str | Path) -> Run:
         store.close()
     l3 = {q: {"dimension": r.dimension, "prediction": r.prediction, "answer": r.answer,
               "scores": evidence.get(q)} for q, r in l3_rows.items()}
-    return Run(path, summary, correct, frozenset(r.question_id for r in rows), l3,
-               error_reasons=error_reasons(rows))
-
-
-def error_reasons(rows, top: int = 5, examples: int = 3) -> list[dict]:
-    """The most common error messages of a run's errored questions, with example ids."""
-    grouped: dict[str, list[str]] = {}
-    for r in rows:
-        if r.status == "error":
-            # the same failure of many questions reads the same: their ids are left out
-            msg = (r.error or "no message").replace(f"[{r.question_id}]", "[...]")
-            grouped.setdefault(msg.replace(f"'{r.question_id}'", "'...'")[:300], []).append(
-                r.question_id)
-    ranked = sorted(grouped.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:top]
-    return [{"message": m, "count": len(ids), "examples": ids[:examples]} for m, ids in ranked]
+    return Run(path, summary, correct, frozenset(r.question_id for r in rows), l3)
 
 
 def preset_name(summary: dict) -> str | None:
@@ -240,7 +225,7 @@ def _run_record(r: Run) -> dict:
         "filters": s["filters"], "counts": c,
         "coverage": round(c["answered"] / c["selected"], 4) if c["selected"] else None,
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],
-        "error_reasons": r.error_reasons,
+        "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.failures
     }
 
 
@@ -386,7 +371,7 @@ def print_compare(result: dict, console: Console | None = None) -> None:
         console.print(t)
     for r in result["runs"]:
         for e in r["error_reasons"]:
-            console.print(f"errors ({r['label']}): {e['count']} x {e['message']} "
+            console.print(f"errors ({r['label']}): {e['count']} x {e['status']}: {e['reason']} "
                           f"(e.g. {', '.join(e['examples'])})", markup=False, highlight=False)
     ref = result.get("reference")
     if ref and ref.get("note"):

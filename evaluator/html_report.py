@@ -140,8 +140,11 @@ def leaderboard(result: dict) -> str:
             if v is None:
                 cells += [_td(None, "n/a"), _td(None, "n/a")]
             else:
-                cells += [_td(v["task"], f"{_pct(v['task'])}<br><small>{_ci(v.get('ci95'))}</small>"),
-                          _td(v["all"], f"{_pct(v['all'])}<br><small>{_ci(v.get('all_ci95'))}</small>")]
+                mark = " <small>partial</small>" if v.get("complete") is False else ""
+                cells += [_td(v["task"], f"{_pct(v['task'])}{mark}<br><small>{_ci(v.get('ci95'))}"
+                                         "</small>"),
+                          _td(v["all"], f"{_pct(v['all'])}{mark}<br><small>"
+                                        f"{_ci(v.get('all_ci95'))}</small>")]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     ref = result.get("reference")
     if ref:
@@ -282,9 +285,9 @@ def coverage(result: dict) -> str:
         errs = ", ".join(f"{d}: {s['errors']}" for d, s in r["dimensions"].items() if s["errors"])
         unparsed = sum(s.get("unparsed") or 0 for s in r["dimensions"].values())
         partial = [g for g, v in r["averages"].items()
-                   if v is not None and v["dims_answered"] < v["dims"]]
-        notes = list(r["notes"]) + ([f"partial groups (not every dimension answered): "
-                                     f"{', '.join(partial)}"] if partial else [])
+                   if v is not None and not v.get("complete", v["dims_answered"] == v["dims"])]
+        notes = list(r["notes"]) + ([f"partial groups (not every dimension or question "
+                                     f"answered): {', '.join(partial)}"] if partial else [])
         if unparsed:  # generate method: answers no letter could be read from (counted wrong)
             notes.append(f"{unparsed} generated answer(s) unparsed (counted wrong)")
         rows.append(f'<tr><td class="l">{esc(r["label"])}</td>'
@@ -295,7 +298,7 @@ def coverage(result: dict) -> str:
     for r in result["runs"]:
         for e in r.get("error_reasons") or []:
             reasons.append(f'<tr><td class="l">{esc(r["label"])}</td>{_td(e["count"], str(e["count"]))}'
-                           f'<td class="l">{esc(e["message"])}</td>'
+                           f'<td class="l">{esc(e["status"])}: {esc(e["reason"])}</td>'
                            f'<td class="l">{esc(", ".join(e["examples"]))}</td></tr>')
     errors = ("<h3>Most common errors</h3><table id=\"error-reasons\"><thead><tr><th class=\"l\">run"
               '</th><th>questions</th><th class="l">error</th><th class="l">for example</th></tr>'

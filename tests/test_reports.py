@@ -228,6 +228,7 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     (reason,) = run["error_reasons"]
     assert reason["count"] == 2 * PER_DIM and len(reason["examples"]) == 3
     assert all(q.startswith(("17_", "18_")) for q in reason["examples"])
+    assert reason["status"] == "RESOURCE_EXHAUSTED" and "2 images" in reason["reason"]
     r = seedbench("compare", str(runs["errors"]))
     assert f"{2 * PER_DIM} x RESOURCE_EXHAUSTED" in " ".join(r.stdout.split())
     page = tmp_path / "errors.html"
@@ -236,7 +237,7 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     cov = dom[dom.index('id="coverage"'):]
     assert f'data-v="{2 * PER_DIM}"' in cov and f"17: {PER_DIM}, 18: {PER_DIM}" in cov
     assert "partial groups" in cov and "Most common errors" in cov
-    assert reason["message"][:40] in cov
+    assert reason["reason"][:30] in cov
 
 
 def test_every_reference_row_is_well_formed():
