@@ -56,7 +56,8 @@ def _summary(run: Path) -> dict:
 
 
 def seedbench(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=child_env(),
+    # a wide terminal: rich would otherwise squeeze the many columns into 80
+    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=child_env(COLUMNS="250"),
                           capture_output=True, text=True, timeout=120, cwd=ROOT, **kw)
 
 
