@@ -12,7 +12,7 @@ SERVICE_NAME = "seedbench.v1.ClipService"
 def cmd_serve(args: argparse.Namespace) -> int:
     from clip_server.servicer import ClipServicer
     from protos import clip_pb2_grpc as cpb_grpc
-    from serving.lifecycle import run_server
+    from serving.lifecycle import run_server, server_security
 
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ClipServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
@@ -28,12 +28,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
         add_servicer=lambda s: cpb_grpc.add_ClipServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port, security=server_security(args),
         batchers=lambda: [("images", servicer.image_batcher), ("texts", servicer.text_batcher)],
     ))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from serving import security
+
     p = argparse.ArgumentParser(prog="seedbench-clip-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve one open_clip model")
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
     s.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus /metrics on this port (0: a free one; default: none)")
+    security.add_server_args(s)
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
     return p

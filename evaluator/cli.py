@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.text import Text
 
 from evaluator import dataset, l3, plan, report, runner
-from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
+from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
 from evaluator.methods import METHODS
 from evaluator.store import Store
+from serving.security import add_client_args
 
 err = Console(stderr=True)
 
@@ -48,7 +49,8 @@ class Servers:
 async def connected(config: RunConfig):
     """Ask Info of every replica (and the CLIP server); always closes the channels."""
     pool = ModelPool(list(config.targets), deadline_s=config.deadline_s,
-                     retry=RetryPolicy(attempts=config.retries + 1))
+                     retry=RetryPolicy(attempts=config.retries + 1), security=config.security,
+                     outage=OutageWait(config.outage_wait_s, report=_warn))
     clip: ClipClient | None = None
     try:
         info = await pool.connect(info_timeout_s=config.connect_timeout_s)
@@ -57,7 +59,8 @@ async def connected(config: RunConfig):
                 _warn(f"{ep.target} left out: {ep.status}")
         if config.clip:
             clip = ClipClient(config.clip, deadline_s=config.deadline_s,
-                              retry=RetryPolicy(attempts=config.retries + 1))
+                              retry=RetryPolicy(attempts=config.retries + 1),
+                              security=config.security)
             clip_info = await clip.connect(info_timeout_s=config.connect_timeout_s)
             if not clip_info.fingerprint:
                 raise ClipUnavailable(f"CLIP server {config.clip} reports no fingerprint")
@@ -102,13 +105,16 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         finally:
             store.close()
         clip_stats = servers.clip.stats() if servers.clip else None
+        outage = {"outages": servers.pool.outage.outages,
+                  "waited_s": round(servers.pool.outage.waited_s, 1)}
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
     run_info = {"in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
                 "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
-                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats}
+                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
+                "outage_wait": outage}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -289,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ask the servers' Info, print the plan (key, handler per dimension, "
                         "what cannot run and why) and stop: no question is sent, nothing written")
     r.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    r.add_argument("--outage-wait-s", type=float, default=180.0,
+                   help="when every replica is unreachable, pause and wait this long for one "
+                   "to come back before failing the remaining questions (0: no waiting)")
+    add_client_args(r)
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")

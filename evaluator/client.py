@@ -23,6 +23,7 @@ import grpc
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
+from serving.security import PLAIN, ClientSecurity, explain
 
 MAX_MESSAGE_BYTES = 256 << 20
 USAGE_FIELDS = ("requests", "retries", "prompt_tokens", "completion_tokens")
@@ -66,6 +67,7 @@ class Endpoint:
     info: pb.InfoResponse | None = None
     outstanding: int = 0
     cool_until: float = 0.0
+    down: bool = False  # its last call failed as unreachable
     calls: int = 0
     ok: int = 0
     failures: int = 0
@@ -157,6 +159,69 @@ async def ask_info(stub, request, timeout_s: float):
     return None, last
 
 
+def unreachable(target: str, last: grpc.aio.AioRpcError | None,
+                security: ClientSecurity = PLAIN) -> str:
+    """Why a server did not answer Info: a clear TLS/auth line when that is the cause."""
+    if last is None:
+        return "unreachable (timeout)"
+    clear = explain(target, last.code(), last.details() or "", security)
+    return clear or f"unreachable ({last.code().name})"
+
+
+class OutageWait:
+    """Pause new calls while every replica is unreachable, for at most `limit_s` per outage.
+
+    The first call that finds all replicas down probes them once a second and reports
+    progress; every other call waits on the same outage. limit_s 0: no waiting."""
+
+    def __init__(self, limit_s: float, report=None, every_s: float = 5.0):
+        self.limit_s = limit_s
+        self.report = report or (lambda line: None)
+        self.every_s = every_s
+        self._over: asyncio.Event | None = None
+        self._back = True
+        self.outages = 0
+        self.waited_s = 0.0
+
+    async def paused(self) -> None:
+        if self._over is not None:
+            await self._over.wait()
+
+    async def ride_out(self, probe) -> bool:
+        """Wait until `probe()` names a replica that answers (True) or the limit passes."""
+        if self.limit_s <= 0:
+            return False
+        if self._over is not None:  # another call is already waiting this outage out
+            await self._over.wait()
+            return self._back
+        self._over = asyncio.Event()
+        self.outages += 1
+        t0 = time.monotonic()
+        self.report(f"all model replicas unreachable: pausing new work, waiting up to "
+                    f"{self.limit_s:g}s for one to come back (--outage-wait-s)")
+        back, last_report = None, t0
+        try:
+            while time.monotonic() - t0 < self.limit_s:
+                back = await probe()
+                if back:
+                    break
+                await asyncio.sleep(1.0)
+                if time.monotonic() - last_report >= self.every_s:
+                    last_report = time.monotonic()
+                    self.report(f"still waiting for a model replica: {last_report - t0:.0f}s "
+                                f"of {self.limit_s:g}s")
+        finally:
+            took = time.monotonic() - t0
+            self.waited_s += took
+            self._back = bool(back)
+            self.report(f"{back} answers again after {took:.1f}s: resuming" if back else
+                        f"no model replica came back within {self.limit_s:g}s: the remaining "
+                        f"questions fail as unreachable")
+            over, self._over = self._over, None
+            over.set()
+        return self._back
+
+
 @dataclass
 class ModelPool:
     """The model's replicas. `connect` checks them all, `call` runs one RPC with retries."""
@@ -166,17 +231,19 @@ class ModelPool:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     endpoints: list[Endpoint] = field(default_factory=list)
     info: pb.InfoResponse | None = None
+    security: ClientSecurity = PLAIN
+    outage: OutageWait = field(default_factory=lambda: OutageWait(0.0))
 
     async def connect(self, info_timeout_s: float = 10.0) -> pb.InfoResponse:
         """Info on every target: unreachable ones are left out, differing fingerprints refused."""
         for t in self.targets:
-            ch = grpc.aio.insecure_channel(t, options=channel_options())
+            ch = self.security.aio_channel(t, channel_options())
             self.endpoints.append(Endpoint(t, ch, pb_grpc.ModelServiceStub(ch)))
 
         async def ask(ep: Endpoint) -> None:
             ep.info, last = await ask_info(ep.stub, pb.InfoRequest(), info_timeout_s)
-            ep.status = "up" if ep.info is not None else (
-                f"unreachable ({last.code().name if last else 'timeout'})")
+            ep.status = "up" if ep.info is not None else unreachable(ep.target, last,
+                                                                    self.security)
 
         await asyncio.gather(*(ask(ep) for ep in self.endpoints))
         up = [ep for ep in self.endpoints if ep.info is not None]
@@ -206,7 +273,38 @@ class ModelPool:
         return min(cands, key=lambda ep: (ep.cool_until > now, ep.outstanding, ep.calls))
 
     async def call(self, method: str, request, deadline_s: float | None = None):
-        """One unary RPC on the least-loaded replica, retried (on another one) per the policy."""
+        """One unary RPC on the least-loaded replica, retried (on another one) per the policy.
+
+        While every replica is unreachable the call waits (OutageWait) instead of failing,
+        then runs again with its full retries."""
+        while True:
+            await self.outage.paused()
+            try:
+                return await self._call_once(method, request, deadline_s)
+            except CallFailed as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE or not self.all_down():
+                    raise
+                if not await self.outage.ride_out(self._probe):
+                    raise
+
+    def all_down(self) -> bool:
+        """Every live replica's last call failed as unreachable."""
+        return all(ep.down for ep in self.live())
+
+    async def _probe(self) -> str | None:
+        """The first replica that answers Info again (its target), else None."""
+        async def one(ep: Endpoint) -> str | None:
+            try:
+                await ep.stub.Info(pb.InfoRequest(), timeout=1.0)
+            except grpc.aio.AioRpcError:
+                return None
+            ep.cool_until, ep.down = 0.0, False
+            return ep.target
+
+        back = [t for t in await asyncio.gather(*(one(ep) for ep in self.live())) if t]
+        return back[0] if back else None
+
+    async def _call_once(self, method: str, request, deadline_s: float | None):
         prev: list[Endpoint | None] = [None]
 
         async def once():
@@ -217,12 +315,14 @@ class ModelPool:
             try:
                 resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
+                ep.down = False
                 ep.latencies_s.append(time.monotonic() - t0)
                 ep.add_usage(resp)
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and not is_upstream_failure(exc):
+                ep.down = exc.code() == grpc.StatusCode.UNAVAILABLE and not is_upstream_failure(exc)
+                if ep.down:
                     ep.cool_until = time.monotonic() + self.retry.cool_down_s
                 prev[0] = ep
                 raise

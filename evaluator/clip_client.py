@@ -19,6 +19,7 @@ from evaluator.client import CallFailed, RetryPolicy, ask_info, channel_options,
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from protos import seedbench_pb2 as pb
+from serving.security import PLAIN, ClientSecurity, explain
 
 
 class ClipUnavailable(Exception):
@@ -39,9 +40,10 @@ class ClipClient:
     calls: int = 0
     ok: int = 0
     failures: int = 0
+    security: ClientSecurity = PLAIN
 
     def __post_init__(self) -> None:
-        self.channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self.channel = self.security.aio_channel(self.target, channel_options())
         self.stub = cpb_grpc.ClipServiceStub(self.channel)
 
     async def connect(self, info_timeout_s: float = 10.0) -> cpb.ClipInfoResponse:
@@ -49,8 +51,10 @@ class ClipClient:
         self.info, last = await ask_info(self.stub, cpb.ClipInfoRequest(), info_timeout_s)
         if self.info is not None:
             return self.info
+        clear = last and explain(self.target, last.code(), last.details() or "", self.security)
         why = f"{last.code().name}: {last.details()}" if last else "timeout"
-        raise ClipUnavailable(f"CLIP server {self.target} did not answer Info ({why})")
+        raise ClipUnavailable(f"CLIP server {clear}" if clear else
+                              f"CLIP server {self.target} did not answer Info ({why})")
 
     async def _call(self, method: str, request):
         async def once():

@@ -13,6 +13,7 @@ from pathlib import Path
 from evaluator import dimensions as D
 from evaluator.dataset import Filters
 from evaluator.media import parse_media_roots
+from serving.security import PLAIN, ClientSecurity, SecurityError
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,8 @@ class RunConfig:
     connect_timeout_s: float = 10.0
     clip: str | None = None  # CLIP server target (L3)
     dry_run: bool = False
+    outage_wait_s: float = 180.0  # how long to wait out an outage of every replica
+    security: ClientSecurity = field(default=PLAIN, hash=False, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
@@ -51,6 +54,12 @@ class RunConfig:
             if not getattr(args, name) > 0:
                 opt = "--" + name.replace("_", "-")
                 raise ConfigError(f"{opt} must be a positive number of seconds")
+        if args.outage_wait_s < 0:
+            raise ConfigError("--outage-wait-s must be 0 (no waiting) or more seconds")
+        try:
+            security = ClientSecurity.from_args(args)
+        except SecurityError as exc:
+            raise ConfigError(str(exc)) from None
         roots = parse_media_roots(args.media_root)
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
@@ -66,7 +75,7 @@ class RunConfig:
             method=args.method, include_eot=args.include_end_of_turn,
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
-            dry_run=args.dry_run)
+            dry_run=args.dry_run, outage_wait_s=args.outage_wait_s, security=security)
 
 
 def targets(values: list[str]) -> tuple[str, ...]:

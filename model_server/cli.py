@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from model_server import backends
     from model_server.servicer import ModelServicer
     from protos import seedbench_pb2_grpc as pb_grpc
-    from serving.lifecycle import run_server
+    from serving.lifecycle import run_server, server_security
 
     settings = backend_settings(args)
     max_bytes = int(args.max_message_mb * (1 << 20))
@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
         metrics_port=args.metrics_port, batchers=lambda: [("score", servicer.batcher)],
+        security=server_security(args),
     ))
 
 
@@ -100,6 +101,7 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from model_server.backends.base import available  # torch-free: the registry only
+    from serving import security
 
     p = argparse.ArgumentParser(prog="seedbench-model-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="backend setting (repeatable), e.g. prefix_sharing=false; "
                    "`seedbench-model-server backends` lists every backend's settings")
+    security.add_server_args(s)
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
 

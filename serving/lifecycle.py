@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving.batching import settle
+from serving.security import SecurityError, ServerSecurity
 
 log = logging.getLogger(__name__)
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -42,6 +44,14 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     setup_process(args.log_level)
     return args.func(args)
+
+
+def server_security(args: argparse.Namespace) -> ServerSecurity:
+    """--tls-* and --auth-token-file as checked material; unusable files exit with one line."""
+    try:
+        return ServerSecurity.from_args(args)
+    except SecurityError as exc:
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -76,10 +86,12 @@ async def run_server(
     *, host: str, port: int, service_names: list[str], add_servicer: Callable[[grpc.aio.Server], None],
     load: Callable[[], Any], on_loaded: Callable[[Any], None], max_message_bytes: int,
     grace_s: float = 30.0, ready_line: str = "", metrics_port: int | None = None,
-    batchers: Callable[[], list[tuple[str, Any]]] = list,
+    batchers: Callable[[], list[tuple[str, Any]]] = list, security: ServerSecurity | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT. metrics_port: Prometheus /metrics there (0: any free
-    port, None: none); batchers: the (name, MicroBatcher) pairs on_loaded made, to watch."""
+    port, None: none); batchers: the (name, MicroBatcher) pairs on_loaded made, to watch;
+    security: TLS / mutual TLS / token auth (serving.security), plaintext when None."""
+    security = security or ServerSecurity()
     metrics = None
     if metrics_port is not None:
         from serving import metrics  # prometheus_client: a server dependency only
@@ -90,7 +102,7 @@ async def run_server(
             log.error("cannot serve metrics on %s:%s: %s", host, metrics_port, exc)
             return 2
         print(f"metrics on {host}:{bound_metrics}/metrics", flush=True)
-    interceptors = [metrics.CallMetrics()] if metrics else []
+    interceptors = [*security.interceptors(), *([metrics.CallMetrics()] if metrics else [])]
     server = grpc.aio.server(options=server_options(max_message_bytes), interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     for name in ["", *service_names]:
@@ -100,12 +112,12 @@ async def run_server(
     reflection.enable_server_reflection(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = security.bind(server, f"{host}:{port}")
     if not bound:
         log.error("cannot bind %s:%s", host, port)
         return 2
     await server.start()
-    print(f"listening on {host}:{bound}", flush=True)
+    print(f"listening on {host}:{bound} ({security.describe()})", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

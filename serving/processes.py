@@ -21,6 +21,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from serving.security import PLAIN, ClientSecurity
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -45,9 +47,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- health
 
-def health_status(target: str, service: str = "", timeout_s: float = 1.0) -> int | None:
-    """grpc.health.v1 Check: the ServingStatus number, or None when nothing answers."""
-    with grpc.insecure_channel(target) as ch:
+def health_status(target: str, service: str = "", timeout_s: float = 1.0,
+                  security: ClientSecurity = PLAIN) -> int | None:
+    """grpc.health.v1 Check: the ServingStatus number, or None when nothing answers.
+    security: --tls-ca (and client certificate) for a TLS server; health needs no token."""
+    with security.channel(target) as ch:
         try:
             return health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout_s).status
@@ -55,9 +59,10 @@ def health_status(target: str, service: str = "", timeout_s: float = 1.0) -> int
             return None
 
 
-def health(target: str, service: str = "", timeout_s: float = 1.0) -> str:
+def health(target: str, service: str = "", timeout_s: float = 1.0,
+           security: ClientSecurity = PLAIN) -> str:
     """The status by name (SERVING, NOT_SERVING, ...), or UNREACHABLE."""
-    status = health_status(target, service, timeout_s)
+    status = health_status(target, service, timeout_s, security)
     if status is None:
         return "UNREACHABLE"
     return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
@@ -183,7 +188,7 @@ class ServerExited(RuntimeError):
 
 
 def wait_serving(procs: ServerProcess | list[ServerProcess], timeout_s: float = 120.0,
-                 poll_s: float = 0.1) -> None:
+                 poll_s: float = 0.1, security: ClientSecurity = PLAIN) -> None:
     """Return once every process answers health SERVING; raise ServerExited or TimeoutError."""
     pending = [procs] if isinstance(procs, ServerProcess) else list(procs)
     deadline = time.monotonic() + timeout_s
@@ -194,7 +199,7 @@ def wait_serving(procs: ServerProcess | list[ServerProcess], timeout_s: float = 
                 where = f"; log {p.log}:\n{p.log_tail()}" if p.log else ""
                 raise ServerExited(f"{p.name} exited{f' with {code}' if code is not None else ''} "
                                    f"before SERVING{where}")
-            if health_status(p.target) == SERVING:
+            if health_status(p.target, security=security) == SERVING:
                 pending.remove(p)
         if pending and time.monotonic() > deadline:
             names = ", ".join(f"{p.name} ({p.target})" for p in pending)
