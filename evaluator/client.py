@@ -154,9 +154,14 @@ async def ask_info(stub, request, timeout_s: float):
         except grpc.aio.AioRpcError as exc:
             last = exc
             if exc.code() not in RETRYABLE:
-                break
+                return None, exc
             await asyncio.sleep(0.2)
-    return None, last
+    # wait_for_ready hides why the channel never connected (a TLS handshake, a refused
+    # connection) behind DEADLINE_EXCEEDED: one call that fails fast names the reason.
+    try:
+        return await stub.Info(request, timeout=2.0), None
+    except grpc.aio.AioRpcError as exc:
+        return None, exc
 
 
 def unreachable(target: str, last: grpc.aio.AioRpcError | None,

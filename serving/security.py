@@ -206,8 +206,13 @@ def explain(target: str, code: grpc.StatusCode | None, details: str,
                 f"certificate (--tls-cert/--tls-key)")
     if "handshake" in d or "ssl" in d:
         return f"TLS handshake with {target} failed (--tls-ca, --tls-cert, --tls-key)"
-    if not security.ca and ("socket closed" in d or "connection reset" in d
-                            or "end of tcp stream" in d):
-        return (f"{target} closed the connection: the server may require TLS "
-                f"(--tls-ca FILE)")
+    if "socket closed" in d or "connection reset" in d or "end of tcp stream" in d:
+        if not security.ca:
+            return (f"{target} closed the connection: the server may require TLS "
+                    f"(--tls-ca FILE)")
+        if not security.cert:
+            return (f"TLS handshake with {target} failed: the server may require a client "
+                    f"certificate (--tls-cert/--tls-key)")
+        return (f"TLS handshake with {target} failed: the server refused the client "
+                f"certificate (--tls-cert/--tls-key)")
     return None
