@@ -143,16 +143,14 @@ async def retrying(policy: RetryPolicy, once, label: str = ""):
 async def ask_info(stub, request, timeout_s: float):
     """Info, waiting for the server to be ready and retrying while it loads (UNAVAILABLE).
 
-    Returns (response, None) or (None, the last error; None if the time ran out).
+    Returns (response, None) or (None, the error that says why not).
     """
-    last = None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             return await stub.Info(request, timeout=max(0.5, deadline - time.monotonic()),
                                    wait_for_ready=True), None
         except grpc.aio.AioRpcError as exc:
-            last = exc
             if exc.code() not in RETRYABLE:
                 return None, exc
             await asyncio.sleep(0.2)
