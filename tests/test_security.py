@@ -1,0 +1,181 @@
+"""TLS, mutual TLS and bearer tokens over real server processes and a real `seedbench run`.
+
+Certificates are made in the test with openssl (tests/certs.py). Each mode is
+accepted with the right material and refused, with one clear line and no
+traceback, without it or in plaintext; the token appears in no log or output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving.processes import ROOT, child_env, health, start_server, stop, wait_serving
+from serving.security import ClientSecurity
+from tests.certs import make_certs
+from tests.evaluator_runs import run_args, write_sample
+
+TOKEN = "tok-5f1d9c2e-never-logged"
+SYNTHETIC = ["--backend", "synthetic", "--model", "m1", "--log-level", "INFO"]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("data"), per_dim=2)
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("secret") / "token"
+    p.write_text(TOKEN + "\n")
+    return p
+
+
+def serve(tmp: Path, extra: list[str], security: ClientSecurity):
+    proc = start_server("model_server.cli", [*SYNTHETIC, *extra], log=tmp / "server.log")
+    try:
+        wait_serving(proc, 120, security=security)
+    except Exception:
+        stop(proc)
+        raise
+    return proc
+
+
+def seedbench(data, target: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    ann, roots = data
+    args = run_args(ann, roots, target, out, "--dimensions", "1,2", *extra, connect_timeout_s=3)
+    return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=child_env(),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def answered(out: Path) -> int:
+    return json.loads((out / "summary.json").read_text())["counts"]["answered"]
+
+
+def refused(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    line = next(x for x in r.stderr.splitlines() if x.startswith("error:"))
+    for n in needles:
+        assert n in line, line
+
+
+def secure_files(certs, *, client_cert: bool = True) -> list[str]:
+    out = ["--tls-ca", str(certs.ca)]
+    if client_cert:
+        out += ["--tls-cert", str(certs.client_cert), "--tls-key", str(certs.client_key)]
+    return out
+
+
+def test_tls_accepted_with_the_ca_refused_without(certs, data, tmp_path):
+    ca = ClientSecurity(ca=certs.ca.read_bytes())
+    proc = serve(tmp_path, ["--tls-cert", str(certs.server_cert), "--tls-key",
+                            str(certs.server_key)], ca)
+    try:
+        assert health(proc.target, security=ca) == "SERVING"
+        assert health(proc.target) == "UNREACHABLE"  # plaintext probe gets nothing
+        r = seedbench(data, proc.target, tmp_path / "ok", *secure_files(certs, client_cert=False))
+        assert r.returncode == 0, r.stderr
+        assert answered(tmp_path / "ok") == 4
+        refused(seedbench(data, proc.target, tmp_path / "plain"), proc.target,
+                "may require TLS (--tls-ca")
+        refused(seedbench(data, proc.target, tmp_path / "other",
+                          "--tls-ca", str(certs.other_ca)),
+                f"TLS handshake with {proc.target} failed: certificate not trusted (--tls-ca)")
+        # localhost is in the certificate too
+        r = seedbench(data, f"localhost:{proc.port}", tmp_path / "dns",
+                      *secure_files(certs, client_cert=False))
+        assert r.returncode == 0, r.stderr
+    finally:
+        stop(proc)
+    assert "(TLS, no auth)" in (tmp_path / "server.log").read_text()
+
+
+def test_tls_client_against_plaintext_server_is_named(data, tmp_path, certs):
+    proc = serve(tmp_path, [], ClientSecurity())
+    try:
+        refused(seedbench(data, proc.target, tmp_path / "x", *secure_files(certs)),
+                f"TLS handshake with {proc.target} failed")
+    finally:
+        stop(proc)
+
+
+def test_mutual_tls_needs_a_client_certificate(certs, data, tmp_path):
+    full = ClientSecurity(ca=certs.ca.read_bytes(), cert=certs.client_cert.read_bytes(),
+                          key=certs.client_key.read_bytes())
+    proc = serve(tmp_path, ["--tls-cert", str(certs.server_cert), "--tls-key",
+                            str(certs.server_key), "--tls-client-ca", str(certs.ca)], full)
+    try:
+        r = seedbench(data, proc.target, tmp_path / "ok", *secure_files(certs))
+        assert r.returncode == 0, r.stderr
+        assert answered(tmp_path / "ok") == 4
+        refused(seedbench(data, proc.target, tmp_path / "nocert",
+                          *secure_files(certs, client_cert=False)),
+                f"TLS handshake with {proc.target} failed", "client certificate")
+        refused(seedbench(data, proc.target, tmp_path / "plain"), "may require TLS")
+    finally:
+        stop(proc)
+    assert "(mutual TLS, no auth)" in (tmp_path / "server.log").read_text()
+
+
+def test_token_auth_accepts_the_token_and_never_shows_it(certs, data, tmp_path, token_file):
+    proc = serve(tmp_path, ["--auth-token-file", str(token_file)], ClientSecurity())
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-token")
+    try:
+        assert health(proc.target) == "SERVING"  # health stays open for probes
+        r_ok = seedbench(data, proc.target, tmp_path / "ok", "--auth-token-file", str(token_file))
+        assert r_ok.returncode == 0, r_ok.stderr
+        assert answered(tmp_path / "ok") == 4
+        r_none = seedbench(data, proc.target, tmp_path / "none")
+        refused(r_none, proc.target, "authentication failed (sent no token")
+        r_bad = seedbench(data, proc.target, tmp_path / "bad", "--auth-token-file", str(wrong))
+        refused(r_bad, "authentication failed (sent a token that the server refused")
+    finally:
+        stop(proc)
+    log = (tmp_path / "server.log").read_text()
+    assert "refused /seedbench.v1.ModelService/Info: no bearer token" in log
+    assert "wrong bearer token" in log and "not-the-token" not in log
+    outputs = [log, r_ok.stdout, r_ok.stderr, r_none.stderr, r_bad.stderr]
+    for f in (tmp_path / "ok").rglob("*"):
+        if f.is_file():
+            outputs.append(f.read_bytes().decode("utf-8", "replace"))
+    assert len(outputs) > 6  # the run wrote its files
+    assert not [o for o in outputs if TOKEN in o]
+
+
+def test_token_from_the_environment(data, tmp_path, token_file):
+    proc = serve(tmp_path, ["--auth-token-file", str(token_file)], ClientSecurity())
+    try:
+        ann, roots = data
+        args = run_args(ann, roots, proc.target, tmp_path / "ok", "--dimensions", "1",
+                        connect_timeout_s=3)
+        r = subprocess.run([sys.executable, "-m", "evaluator.cli", *args], cwd=ROOT,
+                           env=child_env(SEEDBENCH_AUTH_TOKEN=TOKEN), capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert TOKEN not in r.stdout + r.stderr
+    finally:
+        stop(proc)
+
+
+def test_unusable_material_is_one_line(tmp_path, certs):
+    r = subprocess.run([sys.executable, "-m", "model_server.cli", "serve", *SYNTHETIC,
+                        "--port", "0", "--tls-cert", str(certs.server_cert)],
+                       env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--tls-cert and --tls-key go together" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "model_server.cli", "serve", *SYNTHETIC,
+                        "--port", "0", "--auth-token-file", str(tmp_path / "missing")],
+                       env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--auth-token-file" in r.stderr and "cannot read" in r.stderr
+    assert "Traceback" not in r.stderr
