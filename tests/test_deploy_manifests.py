@@ -150,3 +150,20 @@ def test_remote_api_model_takes_its_key_from_a_secret(tmp_path):
     for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
         get(d, kind, "model-openai")
     assert not any(d_["kind"] == "Secret" for d_ in d)  # the key is never in the manifests
+
+
+@pytest.mark.parametrize("overlay", render.OVERLAYS)
+def test_servers_and_evaluator_take_the_auth_token_from_a_secret(docs, overlay):
+    """Token auth turns on for every hop once the seedbench-auth Secret exists; no token
+    value is ever written in a manifest, and servers bind all interfaces explicitly."""
+    seen = set()
+    for doc, spec in pods(docs[overlay]):
+        for c in spec["containers"]:
+            env = {e["name"]: e for e in c.get("env", [])}
+            ref = env["SEEDBENCH_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "seedbench-auth", "key": "token", "optional": True}
+            assert "value" not in env["SEEDBENCH_AUTH_TOKEN"]
+            if doc["kind"] == "Deployment":
+                assert "--host=0.0.0.0" in c["args"]
+            seen.add(doc["metadata"]["name"])
+    assert {*MODELS, "clip-server", "seedbench-eval"} <= seen
