@@ -17,8 +17,10 @@ from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.media import parse_media_roots
 from evaluator.methods import METHODS
 from evaluator.store import RunKey, Store
+from evaluator.video_frames import FrameCache
 
 err = Console(stderr=True)
+FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.video_frames)
 
 
 def _targets(values: list[str]) -> list[str]:
@@ -87,11 +89,15 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
             key = RunKey(info.fingerprint, args.method, args.include_end_of_turn,
                          clip_used["fingerprint"] if clip_used else "")
             in_flight = args.in_flight or pool.suggested_in_flight()
-            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                ctx = runner.RunContext(pool, args.method, args.include_end_of_turn,
-                                        args.deadline_s, media)
-                stats = await runner.run_questions(ds.questions, store, key, ctx, handlers,
-                                                   in_flight, progress)
+            video_frames = FrameCache(out / FRAME_CACHE)
+            try:
+                with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
+                    ctx = runner.RunContext(pool, args.method, args.include_end_of_turn,
+                                            args.deadline_s, media, video_frames)
+                    stats = await runner.run_questions(ds.questions, store, key, ctx, handlers,
+                                                       in_flight, progress)
+            finally:
+                video_frames.close()
             summary = report.write_outputs(store, out)
         finally:
             store.close()
@@ -104,7 +110,9 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
     run_info = {"in_flight": in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
-                "endpoints": stats.endpoints, "clip": clip.stats() if clip else None}
+                "endpoints": stats.endpoints, "clip": clip.stats() if clip else None,
+                "video_sources": {str(d): s for d, s in ds.video_sources.items()},
+                "videos_decoded": video_frames.decoded}
     (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -131,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for bad in ds.invalid:
             err.print(f"  {bad}", markup=False, highlight=False)
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
+    for dim, source in ds.video_sources.items():
+        err.print(f"  video dimension {dim}: {source}", markup=False, highlight=False)
     try:
         result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
     except (FingerprintMismatch, NoEndpoints, ClipUnavailable) as exc:
@@ -182,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate a model server on an annotation file")
     r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
     r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
-                   help="media root per source (cc3m, 'SEED-Bench v2', image, video); "
-                        "a bare DIR applies to every source (repeatable)")
+                   help="media root per source: SEED-Bench-2 cc3m, 'SEED-Bench v2'; "
+                        "SEED-Bench-1 image (dims 1-9), frames (the 8-frame folders, dims "
+                        "10-12) or the raw videos ssv2, epic-kitchens, breakfast; a bare DIR "
+                        "applies to every source (repeatable)")
     r.add_argument("--model", action="append", required=True, metavar="TARGET[,TARGET...]",
                    help="model server(s): HOST:PORT or any gRPC target (dns:///name:port)")
     r.add_argument("--out", required=True, help="output dir (results store, summary, submission)")

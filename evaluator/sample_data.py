@@ -5,6 +5,8 @@ Layout written under OUT (SEED-Bench-2 format):
   OUT/cc3m/...                        data_source "cc3m" (dims 1-9, JPEG)
   OUT/seed_bench_v2/...               data_source "SEED-Bench v2" (dims 10-27, PNG)
 Run with --media-root cc3m=OUT/cc3m --media-root "SEED-Bench v2=OUT/seed_bench_v2".
+`--format v1` writes SEED-Bench-1 instead (OUT/SEED-Bench.json, OUT/image/, and the
+video dims in both real layouts: see evaluator.sample_video).
 
 Images come from a bounded pool named by their content (shape, colour, count,
 motion frame), written on first use: `--full` (~24K questions) adds questions,
@@ -202,36 +204,62 @@ def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = Fals
 
 
 def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
-    """SEED-Bench-1 style: OUT/SEED-Bench.json, OUT/image/ (dims 1-9), OUT/video/<id>/ frames."""
+    """SEED-Bench-1 layout: OUT/SEED-Bench.json, OUT/image/ (dims 1-9), and for dims 10-12
+    both the raw videos and the 8-frame folders (see evaluator.sample_video)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     pool = Pool(out)
+    videos: dict[tuple[int, int], tuple[str, list[str], str]] = {}
     questions = []
     for dim in range(1, 13):
         for i in range(per_dim):
-            colour = rng.choice(list(COLOURS))
             if dim <= 9:
+                colour = rng.choice(list(COLOURS))
                 shape = rng.choice(SHAPES)
                 opts, ans = _options(rng, colour, list(COLOURS))
-                rel = pool.shape("image", shape, colour)
-                q = {"question": "What colour is the shape in the image?", "data_id": rel,
-                     "data_type": "image"}
+                q = {"question_id": f"{dim}_{i}", "question": "What colour is the shape in the image?",
+                     "data_id": pool.shape("image", shape, colour), "data_type": "image"}
             else:
-                direction = rng.choice(DIRECTIONS)
-                opts, ans = _options(rng, direction, list(DIRECTIONS))
-                for k in range(FRAMES):
-                    pool.frame("video", direction, colour, k)
-                q = {"question": "In which direction does the circle move?",
-                     "data_id": f"motion/{direction}_{colour}", "data_type": "video"}
-                if dim == 11:
-                    q["segment"] = [0.0, 4.0]
-                elif dim == 12:
-                    q["segment"] = [0, 60]
-            q.update(question_id=f"{dim}_{i}", question_type_id=dim, choice_a=opts[0],
-                     choice_b=opts[1], choice_c=opts[2], choice_d=opts[3], answer=ans)
+                q, opts, ans = _v1_video_question(rng, out, dim, i, videos)
+            q.update(question_type_id=dim, choice_a=opts[0], choice_b=opts[1], choice_c=opts[2],
+                     choice_d=opts[3], answer=ans)
             questions.append(q)
     doc = {"questions": questions, "question_type": {n: d for d, n in D.V1_NAMES.items()}}
     path = out / V1_FILE
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+BREAKFAST = ("cereals", "coffee", "juice", "milk", "pancake", "salat", "tea")
+
+
+def _v1_video_question(rng: random.Random, out: Path, dim: int, i: int, videos: dict):
+    """A video question: dim 10 a whole clip; dims 11-12 one phase (segment) of a long video."""
+    from evaluator import sample_video as V
+
+    qid = f"v{dim}_{i}"
+    if dim == 10:
+        direction = rng.choice(DIRECTIONS)
+        colour = rng.choice(list(COLOURS))
+        data_id = f"{90000 + 10 * DIRECTIONS.index(direction) + list(COLOURS).index(colour)}.webm"
+        path = V.clip_video(out, dim, data_id, [direction], COLOURS[colour])
+        segment = None
+    else:
+        k, phase = divmod(i, V.PHASES)
+        if (dim, k) not in videos:
+            directions = [rng.choice(DIRECTIONS) for _ in range(V.PHASES)]
+            name = (f"P01/P01_{k + 1:02d}.MP4" if dim == 11
+                    else f"P03/cam01/P03_{BREAKFAST[k % len(BREAKFAST)]}{k // len(BREAKFAST) or ''}.avi")
+            videos[(dim, k)] = (name, directions, rng.choice(list(COLOURS)))
+        data_id, directions, colour = videos[(dim, k)]
+        direction = directions[phase]
+        path = V.clip_video(out, dim, data_id, directions, COLOURS[colour])
+        segment = V.segment_of(dim, phase)
+    V.write_frame_folder(out, dim, qid, path, data_id, segment)
+    opts, ans = _options(rng, direction, list(DIRECTIONS))
+    q = {"question_id": qid, "question": "In which direction does the circle move?",
+         "data_id": data_id, "data_type": "video"}
+    if segment is not None:
+        q["segment"] = segment
+    return q, opts, ans
