@@ -14,6 +14,7 @@ asked about through its own segment. Encoding is bit-exact: a rerun is identical
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -52,8 +53,11 @@ def write_video(path: Path, dim: int, frames: list[Image.Image]) -> None:
         stream.width = stream.height = SIZE
         stream.pix_fmt = "yuv420p"
         stream.thread_count = 1  # one thread: the same bytes every time
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(img)):
+        for k, img in enumerate(frames):
+            frame = av.VideoFrame.from_image(img).reformat(format="yuv420p")
+            frame.pts = k
+            frame.time_base = Fraction(1, FPS[dim])
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
