@@ -140,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             err.print(f"  {bad}", markup=False, highlight=False)
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
     for dim, source in ds.video_sources.items():
-        err.print(f"  video dimension {dim}: {source}", markup=False, highlight=False)
+        err.print(f"  video dimension {dim}: {source}", markup=False, highlight=False,
+                  soft_wrap=True)
     try:
         result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
     except (FingerprintMismatch, NoEndpoints, ClipUnavailable) as exc:
