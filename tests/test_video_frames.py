@@ -202,3 +202,17 @@ def test_no_video_source_names_the_keys(tmp_path):
     ann.write_text(json.dumps([v1_question("v1", 12, "P06/cam01/P06_cereals.avi", (0, 10))]))
     ds = dataset.load(ann, parse_media_roots([f"image={tmp_path}"]))
     assert "frames=DIR" in ds.invalid[0].reason and "breakfast=DIR" in ds.invalid[0].reason
+
+
+def test_bare_root_is_read_as_the_layout_it_holds(videos, tmp_path):
+    """A bare --media-root DIR: frames when DIR/taskNN/ exists (even without <sub>), else raw."""
+    frames_root = tmp_path / "unzipped"
+    for k in range(1, 9):  # no <sub> level at all
+        write_painted_png(frames_root / "task10" / "v1" / f"{k}.png", k)
+    ann = tmp_path / "SEED-Bench.json"
+    ann.write_text(json.dumps([v1_question("v1", 10, "ssv2/94328.webm")]))
+    as_frames = dataset.load(ann, parse_media_roots([str(frames_root)]))
+    assert indices_of(as_frames.questions[0].image_paths) == list(range(1, 9))
+    as_raw = dataset.load(ann, parse_media_roots([str(videos)]))
+    assert as_raw.questions[0].video.path == videos / "ssv2" / "94328.webm"
+    assert "(bare root)" in as_raw.video_sources[10]
