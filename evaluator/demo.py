@@ -4,8 +4,9 @@ Servers run as child processes (this module never imports them) on free
 loopback ports and are always stopped, on success, error or Ctrl-C. A tiny
 CLIP server (`clip_server.cli serve --model tiny`) runs for the whole demo and
 is passed as `--clip`. The first model (tiny LLaVA by default) cannot generate
-images, so its L3 shows n/a; then a tiny Janus model, which scores and
-generates images, is evaluated on all levels, L3 included.
+images, so its L3 shows n/a; it also answers the SEED-Bench-1 sample, whose
+video dims are sampled from real webm/mp4/avi files. Then a tiny Janus model,
+which scores and generates images, is evaluated on all levels, L3 included.
 """
 
 from __future__ import annotations
@@ -112,17 +113,33 @@ def clip_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec | None:
 
 
 def evaluate(title: str, spec: Callable[[], ServerSpec], clip: str | None,
-             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path) -> int:
-    """Build and serve one model, evaluate it (all levels), print its tables; always stop it."""
+             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path,
+             v1: Path | None = None) -> int:
+    """Build and serve one model, evaluate it (all levels), print its tables; always stop it.
+
+    With `v1` (a SEED-Bench-1 sample file) the same server also answers SEED-Bench-1,
+    its video dims sampled from the raw videos, into `results`-v1.
+    """
     print(f"\n=== {title} ===", file=sys.stderr)
     with serve(spec(), log) as target:
-        return cli.main([
+        rc = cli.main([
             "run", "--annotations", str(ann),
             "--media-root", f"cc3m={data / 'cc3m'}",
             "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
             "--model", target, "--out", str(results), "--method", args.method,
             *(["--clip", clip] if clip else []),
         ])
+        if v1 is not None:
+            print(f"\n=== {title}: SEED-Bench-1 (video dims from the raw videos) ===",
+                  file=sys.stderr)
+            d = v1.parent
+            rc = cli.main([
+                "run", "--annotations", str(v1), "--media-root", f"image={d / 'image'}",
+                *(x for key in ("ssv2", "epic-kitchens", "breakfast")
+                  for x in ("--media-root", f"{key}={d / key}")),
+                "--model", target, "--out", f"{results}-v1", "--method", args.method,
+            ]) or rc
+        return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     data = out / "data"
     t0 = time.monotonic()
     ann = sample_data.write_v2(data, seed=args.seed, per_dim=args.per_dim)
+    v1 = sample_data.write_v1(out / "data-v1", seed=args.seed, per_dim=args.per_dim)
     rc = 0
     with contextlib.ExitStack() as stack:
         clip_spec = clip_server_spec(args, out)
@@ -148,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 if clip_spec is not None else None)
         first = "synthetic model" if args.backend == "synthetic" else f"tiny {args.arch}"
         rc = evaluate(first, lambda: model_server_spec(args, out), clip, args, ann, data,
-                      out / "results", out / "model-server.log") or rc
+                      out / "results", out / "model-server.log", v1=v1) or rc
         if not args.no_janus and args.backend == "hf":
             rc = evaluate("tiny janus (scores and generates images: L3)",
                           lambda: janus_server_spec(args, out), clip, args, ann, data,
