@@ -8,10 +8,13 @@ question id. A tiny LLaVA served with the hf backend answers both runs.
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from evaluator import cli, sample_data
+from tests import procs
 from tests.evaluator_runs import files, run_args
 from tests.procs import model_server
 from tests.tiny_models import tiny_model
@@ -108,3 +111,19 @@ def test_frame_cache_is_bounded_to_the_sampled_frames(tmp_path):
     cache = FrameCache(tmp_path / "cache")
     paths = cache.frames(VideoClip(video, "long.mp4", "seconds", (2.0, 8.0)))
     assert len(paths) == 8 and len(list((tmp_path / "cache" / "frames").iterdir())) == 8
+
+
+def test_raw_video_run_imports_no_torch(data, tmp_path):
+    """Decoding raw videos keeps the evaluator torch-free (PyAV only)."""
+    ann, _, raw = data
+    body = (f"from evaluator import cli\nrc = cli.main({run_args(ann, raw, '{target}', tmp_path)!r})"
+            "\nimport sys\nbad = [m for m in ('torch', 'transformers', 'model_server') "
+            "if m in sys.modules]\nprint('BAD', bad, 'av' in sys.modules)\n"
+            "sys.exit(3 if bad else rc)")
+    with model_server(["--backend", "synthetic", "--model", "m1", *QUIET]) as (target, _):
+        r = subprocess.run([sys.executable, "-c", body.replace("{target}", target)],
+                           env=procs.test_env(), capture_output=True, text=True, timeout=120,
+                           cwd=procs.ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "BAD [] True" in r.stdout
+    assert json.loads((tmp_path / "run.json").read_text())["videos_decoded"] == 3 * PER_DIM
