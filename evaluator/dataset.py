@@ -8,7 +8,6 @@ in memory: the runner reads it lazily.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +72,6 @@ class Dataset:
     file: str
     questions: list[Question]  # valid and selected, in file order
     invalid: list[Invalid]
-    total_in_file: int
     video_sources: dict[int, str] = field(default_factory=dict)  # SEED-Bench-1 dim -> source
 
 
@@ -316,8 +314,4 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
     invalid.extend(err for _, err in checked if err is not None)
     sources = videos.describe({q.dimension for q in parsed}) if videos else {}
     return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
-                   total_in_file=len(raw), video_sources=sources)
-
-
-def invalid_lines(items: Iterable[Invalid]) -> list[str]:
-    return [str(x) for x in items]
+                   video_sources=sources)

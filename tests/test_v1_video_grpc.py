@@ -15,13 +15,18 @@ import pytest
 
 from evaluator import cli, sample_data
 from tests import procs
-from tests.evaluator_runs import files, run_args
+from tests.evaluator_runs import files
+from tests.evaluator_runs import run_args as shared_run_args
 from tests.procs import model_server
 from tests.tiny_models import tiny_model
 from tests.videos import write_indexed_video
 
 PER_DIM = 2
 QUIET = ["--log-level", "WARNING"]
+
+
+def run_args(*args):
+    return shared_run_args(*args, connect_timeout_s=60)  # generous: CPUs are shared in CI
 
 
 @pytest.fixture(scope="module")
