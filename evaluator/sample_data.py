@@ -210,7 +210,7 @@ def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     pool = Pool(out)
-    videos: dict[tuple[int, int], tuple[str, list[str], str]] = {}
+    videos: dict = {"written": set()}  # (dim, k) -> (data_id, directions, colour)
     questions = []
     for dim in range(1, 13):
         for i in range(per_dim):
@@ -243,7 +243,7 @@ def _v1_video_question(rng: random.Random, out: Path, dim: int, i: int, videos: 
         direction = rng.choice(DIRECTIONS)
         colour = rng.choice(list(COLOURS))
         data_id = f"{90000 + 10 * DIRECTIONS.index(direction) + list(COLOURS).index(colour)}.webm"
-        path = V.clip_video(out, dim, data_id, [direction], COLOURS[colour])
+        path = V.clip_video(out, dim, data_id, [direction], COLOURS[colour], videos["written"])
         segment = None
     else:
         k, phase = divmod(i, V.PHASES)
@@ -254,7 +254,7 @@ def _v1_video_question(rng: random.Random, out: Path, dim: int, i: int, videos: 
             videos[(dim, k)] = (name, directions, rng.choice(list(COLOURS)))
         data_id, directions, colour = videos[(dim, k)]
         direction = directions[phase]
-        path = V.clip_video(out, dim, data_id, directions, COLOURS[colour])
+        path = V.clip_video(out, dim, data_id, directions, COLOURS[colour], videos["written"])
         segment = V.segment_of(dim, phase)
     V.write_frame_folder(out, dim, qid, path, data_id, segment)
     opts, ans = _options(rng, direction, list(DIRECTIONS))

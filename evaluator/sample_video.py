@@ -64,13 +64,14 @@ def write_video(path: Path, dim: int, frames: list[Image.Image]) -> None:
 
 
 def clip_video(out: Path, dim: int, name: str, directions: list[str],
-               colour: tuple[int, int, int]) -> Path:
-    """One video: a phase of PHASE_FRAMES frames per direction."""
-    frames = [_frame(d, colour, k / (PHASE_FRAMES - 1))
-              for d in directions for k in range(PHASE_FRAMES)]
+               colour: tuple[int, int, int], written: set[Path]) -> Path:
+    """One video, a phase of PHASE_FRAMES frames per direction; written once per sample set
+    (always rewritten then: a file left by another seed may hold other content)."""
     path = out / VIDEO_ROOTS[dim] / name
-    if not path.exists():
-        write_video(path, dim, frames)
+    if path not in written:
+        write_video(path, dim, [_frame(d, colour, k / (PHASE_FRAMES - 1))
+                                for d in directions for k in range(PHASE_FRAMES)])
+        written.add(path)
     return path
 
 

@@ -58,6 +58,11 @@ def test_sample_data_v1(tmp_path):
     again = sample_data.write_v1(tmp_path / "again", per_dim=1)
     assert digest(path.parent / "v1_video") == digest(again.parent / "v1_video")
     assert digest(path.parent / "epic-kitchens") == digest(again.parent / "epic-kitchens")
+    # Another seed written over the same folder leaves no stale video behind.
+    sample_data.write_v1(tmp_path / "again", seed=5, per_dim=1)
+    fresh = sample_data.write_v1(tmp_path / "fresh", seed=5, per_dim=1)
+    for sub in ("epic-kitchens", "breakfast", "v1_video"):
+        assert digest(again.parent / sub) == digest(fresh.parent / sub)
     image = f"image={tmp_path / 'image'}"
     frames = load(path, parse_media_roots([image, f"frames={tmp_path / 'v1_video'}"]))
     raw = load(path, parse_media_roots([image, f"ssv2={tmp_path / 'ssv2'}",
