@@ -34,10 +34,10 @@ class VideoSource:
     root: Path
 
     def describe(self) -> str:
-        key = self.key or "(bare root)"
+        where = f"{self.key}={self.root}" if self.key else f"bare --media-root {self.root}"
         if self.kind == "frames":
-            return f"8-frame folders, {key}={self.root}"
-        return f"raw videos, {key}={self.root} ({RAW_WHAT[self.dim]})"
+            return f"8-frame folders, {where}"
+        return f"raw videos, {where} ({RAW_WHAT[self.dim]})"
 
 
 class VideoSources:

@@ -215,4 +215,4 @@ def test_bare_root_is_read_as_the_layout_it_holds(videos, tmp_path):
     assert indices_of(as_frames.questions[0].image_paths) == list(range(1, 9))
     as_raw = dataset.load(ann, parse_media_roots([str(videos)]))
     assert as_raw.questions[0].video.path == videos / "ssv2" / "94328.webm"
-    assert "(bare root)" in as_raw.video_sources[10]
+    assert "raw videos, bare --media-root" in as_raw.video_sources[10]
