@@ -21,8 +21,9 @@ MAX_OPTIONS = 64
 MAX_PIXELS = 64_000_000  # refuse decompression bombs well before PIL's own limit
 
 
-def check_prompt(prompt: pb.Prompt, max_images: int, *, allow_empty_text: bool = False) -> None:
-    if not prompt.text.strip() and not allow_empty_text:
+def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
+    """The one place a prompt is checked, max_images included: backends rely on it."""
+    if not prompt.text.strip():
         raise InvalidRequest("prompt.text", "is empty")
     n = len(prompt.images)
     if n > max_images:

@@ -63,7 +63,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def Score(self, request, context):
         self._ready()
         requests.check_score(request, self.info.max_images)
-        if getattr(self.backend, "needs_pixels", True):
+        if self.backend.needs_pixels:
             # Decoding and the backend's CPU-side preparation run in worker threads,
             # overlapping the device thread's work on earlier batches.
             task = await asyncio.to_thread(self._prepared_task, request)
