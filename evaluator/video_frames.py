@@ -8,8 +8,10 @@ and `clip_indices`); dims 10-12 differ only in which frames form the clip:
   frames  (dim 12, Breakfast): `segment` = [start, end] frame indices, end clamped
           to the frame count.
 Decoding keeps at most the 8 wanted frames (already PNG-encoded) in memory: one
-demux pass reads the presentation timestamps of every frame, then decoding starts
-at the keyframe before the first wanted frame and stops after the last one.
+demux pass reads the presentation timestamps of every frame and keyframe, then
+each wanted frame is decoded from the keyframe before it (or onward from the
+previous one when no keyframe lies between); without usable timestamps the
+stream is decoded from the start and counted.
 
 Decoded frames are stored once in a content-addressed cache (`FrameCache`):
 `frames/<sha256>.png` by the PNG's own hash, and `clips/<key>.json` naming them,
@@ -20,6 +22,7 @@ A rerun or resume finds the clip file and decodes nothing.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import io
 import json
@@ -96,6 +99,7 @@ class DecodedClip:
     fps: float
     indices: list[int]
     frames: list[bytes]  # PNG, one per index
+    mode: str = "timestamps"  # or "sequential": decoded from the start and counted
 
 
 def _open(path: Path):
@@ -111,43 +115,69 @@ def _open(path: Path):
     return container
 
 
-def _frame_table(path: Path) -> tuple[list[int] | None, int, float]:
-    """Demux only: sorted presentation timestamps (None if unusable), frame count, fps."""
+@dataclass(frozen=True)
+class FrameTable:
+    """What one demux pass (no decoding) tells about a video stream."""
+
+    count: int  # frames (packets holding data)
+    fps: float  # the container's average frame rate
+    pts: list[int] | None  # every frame's presentation timestamp, sorted; None if unusable
+    keyframes: list[int]  # presentation timestamps of the keyframes, sorted
+
+
+def _frame_table(path: Path) -> FrameTable:
     with _open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         pts: list[int] = []
+        keyframes: list[int] = []
         usable = True
         for packet in container.demux(stream):
             if not packet.size:
                 continue
             if packet.pts is None:
                 usable = False
-            else:
-                pts.append(packet.pts)
-        count = len(pts) if usable else 0
-        if usable and len(set(pts)) == len(pts):
-            return sorted(pts), count, fps
-        return None, count, fps
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+        usable = usable and bool(keyframes) and len(set(pts)) == len(pts)
+        return FrameTable(len(pts), fps, sorted(pts) if usable else None, sorted(keyframes))
 
 
-def _decode_by_pts(path: Path, table: list[int], indices: list[int]) -> dict[int, bytes] | None:
-    """Decode from the keyframe before the first wanted frame; None if timestamps mislead."""
-    wanted = {table[i]: i for i in indices}
-    last_pts = max(wanted)
+def _decode_by_pts(path: Path, table: FrameTable, indices: list[int]) -> dict[int, bytes] | None:
+    """Decode only from the keyframe before each wanted frame; None if timestamps mislead.
+
+    Frames are decoded forward while the next wanted frame lies before the next
+    keyframe, else the decoder seeks to that frame's keyframe: a short segment of a
+    long video, or 8 frames spread over it, costs 8 keyframe intervals at most.
+    """
+    wanted = {table.pts[i]: i for i in indices}
     got: dict[int, bytes] = {}
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        first = table[min(indices)]
-        if first > table[0]:
-            container.seek(first, stream=stream, backward=True, any_frame=False)
-        for frame in container.decode(stream):
-            if frame.pts in wanted and wanted[frame.pts] not in got:
-                got[wanted[frame.pts]] = encode_png(frame.to_image())
-            if len(got) == len(wanted) or (frame.pts is not None and frame.pts > last_pts):
-                break
-    return got if len(got) == len(wanted) else None
+        frames = None
+        position = None  # pts of the last decoded frame
+        for target in sorted(wanted):
+            if target in got:
+                continue
+            k = bisect.bisect_right(table.keyframes, target) - 1
+            keyframe = table.keyframes[max(k, 0)]
+            if frames is None or position is None or position < keyframe:
+                container.seek(keyframe, stream=stream, backward=True, any_frame=False)
+                frames = container.decode(stream)
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                position = frame.pts
+                if frame.pts in wanted and wanted[frame.pts] not in got:
+                    got[wanted[frame.pts]] = encode_png(frame.to_image())
+                if frame.pts >= target:
+                    break
+            if wanted[target] not in got:
+                return None  # the decoder went past it: timestamps do not index the frames
+    return got
 
 
 def _decode_sequential(path: Path, indices: list[int] | None) -> tuple[int, dict[int, bytes]]:
@@ -169,12 +199,14 @@ def decode_clip(clip: VideoClip, use_timestamps: bool = True) -> DecodedClip:
     import av
 
     try:
-        table, count, fps = _frame_table(clip.path)
-        got = None
-        if use_timestamps and table is not None:
+        table = _frame_table(clip.path)
+        count, fps, got = table.count, table.fps, None
+        if use_timestamps and table.pts is not None:
             indices = _indices(clip, count, fps)
             got = _decode_by_pts(clip.path, table, indices)
+        mode = "timestamps"
         if got is None:  # no usable timestamps: count by decoding, then decode again
+            mode = "sequential"
             count, _ = _decode_sequential(clip.path, None)
             indices = _indices(clip, count, fps)
             _, got = _decode_sequential(clip.path, indices)
@@ -184,7 +216,7 @@ def decode_clip(clip: VideoClip, use_timestamps: bool = True) -> DecodedClip:
     if missing:
         raise VideoError("data_id", f"{clip.describe()}: frames {missing} could not be decoded "
                                     f"({count} frames)")
-    return DecodedClip(count, fps, indices, [got[i] for i in indices])
+    return DecodedClip(count, fps, indices, [got[i] for i in indices], mode)
 
 
 def _indices(clip: VideoClip, count: int, fps: float) -> list[int]:
@@ -243,7 +275,8 @@ class FrameCache:
             "data_id": clip.data_id, "rule": clip.rule,
             "segment": list(clip.segment) if clip.segment is not None else None,
             "frame_count": decoded.frame_count, "fps": decoded.fps,
-            "indices": decoded.indices, "frames": names}, indent=1).encode())
+            "indices": decoded.indices, "decoded": decoded.mode, "frames": names},
+            indent=1).encode())
         with self._lock:
             self.decoded += 1
         return [self.root / "frames" / n for n in names]

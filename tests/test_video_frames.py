@@ -67,6 +67,7 @@ def test_sampled_frames_are_the_benchmarks(videos, rel, frames, fps, rule, segme
     clip = VideoClip(videos / rel, rel, rule, segment)
     for use_timestamps in (True, False):  # seek by timestamp, and decode-and-count
         got = decode_clip(clip, use_timestamps=use_timestamps)
+        assert got.mode == ("timestamps" if use_timestamps else "sequential")
         assert got.frame_count == frames and got.indices == want
         assert [index_of(png) for png in got.frames] == want
 

@@ -16,8 +16,10 @@ from PIL import Image
 
 SIZE = 64
 BITS = 8
-CODECS = {".webm": ("libvpx-vp9", {"crf": "20", "b:v": "0"}), ".mp4": ("libx264", {"crf": "16"}),
-          ".avi": ("mpeg4", {"qscale": "2"})}
+# Short keyframe intervals, so sampling seeks; H.264 with B-frames (decode order != display).
+CODECS = {".webm": ("libvpx-vp9", {"crf": "20", "b:v": "0", "g": "10"}),
+          ".mp4": ("libx264", {"crf": "16", "g": "12", "bf": "2"}),
+          ".avi": ("mpeg4", {"qscale": "2", "g": "12"})}
 
 
 def painted(index: int) -> np.ndarray:
