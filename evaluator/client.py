@@ -206,17 +206,3 @@ class ModelPool:
     async def close(self) -> None:
         await asyncio.gather(*(ep.channel.close() for ep in self.endpoints))
 
-
-def health_serving(target: str, timeout: float = 1.0) -> bool:
-    """grpc.health.v1 Check for "" without the grpcio-health-checking package.
-
-    The request is the empty message; SERVING is status=1, i.e. bytes 08 01.
-    """
-    with grpc.insecure_channel(target) as ch:
-        check = ch.unary_unary("/grpc.health.v1.Health/Check",
-                               request_serializer=lambda b: b,
-                               response_deserializer=lambda b: b)
-        try:
-            return check(b"", timeout=timeout) == b"\x08\x01"
-        except grpc.RpcError:
-            return False

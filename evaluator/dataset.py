@@ -16,8 +16,8 @@ from evaluator import dimensions as D
 from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
 from evaluator.video_frames import VideoClip
 from evaluator.video_sources import VIDEO_DIMS, VideoSources
+from serving.images import PLACEHOLDER
 
-PLACEHOLDER = "<img>"
 LETTERS = ("A", "B", "C", "D")
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
 

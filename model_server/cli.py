@@ -47,8 +47,8 @@ def backend_settings(args: argparse.Namespace):
 def cmd_serve(args: argparse.Namespace) -> int:
     from model_server import backends
     from model_server.servicer import ModelServicer
-    from model_server.serving import run_server
     from protos import seedbench_pb2_grpc as pb_grpc
+    from serving.lifecycle import run_server
 
     settings = backend_settings(args)
     max_bytes = int(args.max_message_mb * (1 << 20))
@@ -132,11 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_server.serving import setup_process
+    from serving.lifecycle import run_command
 
-    args = build_parser().parse_args(argv)
-    setup_process(args.log_level)
-    return args.func(args)
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

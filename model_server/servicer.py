@@ -8,10 +8,10 @@ import hashlib
 
 from model_server import requests
 from model_server.backends.base import Backend, BackendInfo
-from model_server.batching import MicroBatcher
-from model_server.errors import NotReady, grpc_errors
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from serving.batching import MicroBatcher
+from serving.errors import NotReady, grpc_errors
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):

@@ -12,7 +12,7 @@ import pytest
 from model_server.backends import base
 from model_server.backends.local_settings import HFSettings
 from model_server.backends.settings import SettingsError, describe, parse
-from tests import procs
+from serving.processes import ROOT, child_env
 
 
 def test_strings_convert_by_declared_type():
@@ -66,8 +66,8 @@ def test_remote_settings_refuse_nonsense_values():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "model_server.cli", *args], cwd=procs.ROOT,
-                          env=procs.test_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "model_server.cli", *args], cwd=ROOT,
+                          env=child_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_serve_refuses_unknown_backend_arg_at_once_in_one_line():

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from model_server.batching import MicroBatcher
+from serving.batching import MicroBatcher
 
 
 def run(coro):

@@ -17,7 +17,8 @@ from PIL import Image  # noqa: E402
 
 from protos import seedbench_pb2 as pb  # noqa: E402
 from protos import seedbench_pb2_grpc as pb_grpc  # noqa: E402
-from tests.procs import free_port, model_server  # noqa: E402
+from serving.processes import free_port  # noqa: E402
+from tests.procs import model_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTas
 from model_server.backends.remote import OpenAIBackend, VLLMBackend, to_png
 from model_server.backends.remote_http import HttpClient, PermissionDenied, api_message
 from model_server.backends.remote_scoring import letter_logprobs, option_span
-from model_server.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
-from tests.procs import free_port
+from serving.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
+from serving.processes import free_port
 from tests.test_remote_api import FakeAPI, fake_token_logprob
 
 KEY = "sk-unit-secret"

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from evaluator import cli, sample_data
-from tests import procs
+from serving.processes import ROOT, child_env
 from tests.evaluator_runs import files
 from tests.evaluator_runs import run_args as shared_run_args
 from tests.procs import model_server
@@ -143,8 +143,8 @@ def test_raw_video_run_imports_no_torch(data, tmp_path):
             "sys.exit(3 if bad else rc)")
     with model_server(["--backend", "synthetic", "--model", "m1", *QUIET]) as (target, _):
         r = subprocess.run([sys.executable, "-c", body.replace("{target}", target)],
-                           env=procs.test_env(), capture_output=True, text=True, timeout=120,
-                           cwd=procs.ROOT)
+                           env=child_env(), capture_output=True, text=True, timeout=120,
+                           cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BAD [] True" in r.stdout
     assert json.loads((tmp_path / "run.json").read_text())["videos_decoded"] == 3 * PER_DIM

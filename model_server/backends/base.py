@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from PIL import Image
 
 from model_server.backends.settings import parse
-from model_server.errors import NotSupported
+from serving.errors import NotSupported
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from model_server.backends.base import (
 from model_server.backends.chat_prompt import answer_span, messages, render
 from model_server.backends.local_settings import HFSettings
 from model_server.backends.torch_device import pick_device, pick_dtype
-from model_server.errors import InvalidRequest
 from model_server.fingerprint import fingerprint_dir
+from serving.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,8 @@ from model_server.backends.base import (  # noqa: E402
 from model_server.backends.chat_prompt import answer_span, render, user_content  # noqa: E402
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
-from model_server.errors import InvalidRequest  # noqa: E402
 from model_server.fingerprint import fingerprint_dir  # noqa: E402
+from serving.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
 

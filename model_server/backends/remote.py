@@ -29,12 +29,13 @@ from model_server.backends.base import (
     ScoreResult,
     ScoreTask,
 )
-from model_server.backends.chat_prompt import PLACEHOLDER, user_content
+from model_server.backends.chat_prompt import user_content
 from model_server.backends.remote_http import HttpClient
 from model_server.backends.remote_scoring import MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
-from model_server.errors import InvalidRequest, NotSupported, UpstreamError
 from model_server.fingerprint import fingerprint_text
+from serving.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from model_server.errors import (
+from serving.errors import (
     InvalidRequest,
     NotSupported,
     PermissionDenied,

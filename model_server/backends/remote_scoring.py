@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from model_server.backends.base import OptionScore, ScoreTask
-from model_server.backends.chat_prompt import PLACEHOLDER
 from model_server.backends.remote_settings import OpenAISettings
-from model_server.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from model_server.backends.base import (
     ScoreTask,
 )
 from model_server.backends.settings import NoSettings, parse_bool
-from model_server.errors import InvalidRequest
 from model_server.fingerprint import fingerprint_text
+from serving.errors import InvalidRequest
 
 DEFAULT_IMAGE = "solid:#808080"
 
