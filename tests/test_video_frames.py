@@ -217,3 +217,18 @@ def test_bare_root_is_read_as_the_layout_it_holds(videos, tmp_path):
     as_raw = dataset.load(ann, parse_media_roots([str(videos)]))
     assert as_raw.questions[0].video.path == videos / "ssv2" / "94328.webm"
     assert "raw videos, bare --media-root" in as_raw.video_sources[10]
+
+
+def test_question_found_in_two_frame_folders_is_its_error(tmp_path):
+    root = tmp_path / "v1_video"
+    for sub in ("ssv2_8_frame", "ssv2_8_frame_old"):
+        for k in range(1, 9):
+            write_painted_png(root / "task10" / sub / "v7" / f"{k}.png", k)
+    for k in range(1, 9):
+        write_painted_png(root / "task10" / "ssv2_8_frame" / "v8" / f"{k}.png", k)
+    ann = tmp_path / "SEED-Bench.json"
+    ann.write_text(json.dumps([v1_question("v7", 10, "1.webm"), v1_question("v8", 10, "2.webm")]))
+    ds = dataset.load(ann, parse_media_roots([f"frames={root}"]))
+    assert [q.question_id for q in ds.questions] == ["v8"]
+    assert "several frame folders for question v7" in ds.invalid[0].reason
+    assert "ssv2_8_frame_old" in ds.invalid[0].reason
