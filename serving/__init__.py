@@ -1,0 +1,1 @@
+"""Torch-free pieces shared by the servers and the evaluator."""
