@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -34,15 +35,17 @@ from evaluator import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, child_env, serve  # noqa: E402
 from evaluator.methods import METHODS  # noqa: E402
 
+# Servers' idle OpenMP threads sleep rather than spin (much faster on a shared machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 LETTERS = "ABCD"
 LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"
 
 
 @dataclass
 class RunResult:
-    predictions: dict[str, str]             # question_id -> letter
+    chosen: dict[str, str]                  # question_id -> the predicted option's text
+    correct: int
     logprobs: dict[str, dict[str, float]]   # question_id -> option text -> logprob_sum
-    answers: dict[str, str]
     wall_s: float
 
 
@@ -73,16 +76,17 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
     """Predictions and per-option log-probabilities from the run's results store."""
     choices = {q["question_id"]: [q[f"choice_{c}"] for c in "abcd"] for q in doc["questions"]}
     db = sqlite3.connect(out / "results.sqlite")
-    preds, logprobs, answers = {}, {}, {}
+    chosen, logprobs, correct = {}, {}, 0
     for qid, pred, answer, scores in db.execute(
             "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
-        preds[qid], answers[qid] = pred, answer
+        chosen[qid] = choices[qid][LETTERS.index(pred)]
+        correct += pred == answer
         if method in ("ppl", "ppl-sum"):  # options are the choices, in the annotation's order
             logprobs[qid] = {o: s["logprob_sum"]
                              for o, s in zip(choices[qid], json.loads(scores), strict=True)}
     db.close()
     run = json.loads((out / "run.json").read_text())
-    return RunResult(preds, logprobs, answers, run["elapsed_s"])
+    return RunResult(chosen, correct, logprobs, run["elapsed_s"])
 
 
 def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> RunResult:
@@ -99,21 +103,12 @@ def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> RunR
 
 def compare(base: RunResult, other: RunResult) -> dict:
     """Prediction agreement by option text, and the largest option log-prob difference."""
-    same = sum(1 for q in base.predictions if _chosen(base, q) == _chosen(other, q))
+    same = sum(1 for q, text in base.chosen.items() if other.chosen.get(q) == text)
     diffs = [abs(lp - other.logprobs[q][o]) for q, opts in base.logprobs.items()
              if q in other.logprobs for o, lp in opts.items()]
-    correct = sum(1 for q, p in other.predictions.items() if p == other.answers[q])
-    return {"agree": same, "n": len(base.predictions),
+    return {"agree": same, "n": len(base.chosen), "answered": len(other.chosen),
             "max_abs_logprob_diff": max(diffs) if diffs else None,
-            "accuracy": 100.0 * correct / max(1, len(other.predictions)), "wall_s": other.wall_s}
-
-
-def _chosen(run: RunResult, qid: str) -> str | None:
-    """The chosen option's text where known (ppl), else the letter."""
-    letter = run.predictions.get(qid)
-    if letter is None or qid not in run.logprobs:
-        return letter
-    return list(run.logprobs[qid])[LETTERS.index(letter)]
+            "accuracy": 100.0 * other.correct / max(1, len(other.chosen)), "wall_s": other.wall_s}
 
 
 def main(argv: list[str] | None = None) -> int:

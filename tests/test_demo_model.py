@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 import pytest
 
@@ -24,6 +25,7 @@ FRESH_SEED = 77
 def _train_module():
     spec = importlib.util.spec_from_file_location("train_demo", ROOT / "models" / "train_demo.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("train_demo", mod)  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -33,7 +35,10 @@ def test_demo_model_answers_a_fresh_sample_over_grpc(tmp_path):
     assert FRESH_SEED != _train_module().TRAIN_SEED
     ann, roots = write_sample(tmp_path / "data", per_dim=3, seed=FRESH_SEED)
     out = tmp_path / "out"
-    with model_server(["--backend", "hf", "--model", str(MODEL), "--max-batch", "16"]) as (target, _):
+    # One torch thread: on a shared machine two spin-waiting OpenMP threads are far slower.
+    serve = ["--backend", "hf", "--model", str(MODEL), "--max-batch", "16",
+             "--backend-arg", "threads=1"]
+    with model_server(serve) as (target, _):
         assert cli.main(run_args(ann, roots, target, out, "--level", "L2")) == 0
     dims = json.loads((out / "summary.json").read_text())["dimensions"]
     accs = {d: dims[str(d)]["accuracy"] for d in LEARNABLE}
