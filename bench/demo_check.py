@@ -43,7 +43,7 @@ LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"
 
 @dataclass
 class RunResult:
-    chosen: dict[str, str]                  # question_id -> the predicted option's text
+    chosen: dict[str, str | None]           # question_id -> the predicted option's text
     correct: int
     logprobs: dict[str, dict[str, float]]   # question_id -> option text -> logprob_sum
     wall_s: float
@@ -79,7 +79,7 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
     chosen, logprobs, correct = {}, {}, 0
     for qid, pred, answer, scores in db.execute(
             "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
-        chosen[qid] = choices[qid][LETTERS.index(pred)]
+        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred in LETTERS else None
         correct += pred == answer
         if method in ("ppl", "ppl-sum"):  # options are the choices, in the annotation's order
             logprobs[qid] = {o: s["logprob_sum"]
