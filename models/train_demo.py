@@ -40,7 +40,7 @@ from PIL import Image  # noqa: E402
 from evaluator import dataset, methods, sample_data  # noqa: E402
 from evaluator.dimensions import GENERATION_DIMS  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
-from model_server.backends.chat_prompt import common_prefix_len, messages  # noqa: E402
+from model_server.backends.chat_prompt import common_prefix_len, render  # noqa: E402
 from model_server.tiny import make_llava  # noqa: E402
 
 TRAIN_SEED = sample_data.DEMO_TRAIN_SEED  # the training split's seed; evaluations use others
@@ -71,35 +71,32 @@ class Encoder:
         self.processor = processor
         self.tok = processor.tokenizer
         self.image_token = processor.image_token
-        self.per_image = processor.num_image_tokens if hasattr(processor, "num_image_tokens") else (
-            (processor.image_processor.crop_size["height"] // processor.patch_size) ** 2
-            + processor.num_additional_image_tokens - 1)
+        probe = processor(text=[self.image_token], images=[Image.new("RGB", (8, 8))])
+        self.per_image = probe["input_ids"][0].count(self.tok.convert_tokens_to_ids(self.image_token))
+
+    def _template(self, msgs, **kw) -> str:
+        return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
 
     def _ids(self, text: str) -> list[int]:
         expanded = text.replace(self.image_token, self.image_token * self.per_image)
         return self.tok(expanded)["input_ids"]
 
     def example(self, text: str, answer: str, images: list[str]) -> Example:
-        n = len(images)
-        template = self.processor.apply_chat_template
-        prompt = template(messages(text, n), tokenize=False, add_generation_prompt=True)
-        full = template(messages(text, n, answer), tokenize=False)
-        answer_end = template(messages(text, n, answer), tokenize=False, continue_final_message=True)
-        prompt_ids, full_ids = self._ids(prompt), self._ids(full)
+        r = render(self._template, text, len(images), answer)
+        prompt_ids, full_ids = self._ids(r.prompt), self._ids(r.full)
         begin = common_prefix_len(prompt_ids, full_ids)
-        end = common_prefix_len(self._ids(answer_end), full_ids) + 1  # the answer + end of turn
+        end = common_prefix_len(self._ids(r.answer_end), full_ids) + 1  # the answer + end of turn
         labels = [IGNORE] * len(full_ids)
         labels[begin:end] = full_ids[begin:end]
         return Example(full_ids, labels, images)
 
     def check(self, ex: Example, text: str, answer: str) -> None:
         """The expansion above must equal the processor's own (what the server runs)."""
-        template = self.processor.apply_chat_template
-        full = template(messages(text, len(ex.images), answer), tokenize=False)
+        full = render(self._template, text, len(ex.images), answer).full
         enc = self.processor(text=[full], images=[load_image(p) for p in ex.images] or None,
                              return_tensors="pt")
         if enc["input_ids"][0].tolist() != ex.input_ids:
-            raise AssertionError("training tokens differ from the processor's")
+            raise RuntimeError(f"training tokens differ from the processor's for {text!r}")
 
 
 def build_examples(data: Path, encoder: Encoder, styles: tuple[str, ...],
