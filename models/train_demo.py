@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -202,11 +203,11 @@ def train(out: Path, *, steps: int, per_dim: int, batch_size: int = 16, lr: floa
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         data = Path(tmp) / "data"
         sample_data.write_v2(data, seed=TRAIN_SEED, per_dim=per_dim)
-        make_llava(out, seed=MODEL_SEED, preset="demo")
+        init = make_llava(Path(tmp) / "init", seed=MODEL_SEED, preset="demo")
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-        processor = AutoProcessor.from_pretrained(out)
-        model = LlavaForConditionalGeneration.from_pretrained(out, dtype=torch.float32)
+        processor = AutoProcessor.from_pretrained(init)
+        model = LlavaForConditionalGeneration.from_pretrained(init, dtype=torch.float32)
         encoder = Encoder(processor)
         examples = build_examples(data, encoder, styles, letter_every)
         pixels = PixelCache(processor.image_processor)
@@ -234,7 +235,13 @@ def train(out: Path, *, steps: int, per_dim: int, batch_size: int = 16, lr: floa
                       f"({time.monotonic() - t1:.0f}s)", file=sys.stderr, flush=True)
         model.eval()
         train_s = time.monotonic() - t1
-    model.save_pretrained(out)
+        # Written only now, so an interrupted run never leaves a half-trained model in `out`;
+        # config, tokenizer and processor files as the model maker wrote them.
+        out.mkdir(parents=True, exist_ok=True)
+        for f in init.iterdir():
+            if f.is_file() and f.suffix != ".safetensors" and f.name != "TINY_MODEL.json":
+                shutil.copyfile(f, out / f.name)
+        model.save_pretrained(out)
     summary = {
         "note": "trained on seedbench sample-data (synthetic shapes); a demo, not a real model",
         "architecture": model.config.architectures, "parameters": params,
