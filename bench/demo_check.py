@@ -35,8 +35,6 @@ from evaluator import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, child_env, serve  # noqa: E402
 from evaluator.methods import METHODS  # noqa: E402
 
-# Servers' idle OpenMP threads sleep rather than spin (much faster on a shared machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 LETTERS = "ABCD"
 LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"
 
@@ -119,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="demo-out/check")
     p.add_argument("--out", help="also write the Markdown report here")
     args = p.parse_args(argv)
+    # The servers' idle OpenMP threads sleep rather than spin: far faster on a shared machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     work = Path(args.work)
     data = work / "data"
     t0 = time.monotonic()

@@ -22,12 +22,16 @@ LEARNABLE = range(1, 25)  # dims 25-27 need image generation, which LLaVA has no
 FRESH_SEED = 77
 
 
-def _train_module():
-    spec = importlib.util.spec_from_file_location("train_demo", ROOT / "models" / "train_demo.py")
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("train_demo", mod)  # dataclasses look their module up there
+    sys.modules.setdefault(name, mod)  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
+
+
+def _train_module():
+    return _load("models/train_demo.py", "train_demo")
 
 
 @pytest.mark.slow
@@ -56,3 +60,21 @@ def test_training_is_deterministic(tmp_path):
     assert a["weights_sha256"] == b["weights_sha256"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == \
         (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_demo_check_variants_keep_each_answer_with_its_choice(tmp_path):
+    """The consistency report's shuffled files: same questions, each answer still its choice."""
+    check = _load("bench/demo_check.py", "demo_check")
+    ann, _ = write_sample(tmp_path, per_dim=4, seed=FRESH_SEED)
+    doc = json.loads(ann.read_text())
+
+    def right(q):
+        return q[f"choice_{q['answer'].lower()}"]
+
+    shuffled = check.shuffled_options(doc, seed=1)
+    pairs = list(zip(doc["questions"], shuffled["questions"], strict=True))
+    assert all(right(a) == right(b) for a, b in pairs)
+    assert any(a["answer"] != b["answer"] for a, b in pairs)
+    reordered = check.shuffled_questions(doc, seed=1)["questions"]
+    assert [q["question_id"] for q in reordered] != [q["question_id"] for q in doc["questions"]]
+    assert sorted(map(json.dumps, reordered)) == sorted(map(json.dumps, doc["questions"]))
