@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PLACEHOLDER = "<img>"
+from serving.images import PLACEHOLDER
 
 
 def user_content(text: str, n_images: int) -> list[dict]:
