@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluator import sample_data  # noqa: E402
-from evaluator.demo import ServerSpec, child_env, serve  # noqa: E402
+from evaluator.demo import ServerSpec, serve  # noqa: E402
 from evaluator.methods import METHODS  # noqa: E402
+from serving.processes import child_env  # noqa: E402
 
 LETTERS = "ABCD"
 LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"

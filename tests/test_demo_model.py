@@ -14,8 +14,9 @@ import sys
 import pytest
 
 from evaluator import cli
+from serving.processes import ROOT
 from tests.evaluator_runs import run_args, write_sample
-from tests.procs import ROOT, model_server
+from tests.procs import model_server
 
 MODEL = ROOT / "models" / "demo-llava"
 LEARNABLE = range(1, 25)  # dims 25-27 need image generation, which LLaVA has not
