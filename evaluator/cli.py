@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -113,7 +114,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
     run_info = {"in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
-                "endpoints": stats.endpoints, "clip": clip_stats,
+                "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
+                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
                 "video_sources": {str(d): s for d, s in ds.video_sources.items()},
                 "videos_decoded": video_frames.decoded}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
@@ -185,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             Console().print(run_plan.table())
         return 0
     report.print_report(result["summary"])
+    report.print_run(result["run"])
     return 1 if report.all_failed(result["summary"]) else 0
 
 
@@ -199,11 +202,56 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _error(str(exc))
     finally:
         store.close()
+    # Files first: a reader that leaves the printed tables early must not cost the page.
+    rc = _pages([args.dir], None, args.html, args.png)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
+    if rc:
+        return rc
     return 1 if report.all_failed(summary) else 0
+
+
+def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | None,
+           result: dict | None = None) -> int:
+    """The HTML page and PNG exports of `seedbench report` / `compare`, when asked for."""
+    if not html and not png:
+        return 0
+    from evaluator import compare
+
+    try:
+        result = result or compare.build(dirs, reference)
+    except compare.CompareError as exc:
+        return _error(str(exc))
+    if html:
+        from evaluator import html_report
+
+        err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+    if png:
+        from evaluator import png_export
+
+        try:
+            for path in png_export.write(result, png):
+                err.print(f"wrote {path}", highlight=False)
+        except png_export.MatplotlibMissing as exc:
+            return _error(str(exc))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluator import compare
+
+    try:
+        result = compare.build(args.dirs, args.reference)
+    except compare.CompareError as exc:
+        return _error(str(exc))
+    rc = _pages(args.dirs, args.reference, args.html, args.png, result)
+    if args.json:
+        print(json.dumps(compare.public(result), indent=2))
+    else:
+        compare.print_compare(result)
+    return rc
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -260,7 +308,21 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")
     rep.add_argument("dir")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
+    rep.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
+                     "(needs matplotlib: pip install 'seedbench-platform[reports]')")
     rep.set_defaults(func=cmd_report)
+
+    cmp = sub.add_parser("compare", help="runs side by side, with paired tests and published rows")
+    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("--reference", metavar="NAME",
+                     help="put each run beside a published row (evaluator/references.json): "
+                          + ", ".join(sorted(_reference_names())))
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
+    cmp.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
+                     "(needs matplotlib: pip install 'seedbench-platform[reports]')")
+    cmp.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True)
@@ -275,9 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _reference_names() -> list[str]:
+    from evaluator import compare
+
+    return list(compare.references())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader left early (`seedbench report RUN --json | head -1`): end quietly,
+        # and keep the interpreter's final flush from complaining too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evaluator import methods
-from evaluator.client import ModelPool
+from evaluator.client import ModelPool, percentiles_ms
 from evaluator.dataset import Question
 from evaluator.failures import QuestionError, error_text
 from evaluator.media import MediaError, read_image
@@ -120,6 +120,7 @@ class RunStats:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # this process's CPU time while answering: the client's own cost
     endpoints: list[dict] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # over all replicas' answered calls
 
 
 class Progress:
@@ -177,4 +178,5 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
     stats.elapsed_s = time.monotonic() - t0
     stats.cpu_s = time.process_time() - c0
     stats.endpoints = [ep.stats() for ep in ctx.pool.endpoints]
+    stats.latency_ms = percentiles_ms([x for ep in ctx.pool.endpoints for x in ep.latencies_s])
     return stats

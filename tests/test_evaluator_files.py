@@ -50,6 +50,8 @@ def test_sample_data_deterministic_and_valid(tmp_path):
     assert by_dim[23]["question"].count("<img>") == len(by_dim[23]["data_id"])
     assert len(by_dim[25]["data_id"]) == 4 and by_dim[25]["choice_a"] == "1.jpg"
     assert len(by_dim[26]["data_id"]) == 7 and len(by_dim[27]["data_id"]) == 4
+    assert {by_dim[4][f"choice_{c}"] for c in "abcd"} == set(sample_data.QUADRANTS)
+    assert {by_dim[6][f"choice_{c}"] for c in "abcd"} == set(sample_data.RELATIONS)
     ds = load(a / sample_data.V2_FILE, parse_media_roots(
         [f"cc3m={a / 'cc3m'}", f"SEED-Bench v2={a / 'seed_bench_v2'}"]))
     assert not ds.invalid and len(ds.questions) == 54
