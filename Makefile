@@ -32,7 +32,7 @@ protos: install
 		protos/seedbench.proto protos/clip.proto
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check .
