@@ -104,7 +104,7 @@ def test_tls_client_against_plaintext_server_is_named(data, tmp_path, certs):
     proc = serve(tmp_path, [], ClientSecurity())
     try:
         refused(seedbench(data, proc.target, tmp_path / "x", *secure_files(certs)),
-                f"TLS handshake with {proc.target} failed")
+                f"TLS handshake with {proc.target} failed: the server speaks plaintext")
     finally:
         stop(proc)
 
