@@ -179,3 +179,50 @@ def test_unusable_material_is_one_line(tmp_path, certs):
                        env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--auth-token-file" in r.stderr and "cannot read" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_local_launcher_passes_mutual_tls_and_token_to_its_servers(certs, data, tmp_path,
+                                                                   token_file):
+    from deploy.local import launcher
+
+    run = tmp_path / "run"
+
+    def local(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "deploy.local", *args, "--run-dir", str(run)],
+                              cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                              timeout=120)
+
+    up = local("up", "--backend", "synthetic", "--model-dir", "m1", "--grace-s", "5",
+               "--timeout-s", "60", "--tls-cert", str(certs.server_cert), "--tls-key",
+               str(certs.server_key), "--tls-client-ca", str(certs.ca), "--auth-token-file",
+               str(token_file), "--tls-ca", str(certs.ca), "--client-cert",
+               str(certs.client_cert), "--client-key", str(certs.client_key))
+    state = json.loads((run / "state.json").read_text()) if up.returncode == 0 else {}
+    try:
+        assert up.returncode == 0, up.stderr
+        assert TOKEN not in (run / "state.json").read_text()  # paths only
+        st = local("status", "--json")
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert [r["health"] for r in json.loads(st.stdout)["processes"]] == ["SERVING"]
+        hint = next(x for x in up.stdout.splitlines() if x.startswith("next:"))
+        assert "--tls-ca" in hint and "--auth-token-file" in hint and TOKEN not in up.stdout
+        target = state["targets"]["model"]
+        r = seedbench(data, target, tmp_path / "ok", *secure_files(certs), "--auth-token-file",
+                      str(token_file))
+        assert r.returncode == 0, r.stderr
+        refused(seedbench(data, target, tmp_path / "notoken", *secure_files(certs)),
+                "authentication failed")
+        assert local("down").returncode == 0
+    finally:
+        launcher.stop([launcher.Proc(**p) for p in state.get("procs", [])], 5)
+    log = (run / "logs" / "model-0.log").read_text()
+    assert "(mutual TLS, token auth)" in log and TOKEN not in log
+
+
+def test_launcher_tls_without_a_ca_for_its_checks_is_one_line(certs, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "deploy.local", "up", "--backend", "synthetic",
+                        "--model-dir", "m1", "--run-dir", str(tmp_path / "run"), "--tls-cert",
+                        str(certs.server_cert), "--tls-key", str(certs.server_key)],
+                       cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--tls-cert needs --tls-ca" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from serving.processes import ServerExited, alive, health, start_server, stop, wait_serving
 from serving.processes import ServerProcess as Proc
+from serving.security import ClientSecurity, SecurityError, add_server_args
 
 STATE_FILE = "state.json"
 MODULES = {"model": "model_server.cli", "clip": "clip_server.cli"}
@@ -46,10 +47,11 @@ def spawn(name: str, role: str, args: list[str], host: str, port: int, run_dir: 
                         log=run_dir / "logs" / f"{name}.log", detach=True)
 
 
-def wait_ready(procs: list[Proc], timeout_s: float) -> str | None:
+def wait_ready(procs: list[Proc], timeout_s: float,
+               security: ClientSecurity | None = None) -> str | None:
     """Wait for SERVING on every process; None, or what went wrong."""
     try:
-        wait_serving(procs, timeout_s)
+        wait_serving(procs, timeout_s, security=security or ClientSecurity())
     except (ServerExited, TimeoutError) as exc:
         return str(exc)
     return None
@@ -84,6 +86,31 @@ def _ports(value: str, n: int, what: str) -> list[int]:
     if len(ports) != n:
         raise SystemExit(f"{what}: {len(ports)} port(s) given for {n} process(es)")
     return ports
+
+
+# ----------------------------------------------------------------------------- security
+
+SERVER_SECURITY_FLAGS = ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file")
+
+
+def server_security_args(settings: dict) -> list[str]:
+    """The servers' --tls-*/--auth-token-file, passed through to every process (paths only)."""
+    return [f"--{k.replace('_', '-')}={settings[k]}" for k in SERVER_SECURITY_FLAGS
+            if settings.get(k)]
+
+
+def health_security(settings: dict) -> ClientSecurity:
+    """What the launcher's own health checks need: TLS (--tls-ca) and, for mutual TLS, a
+    client certificate (--client-cert/--client-key). Health needs no token."""
+    if settings.get("tls_cert") and not settings.get("tls_ca"):
+        raise SecurityError("--tls-cert needs --tls-ca (the CA the launcher's health checks "
+                            "trust)")
+    if settings.get("tls_client_ca") and not settings.get("client_cert"):
+        raise SecurityError("--tls-client-ca needs --client-cert/--client-key for the "
+                            "launcher's health checks")
+    return ClientSecurity.from_args(argparse.Namespace(
+        tls_ca=settings.get("tls_ca"), tls_cert=settings.get("client_cert"),
+        tls_key=settings.get("client_key"), auth_token_file=None))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -122,7 +149,7 @@ def already_running(run_dir: Path) -> bool:
 
 
 def start_all(run_dir: Path, specs: list[Spec], host: str, timeout_s: float,
-              settings: dict) -> dict | None:
+              settings: dict, security: ClientSecurity | None = None) -> dict | None:
     """Start every process, wait for SERVING, record the state; on any failure stop
     all of them and say why. Returns the state, or None."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +157,7 @@ def start_all(run_dir: Path, specs: list[Spec], host: str, timeout_s: float,
     try:
         for spec in specs:
             procs.append(spawn(spec.name, spec.role, spec.args, host, spec.port, run_dir))
-        err = wait_ready(procs, timeout_s)
+        err = wait_ready(procs, timeout_s, security)
     except BaseException:
         stop(procs, 5)
         raise
@@ -162,26 +189,37 @@ def _up(args: argparse.Namespace) -> int:
     if args.replicas < 1:
         print("error: --replicas must be at least 1", file=sys.stderr)
         return 2
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k not in ("func", "command")}
+    try:
+        security = health_security(settings)
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     model_ports = _ports(args.ports, args.replicas, "--ports")
     model_args = ["--backend", args.backend, "--model", str(args.model_dir),
                   "--grace-s", str(args.grace_s),
                   *(["--device", args.device] if args.device else []),
-                  *(["--dtype", args.dtype] if args.dtype else []), *args.server_arg]
+                  *(["--dtype", args.dtype] if args.dtype else []),
+                  *server_security_args(settings), *args.server_arg]
     specs = [Spec(f"model-{i}", "model", model_args, port) for i, port in enumerate(model_ports)]
     if args.clip:
         specs.append(Spec("clip-0", "clip", [
             "--model", args.clip_model, "--grace-s", str(args.grace_s),
             *(["--checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []),
-            *(["--device", args.device] if args.device else [])], args.clip_port))
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                if k not in ("func", "command")}
-    state = start_all(run_dir, specs, args.host, args.timeout_s, settings)
+            *(["--device", args.device] if args.device else []),
+            *server_security_args(settings)], args.clip_port))
+    state = start_all(run_dir, specs, args.host, args.timeout_s, settings, security)
     if state is None:
         return 1
     t = state["targets"]
     hint = f"seedbench run --annotations FILE --media-root DIR --out DIR --model {t['model']}"
     if "clip" in t:
         hint += f" --clip {t['clip']}"
+    for flag, key in (("--tls-ca", "tls_ca"), ("--tls-cert", "client_cert"),
+                      ("--tls-key", "client_key"), ("--auth-token-file", "auth_token_file")):
+        if settings.get(key):
+            hint += f" {flag} {settings[key]}"
     print(f"state: {run_dir / STATE_FILE}\nnext:  {hint}\nstop:  python -m deploy.local down"
           + (f" --run-dir {run_dir}" if run_dir != default_run_dir() else ""))
     return 0
@@ -193,10 +231,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"not running (no {args.run_dir / STATE_FILE})")
         return 3
     rows = []
+    security = health_security(state.get("settings", {}))
     for p in state["procs"]:
         up = alive(p)
         rows.append({"name": p.name, "pid": p.pid, "target": p.target, "running": up,
-                     "health": health(p.target) if up else "EXITED"})
+                     "health": health(p.target, security=security) if up else "EXITED"})
     if args.json:
         print(json.dumps({"targets": state["targets"], "processes": rows}, indent=2))
     else:
@@ -256,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--clip-checkpoint", default="")
     u.add_argument("--clip-port", type=int, default=0)
     u.add_argument("--timeout-s", type=float, default=600.0, help="wait this long for SERVING")
+    add_server_args(u)  # passed to every server
+    u.add_argument("--tls-ca", metavar="FILE",
+                   help="with --tls-cert: the CA the launcher's health checks trust")
+    u.add_argument("--client-cert", metavar="FILE",
+                   help="with --tls-client-ca: the launcher's health checks' client certificate")
+    u.add_argument("--client-key", metavar="FILE", help="that certificate's key")
     run_dir_arg(u)
     u.set_defaults(func=cmd_up)
 
