@@ -226,3 +226,42 @@ def test_launcher_tls_without_a_ca_for_its_checks_is_one_line(certs, tmp_path):
                        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--tls-cert needs --tls-ca" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_clip_server_takes_the_same_tls_and_token(certs, tmp_path, token_file):
+    import asyncio
+
+    from evaluator.clip_client import ClipClient, ClipUnavailable
+    from protos import seedbench_pb2 as pb
+    from tests.images import png
+
+    full = ClientSecurity(ca=certs.ca.read_bytes(), cert=certs.client_cert.read_bytes(),
+                          key=certs.client_key.read_bytes(), token=TOKEN)
+    proc = start_server("clip_server.cli", [
+        "--model", "tiny", "--tls-cert", str(certs.server_cert), "--tls-key",
+        str(certs.server_key), "--tls-client-ca", str(certs.ca), "--auth-token-file",
+        str(token_file)], log=tmp_path / "clip.log")
+
+    async def embed(security: ClientSecurity):
+        client = ClipClient(proc.target, security=security)
+        try:
+            await client.connect(info_timeout_s=3)
+            return await client.embed_images([pb.Image(data=png(1))])
+        finally:
+            await client.close()
+
+    try:
+        wait_serving(proc, 180, security=full)
+        [vector] = asyncio.run(embed(full))
+        assert len(vector) > 0
+        no_token = ClientSecurity(ca=full.ca, cert=full.cert, key=full.key)
+        with pytest.raises(ClipUnavailable, match="authentication failed"):
+            asyncio.run(embed(no_token))
+        with pytest.raises(ClipUnavailable, match="may require TLS"):
+            asyncio.run(embed(ClientSecurity(token=TOKEN)))
+    finally:
+        stop(proc)
+    log = (tmp_path / "clip.log").read_text()
+    assert "(mutual TLS, token auth)" in log and "refused /seedbench.v1.ClipService/Info" in log
+    assert TOKEN not in log
