@@ -175,7 +175,8 @@ class OutageWait:
     """Pause new calls while every replica is unreachable, for at most `limit_s` per outage.
 
     The first call that finds all replicas down probes them once a second and reports
-    progress; every other call waits on the same outage. limit_s 0: no waiting."""
+    progress; every other call waits on the same outage. Once a wait runs out, calls fail
+    at once until some call succeeds again. limit_s 0: no waiting."""
 
     def __init__(self, limit_s: float, report=None, every_s: float = 5.0):
         self.limit_s = limit_s
@@ -183,6 +184,7 @@ class OutageWait:
         self.every_s = every_s
         self._over: asyncio.Event | None = None
         self._back = True
+        self._given_up = False
         self.outages = 0
         self.waited_s = 0.0
 
@@ -190,9 +192,13 @@ class OutageWait:
         if self._over is not None:
             await self._over.wait()
 
+    def answered(self) -> None:
+        """A call succeeded: the next outage is waited out again."""
+        self._given_up = False
+
     async def ride_out(self, probe) -> bool:
         """Wait until `probe()` names a replica that answers (True) or the limit passes."""
-        if self.limit_s <= 0:
+        if self.limit_s <= 0 or self._given_up:
             return False
         if self._over is not None:  # another call is already waiting this outage out
             await self._over.wait()
@@ -217,6 +223,7 @@ class OutageWait:
             took = time.monotonic() - t0
             self.waited_s += took
             self._back = bool(back)
+            self._given_up = not back
             self.report(f"{back} answers again after {took:.1f}s: resuming" if back else
                         f"no model replica came back within {self.limit_s:g}s: the remaining "
                         f"questions fail as unreachable")
@@ -283,12 +290,15 @@ class ModelPool:
         while True:
             await self.outage.paused()
             try:
-                return await self._call_once(method, request, deadline_s)
+                resp = await self._call_once(method, request, deadline_s)
             except CallFailed as exc:
                 if exc.code != grpc.StatusCode.UNAVAILABLE or not self.all_down():
                     raise
                 if not await self.outage.ride_out(self._probe):
                     raise
+            else:
+                self.outage.answered()
+                return resp
 
     def all_down(self) -> bool:
         """Every live replica's last call failed as unreachable."""

@@ -74,3 +74,36 @@ def test_outage_of_every_replica_is_ridden_out(tmp_path):
     assert "answers again after" in stderr and "resuming" in stderr
     run = json.loads((out / "run.json").read_text())
     assert run["outage_wait"]["outages"] >= 1 and run["outage_wait"]["waited_s"] >= 5
+
+
+def test_outage_longer_than_the_wait_fails_the_rest_with_a_message(tmp_path):
+    ann, roots = write_sample(tmp_path / "data", per_dim=2)
+    out = tmp_path / "out"
+    procs = start_pair(tmp_path)
+    ev = None
+    try:
+        cmd = [sys.executable, "-m", "evaluator.cli",
+               *run_args(ann, roots, ",".join(p.target for p in procs), out, "--in-flight", "2",
+                         "--outage-wait-s", "3", "--retries", "1")]
+        ev = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while answered(out) < 4:
+            assert ev.poll() is None and time.monotonic() < deadline, "run ended too early"
+            time.sleep(0.05)
+        for p in procs:
+            p.kill()
+        t0 = time.monotonic()
+        _, stderr = ev.communicate(timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        if ev is not None and ev.poll() is None:
+            ev.kill()
+        stop(procs)
+    assert "Traceback" not in stderr
+    assert "no model replica came back within 3s" in stderr
+    assert stderr.count("all model replicas unreachable") == 1  # waited once, then gave up
+    assert 3 <= took < 40
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["errors"] > 0
+    assert summary["counts"]["answered"] + summary["counts"]["errors"] == 24 * 2
