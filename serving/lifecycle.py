@@ -102,7 +102,8 @@ async def run_server(
             log.error("cannot serve metrics on %s:%s: %s", host, metrics_port, exc)
             return 2
         print(f"metrics on {host}:{bound_metrics}/metrics", flush=True)
-    interceptors = [*security.interceptors(), *([metrics.CallMetrics()] if metrics else [])]
+    # Metrics outermost, so refused (UNAUTHENTICATED) calls are counted too.
+    interceptors = [*([metrics.CallMetrics()] if metrics else []), *security.interceptors()]
     server = grpc.aio.server(options=server_options(max_message_bytes), interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     for name in ["", *service_names]:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from serving.processes import ROOT, child_env, health, start_server, stop, wait_serving
+from serving.processes import ROOT, child_env, free_port, health, start_server, stop, wait_serving
 from serving.security import ClientSecurity
 from tests.certs import make_certs
 from tests.evaluator_runs import run_args, write_sample
+from tests.test_metrics import scrape, value
 
 TOKEN = "tok-5f1d9c2e-never-logged"
 SYNTHETIC = ["--backend", "synthetic", "--model", "m1", "--log-level", "INFO"]
@@ -128,7 +129,9 @@ def test_mutual_tls_needs_a_client_certificate(certs, data, tmp_path):
 
 
 def test_token_auth_accepts_the_token_and_never_shows_it(certs, data, tmp_path, token_file):
-    proc = serve(tmp_path, ["--auth-token-file", str(token_file)], ClientSecurity())
+    metrics_port = free_port()
+    proc = serve(tmp_path, ["--auth-token-file", str(token_file), "--metrics-port",
+                            str(metrics_port)], ClientSecurity())
     wrong = tmp_path / "wrong-token"
     wrong.write_text("not-the-token")
     try:
@@ -140,6 +143,10 @@ def test_token_auth_accepts_the_token_and_never_shows_it(certs, data, tmp_path, 
         refused(r_none, proc.target, "authentication failed (sent no token")
         r_bad = seedbench(data, proc.target, tmp_path / "bad", "--auth-token-file", str(wrong))
         refused(r_bad, "authentication failed (sent a token that the server refused")
+        m = scrape(metrics_port)  # refusals are counted like any other status
+        refused_calls = value(m, "seedbench_requests_total", service="ModelService",
+                              method="Info", code="UNAUTHENTICATED")
+        assert refused_calls >= 2
     finally:
         stop(proc)
     log = (tmp_path / "server.log").read_text()
