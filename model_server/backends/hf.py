@@ -1,8 +1,9 @@
-"""Transformers vision-language backend: the official answer ranking ("PPL").
+"""Transformers vision-language backend: answer ranking ("PPL") and generation.
 
 For each option: the summed log-probability of the option's tokens given the
 images and the question, rendered with the model's own chat template (user turn
-= images + question, assistant turn = the option).
+= images + question, assistant turn = the option), or, for a raw prompt, the
+text as sent with the option appended (chat_prompt.render_raw).
 
 Two ways to compute it, with equal results:
 - per-option: one full forward pass per option (the reference method);
@@ -34,7 +35,13 @@ from model_server.backends.base import (
     OptionScore,
     ScoreTask,
 )
-from model_server.backends.chat_prompt import answer_span, messages, render
+from model_server.backends.chat_prompt import (
+    answer_span,
+    image_marker,
+    messages,
+    raw_renders,
+    render,
+)
 from model_server.errors import InvalidRequest, TooLarge
 from model_server.fingerprint import fingerprint_dir
 
@@ -145,6 +152,7 @@ class HFBackend(BaseBackend):
         else:
             self.sharing_note = "on"
         self.arch = arch or model_cls.__name__
+        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -156,6 +164,7 @@ class HFBackend(BaseBackend):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
+                     "raw_prompt_image": repr(self.image_marker),
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
                      "transformers": transformers.__version__, "torch": torch.__version__},
@@ -194,7 +203,10 @@ class HFBackend(BaseBackend):
         """The rendered texts per option, the unexpanded prompt tokens, and per option the
         unexpanded (sequence, begin, end) to score."""
         n = len(task.images)
-        rendered = [render(self._template, task.text, n, opt) for opt in task.options]
+        if task.raw_prompt:
+            rendered = raw_renders(task, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self._template, task.text, n, opt) for opt in task.options]
         prompt_ids = self._tokens(rendered[0].prompt)
         spans = []
         for r in rendered:

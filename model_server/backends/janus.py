@@ -38,7 +38,13 @@ from model_server.backends.base import (  # noqa: E402
     OptionScore,
     ScoreTask,
 )
-from model_server.backends.chat_prompt import answer_span, render, user_content  # noqa: E402
+from model_server.backends.chat_prompt import (  # noqa: E402
+    answer_span,
+    image_marker,
+    raw_renders,
+    render,
+    user_content,
+)
 from model_server.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class JanusBackend(BaseBackend):
         self._std = torch.tensor(ip.image_std, dtype=torch.float32)
         self.settings = {"cfg_weight": self.cfg_weight, "image_temperature": self.image_temperature}
         self._fp = _fingerprint(self.model_dir, self.settings)
+        self.image_marker = image_marker(self._apply_template)  # for raw prompts
         if _ignored:
             log.info("janus backend ignores settings: %s", ", ".join(sorted(_ignored)))
 
@@ -114,6 +121,9 @@ class JanusBackend(BaseBackend):
         )
 
     # -- prompt building ---------------------------------------------------
+
+    def _apply_template(self, msgs, **kw) -> str:
+        return self.processor.apply_chat_template(msgs, **kw)
 
     def _render(self, text: str, n_images: int, answer: str | None = None) -> str:
         messages = [{"role": "user", "content": user_content(text, n_images)}]
@@ -137,17 +147,25 @@ class JanusBackend(BaseBackend):
 
     @torch.no_grad()
     def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
-        return [[self._score_option(t, opt) for opt in t.options] for t in tasks]
+        out = []
+        for t in tasks:
+            if t.raw_prompt:
+                rendered = raw_renders(t, self.image_marker, self.tokenizer.eos_token)
+            else:
+                rendered = [render(self._apply_template, t.text, len(t.images), opt)
+                            for opt in t.options]
+            out.append([self._score_option(t, opt, r)
+                        for opt, r in zip(t.options, rendered, strict=True)])
+        return out
 
-    def _score_option(self, task: ScoreTask, option: str) -> OptionScore:
+    def _score_option(self, task: ScoreTask, option: str, r) -> OptionScore:
         """Sum log p(option tokens | user turn): one forward over prompt + answer.
 
+        `r` holds the rendered texts (chat template, or raw prompt + option).
         The same answer-token rule as the hf backend (chat_prompt.answer_span):
         scoring starts where the tokenisation departs from the prompt's, and
         include_end_of_turn adds the one end-of-turn token after the answer.
         """
-        r = render(lambda msgs, **kw: self.processor.apply_chat_template(msgs, **kw),
-                   task.text, len(task.images), option)
         ids = {name: self._inputs(text, task.images)
                for name, text in (("prompt", r.prompt), ("answer", r.answer_end), ("full", r.full))}
         tokens = {name: enc["input_ids"][0].tolist() for name, enc in ids.items()}

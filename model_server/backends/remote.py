@@ -313,6 +313,10 @@ class OpenAIBackend(BaseBackend):
         if t.include_end_of_turn:
             raise InvalidRequest("include_end_of_turn", "a remote API cannot score the chat "
                                  "template's end-of-turn token; send include_end_of_turn=false")
+        if self.score_mode == "chat-letter" and t.raw_prompt:
+            raise InvalidRequest("raw_prompt", "a chat API always applies the model's chat "
+                                 "template; it cannot read a raw prompt. Use a chat-template "
+                                 "preset, or a server with score_mode=completions-echo")
         if self.score_mode == "chat-letter":
             bad = [o for o in t.options if len(o.strip()) != 1 or not ("A" <= o.strip() <= "Z")]
             if bad:
@@ -346,8 +350,11 @@ class OpenAIBackend(BaseBackend):
 
     def _score_echo(self, t: ScoreTask, option: str) -> OptionScore:
         question = t.text.replace(PLACEHOLDER, "") if t.images else t.text
-        context = self.prompt_template.replace("{question}", question)
-        full = context + self.option_prefix + option
+        if t.raw_prompt:  # the request's text is the whole prompt; the option follows directly
+            context, full = question, question + option
+        else:
+            context = self.prompt_template.replace("{question}", question)
+            full = context + self.option_prefix + option
         body = {"model": self.model, "prompt": full, "echo": True, "logprobs": 1,
                 "max_tokens": self.echo_max_tokens, "temperature": 0}
         choice = self._first_choice(self.http.post("completions", body), "completions")
