@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from evaluator import dataset, methods  # noqa: E402
+from evaluator import dataset, methods, presets  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
 from model_server.backends.base import ScoreTask  # noqa: E402
 from model_server.backends.hf import HFBackend  # noqa: E402
@@ -28,7 +28,7 @@ def load_tasks(annotations: str, roots: list[str], limit: int | None) -> list[Sc
                       dataset.Filters(level="L2", limit=limit))
     tasks = []
     for q in ds.questions:
-        prompt = methods.build(q, "ppl")
+        prompt = methods.score_prompt(q, "ppl", presets.get(presets.DEFAULT))
         images = [Image.open(io.BytesIO(Path(p).read_bytes())).convert("RGB") for p in q.image_paths]
         tasks.append(ScoreTask(q.question_id, prompt.text, images, list(prompt.options)))
     return tasks

@@ -11,11 +11,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evaluator import dataset, l3, report, runner
+from evaluator import dataset, l3, methods, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.media import parse_media_roots
-from evaluator.methods import METHODS
 from evaluator.store import RunKey, Store
 
 err = Console(stderr=True)
@@ -49,11 +48,15 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
     L3 (dims 25-27) runs when `args.clip` names a CLIP server and the model's Info
     advertises generate_image; otherwise those dims are listed as unsupported.
     """
+    preset = presets.get(args.preset)
     pool = ModelPool(_targets(args.model), deadline_s=args.deadline_s,
                      retry=RetryPolicy(attempts=args.retries + 1))
     clip: ClipClient | None = None
     try:
         info = await pool.connect(info_timeout_s=args.connect_timeout_s)
+        if args.method == "generate" and not info.capabilities.generate:
+            raise MethodRefused(f"model {info.name} ({info.backend}) does not advertise generate "
+                                "in its Info; use --method ppl or letter with it")
         for ep in pool.endpoints:
             if ep.info is None:
                 err.print(f"[yellow]warning: {ep.target} left out: {ep.status}")
@@ -80,16 +83,19 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
             store.set_selection(ds.questions, unsupported)
             store.set_meta("run", {
                 "benchmark": ds.benchmark, "annotations": ds.file, "model": _model_record(info),
-                "method": args.method, "include_end_of_turn": args.include_end_of_turn,
+                "method": args.method, "preset": preset.record(),
+                "include_end_of_turn": preset.end_token,
                 "filters": args.filters.as_dict(), "skipped_invalid": len(ds.invalid),
                 "clip": clip_used,
             })
-            key = RunKey(info.fingerprint, args.method, args.include_end_of_turn,
-                         clip_used["fingerprint"] if clip_used else "")
+            if args.method == "generate":
+                store.set_meta("generate", {"max_new_tokens": methods.GENERATE_MAX_NEW_TOKENS,
+                                            "temperature": 0.0, "seed": methods.GENERATE_SEED})
+            key = RunKey(info.fingerprint, args.method, preset.end_token,
+                         clip_used["fingerprint"] if clip_used else "", preset.name)
             in_flight = args.in_flight or pool.suggested_in_flight()
             with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                ctx = runner.RunContext(pool, args.method, args.include_end_of_turn,
-                                        args.deadline_s, media)
+                ctx = runner.RunContext(pool, args.method, preset, args.deadline_s, media)
                 stats = await runner.run_questions(ds.questions, store, key, ctx, handlers,
                                                    in_flight, progress)
             summary = report.write_outputs(store, out)
@@ -101,7 +107,8 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
             await clip.close()
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
-    run_info = {"in_flight": in_flight, "todo": stats.todo, "answered": stats.answered,
+    run_info = {"method": args.method, "preset": preset.name, "in_flight": in_flight,
+                "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
                 "endpoints": stats.endpoints, "clip": clip.stats() if clip else None}
@@ -109,9 +116,17 @@ async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
     return {"summary": summary, "run": run_info}
 
 
+class MethodRefused(Exception):
+    """The method cannot run against this model or under this preset: refused before any question."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from evaluator.progress import RichProgress
 
+    why = methods.refusal(args.method, presets.get(args.preset))
+    if why:
+        err.print(f"[red]error: {why}", markup=True, highlight=False)
+        return 2
     args.filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
                                    dimensions=_dims(args.dimensions), limit=args.limit)
     roots = parse_media_roots(args.media_root)
@@ -133,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
     try:
         result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
-    except (FingerprintMismatch, NoEndpoints, ClipUnavailable) as exc:
+    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, MethodRefused) as exc:
         err.print(f"[red]error: {exc}")
         return 2
     except KeyboardInterrupt:
@@ -160,6 +175,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps({name: p.record() for name, p in presets.PRESETS.items()}, indent=2))
+        return 0
+    lines = ["Presets (--preset NAME). Results under different presets are not comparable.", ""]
+    for p in presets.PRESETS.values():
+        joint = f"after {p.option_prefix!r}" if p.option_prefix else "directly"
+        prompt = (f"raw {p.prompt!r}, option appended {joint} (no chat template)"
+                  if p.raw else "the model's chat template")
+        scored = ("option + " + ("EOS" if p.raw else "end-of-turn")) if p.end_token else "option"
+        placement = ("the first image only" if p.images == "first" else "all, before the text")
+        lines += [f"{p.name}{' (default)' if p.name == presets.DEFAULT else ''}",
+                  f"  interface:            {p.interface}",
+                  f"  prompt:               {prompt}",
+                  f"  scored tokens:        {scored}",
+                  f"  reduction:            {p.reduction}",
+                  f"  images without <img>: {placement}",
+                  f"  note:                 {p.note}" if p.note else None,
+                  "  meant to reproduce:   " + ("\n" + " " * 24).join(p.reproduces or ("none",)),
+                  ""]
+    lines += [f"Published row without a preset: {row}" for row in presets.UNMATCHED_ROWS]
+    print("\n".join(line for line in lines if line is not None))
     return 0
 
 
@@ -191,11 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
     r.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
     r.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")
-    r.add_argument("--method", choices=METHODS, default="ppl",
-                   help="ppl: mean log-prob per token (official); ppl-sum; letter: A/B/C/D")
+    r.add_argument("--method", choices=methods.METHODS, default="ppl",
+                   help="ppl: rank the choice texts (Score); letter: options listed, letters "
+                        "ranked (Score); generate: options listed, the model's greedy answer "
+                        "parsed for its letter (Generate)")
+    r.add_argument("--preset", choices=list(presets.PRESETS), default=presets.DEFAULT,
+                   help="reference interface: prompt format, reduction, end token, image "
+                        "placement (`seedbench presets` lists them)")
     r.add_argument("--limit", type=int, help="first N selected questions only")
-    r.add_argument("--include-end-of-turn", action="store_true",
-                   help="also score the end-of-turn token after each option")
     r.add_argument("--in-flight", type=int, default=0,
                    help="calls in flight (default: suggested_in_flight x replicas)")
     r.add_argument("--deadline-s", type=float, default=120.0, help="deadline of each call")
@@ -212,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.set_defaults(func=cmd_report)
+
+    pr = sub.add_parser("presets", help="list the reference-interface presets and the "
+                                        "published rows each is meant to reproduce")
+    pr.add_argument("--json", action="store_true", help="print them as JSON")
+    pr.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True)

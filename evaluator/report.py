@@ -25,7 +25,12 @@ def run_key(run: dict) -> RunKey:
     """The store key of a recorded run (L3 answers are also keyed by the CLIP fingerprint)."""
     clip = run.get("clip")
     return RunKey(run["model"]["fingerprint"], run["method"], run["include_end_of_turn"],
-                  clip["fingerprint"] if clip else "")
+                  clip["fingerprint"] if clip else "", preset_name(run))
+
+
+def preset_name(run: dict) -> str:
+    """The run's preset; runs recorded before presets used what is now "chat-mean"."""
+    return (run.get("preset") or {}).get("name", "chat-mean")
 
 
 def build_summary(store: Store) -> dict:
@@ -34,12 +39,14 @@ def build_summary(store: Store) -> dict:
         raise ValueError(f"{store.path}: no run recorded yet")
     key = run_key(run)
     rows = store.rows(key)
-    outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer)
+    outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
+                                unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]
     stats = metrics.dimension_stats(run["benchmark"], outcomes)
     avgs = metrics.averages(run["benchmark"], stats)
     answered = sum(1 for o in outcomes if o.status == "ok")
     errors = sum(1 for o in outcomes if o.status == "error")
+    unparsed = sum(1 for o in outcomes if o.unparsed)
     unsupported = sum(1 for r in rows if r.unsupported)
     notes = sorted({r.unsupported for r in rows if r.unsupported})
     return {
@@ -47,18 +54,19 @@ def build_summary(store: Store) -> dict:
         "annotations": run["annotations"],
         "model": run["model"],
         "method": run["method"],
+        "preset": run.get("preset") or {"name": preset_name(run)},
         "include_end_of_turn": run["include_end_of_turn"],
         "clip": run.get("clip"),
         "filters": run["filters"],
         "dimensions": {
             str(d): {"name": s.name, "correct": s.correct, "total": s.total, "errors": s.errors,
-                     "accuracy": _r(s.accuracy)}
+                     "unparsed": s.unparsed, "accuracy": _r(s.accuracy)}
             for d, s in sorted(stats.items())
         },
         "averages": {k: None if v is None else {**v, "task": _r(v["task"]), "all": _r(v["all"])}
                      for k, v in avgs.items()},
         "counts": {
-            "selected": len(rows), "answered": answered, "errors": errors,
+            "selected": len(rows), "answered": answered, "errors": errors, "unparsed": unparsed,
             "pending": len(outcomes) - answered - errors,
             "skipped_invalid": run["skipped_invalid"], "skipped_unsupported": unsupported,
         },
@@ -73,8 +81,10 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
     key = run_key(store.meta("run"))
+    # An unparsed reply (prediction None) gets no line: the submission never carries a guess.
     submission.write(out / "submission.jsonl",
-                     ((r.question_id, r.prediction) for r in store.rows(key) if r.status == "ok"))
+                     ((r.question_id, r.prediction) for r in store.rows(key)
+                      if r.status == "ok" and r.prediction is not None))
     return summary
 
 
@@ -85,15 +95,16 @@ def _pct(x: float | None) -> str:
 def tables(summary: dict) -> list[Table]:
     m = summary["model"]
     dims = Table(title=f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
-                 f" - method {summary['method']}"
-                 f"{' +eot' if summary['include_end_of_turn'] else ''}"
+                 f" - method {summary['method']}, preset {summary['preset']['name']}"
                  + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
                     if (clip := summary.get("clip")) else ""))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
-                      ("answered", "right"), ("errors", "right"), ("accuracy %", "right")):
+                      ("answered", "right"), ("unparsed", "right"), ("errors", "right"),
+                      ("accuracy %", "right")):
         dims.add_column(col, justify=just)
     for d, s in summary["dimensions"].items():
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
+                     str(s["unparsed"]) if s["unparsed"] else "",
                      str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]))
     avg = Table(title="Averages (task avg = mean of per-dimension accuracies; "
                       "question-weighted = correct / answered)")
@@ -112,7 +123,8 @@ def print_report(summary: dict, console: Console | None = None) -> None:
     for t in tables(summary):
         console.print(t)
     c = summary["counts"]
-    console.print(f"answered {c['answered']}/{c['selected']}, errors {c['errors']}, "
+    console.print(f"answered {c['answered']}/{c['selected']} (unparsed {c['unparsed']}), "
+                  f"errors {c['errors']}, "
                   f"pending {c['pending']}, skipped invalid {c['skipped_invalid']}, "
                   f"skipped unsupported {c['skipped_unsupported']}")
     for note in summary["notes"]:

@@ -1,6 +1,6 @@
 """SQLite results store: one row per answered (or errored) question, committed at once.
 
-Rows are keyed by (model fingerprint, method, include_end_of_turn, clip,
+Rows are keyed by (model fingerprint, method, preset, include_end_of_turn, clip,
 question_id), so a rerun skips what is answered, a killed run loses at most
 the calls in flight, and INSERT OR REPLACE can never duplicate an answer. WAL
 mode keeps every commit durable against a killed process. `clip` is the CLIP
@@ -25,6 +25,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     fingerprint TEXT NOT NULL,
     method TEXT NOT NULL,
+    preset TEXT NOT NULL,
     include_eot INTEGER NOT NULL,
     clip TEXT NOT NULL DEFAULT '',
     question_id TEXT NOT NULL,
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL,
     scores TEXT,
     error TEXT,
-    PRIMARY KEY (fingerprint, method, include_eot, clip, question_id)
+    PRIMARY KEY (fingerprint, method, preset, include_eot, clip, question_id)
 );
 CREATE TABLE IF NOT EXISTS selection (
     question_id TEXT PRIMARY KEY,
@@ -50,7 +51,12 @@ _L3 = ",".join(str(d) for d in sorted(GENERATION_DIMS))
 _CLIP_FOR_DIM = f"CASE WHEN {{dim}} IN ({_L3}) THEN ? ELSE '' END"
 
 
-_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = ("fingerprint, method, preset, include_eot, clip, question_id, dimension, status,"
+            " prediction, answer, scores, error")
+# Rows written before presets: the chat-template mean without end token is today's
+# "chat-mean"; other old variants (ppl-sum, end-of-turn) match no preset and are kept apart.
+_OLD_PRESET = "CASE WHEN method IN ('ppl', 'letter') AND include_eot = 0 THEN 'chat-mean' ELSE '' END"
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ class RunKey:
     method: str
     include_eot: bool
     clip: str = ""  # CLIP fingerprint, part of the key of L3 answers only
+    preset: str = "chat-mean"  # evaluator.presets name
 
     def params(self) -> tuple:
-        return (self.fingerprint, self.method, int(self.include_eot))
+        return (self.fingerprint, self.method, self.preset, int(self.include_eot))
 
     def row_params(self, dimension: int) -> tuple:
         return (*self.params(), self.clip if dimension in GENERATION_DIMS else "")
@@ -94,19 +101,19 @@ class Store:
         self._writer_error: Exception | None = None
 
     def _migrate(self) -> None:
-        """Stores written before L3 lack the `clip` key column: rebuild, rows keep clip=''."""
+        """Older stores lack key columns: `clip` (before L3; rows keep clip='') and `preset`
+        (before presets; see _OLD_PRESET). Rebuild the table with every row kept."""
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(answers)")]
-        if "clip" in cols:
+        if "clip" in cols and "preset" in cols:
             return
+        old = _COLUMNS.replace("preset", _OLD_PRESET if "preset" not in cols else "preset")
+        if "clip" not in cols:
+            old = old.replace("clip", "''")
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("ALTER TABLE answers RENAME TO answers_old")
             self.db.execute(SCHEMA.split(";")[0])
-            self.db.execute(
-                "INSERT INTO answers (fingerprint, method, include_eot, clip, question_id,"
-                " dimension, status, prediction, answer, scores, error) SELECT fingerprint,"
-                " method, include_eot, '', question_id, dimension, status, prediction, answer,"
-                " scores, error FROM answers_old")
+            self.db.execute(f"INSERT INTO answers ({_COLUMNS}) SELECT {old} FROM answers_old")
             self.db.execute("DROP TABLE answers_old")
 
     def close(self) -> None:
@@ -184,12 +191,14 @@ class Store:
 
     def answered_ids(self, key: RunKey) -> set[str]:
         cur = self.db.execute(
-            "SELECT question_id FROM answers WHERE fingerprint=? AND method=? AND include_eot=?"
+            "SELECT question_id FROM answers WHERE fingerprint=? AND method=? AND preset=?"
+            " AND include_eot=?"
             f" AND clip = {_CLIP_FOR_DIM.format(dim='dimension')} AND status='ok'",
             (*key.params(), key.clip))
         return {r[0] for r in cur}
 
-    def put_answer(self, key: RunKey, q: Question, prediction: str, scores) -> None:
+    def put_answer(self, key: RunKey, q: Question, prediction: str | None, scores) -> None:
+        """An answer; prediction None is an unparsed reply (answered, wrong, no guess)."""
         self._write((*key.row_params(q.dimension), q.question_id, q.dimension, "ok", prediction,
                      q.answer, json.dumps(scores), None))
 
@@ -202,7 +211,7 @@ class Store:
         cur = self.db.execute(
             "SELECT s.question_id, s.idx, s.dimension, s.answer, a.status, a.prediction, a.error,"
             " s.unsupported FROM selection s LEFT JOIN answers a ON a.question_id = s.question_id"
-            " AND a.fingerprint=? AND a.method=? AND a.include_eot=?"
+            " AND a.fingerprint=? AND a.method=? AND a.preset=? AND a.include_eot=?"
             f" AND a.clip = {_CLIP_FOR_DIM.format(dim='s.dimension')} ORDER BY s.idx",
             (*key.params(), key.clip))
         return [Row(*r) for r in cur]
