@@ -6,7 +6,7 @@ as a local one. Two scoring modes, because remote APIs expose different things:
 
 - ``completions-echo``: /v1/completions with ``echo`` + ``logprobs`` returns the
   log-probability of every prompt token, so the option tokens of
-  ``prompt + option`` give the official PPL score. Text only: the completions
+  ``prompt + option`` give the PPL score. Text only: the completions
   endpoint takes no images.
 - ``chat-letter``: /v1/chat/completions with ``top_logprobs`` on the first
   generated token. Only letters can be ranked this way, so it implements the
@@ -425,7 +425,7 @@ def to_png(raw: bytes) -> bytes:
 
 
 class VLLMBackend(OpenAIBackend):
-    """A vLLM OpenAI-compatible server: local by default, official PPL via echoed prompt log-probs.
+    """A vLLM OpenAI-compatible server: local by default, PPL via echoed prompt log-probs.
 
     vLLM rejects max_tokens=0, so one token is generated and ignored (its text
     offset lies past the prompt). vLLM's automatic prefix caching shares the
