@@ -312,3 +312,81 @@ def test_hf_generate_end_to_end(data, hf, tmp_path):
     assert sum(d["unparsed"] for d in s["dimensions"].values()) == unparsed
     sub = (tmp_path / "submission.jsonl").read_text().splitlines()
     assert len(sub) == 3 - unparsed
+
+
+# -- remote backends: generate through a chat API, raw prompts --------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_api():
+    from tests.test_remote_api import FakeAPI
+
+    api = FakeAPI().start()
+    yield api
+    api.stop()
+
+
+def _remote(backend, api, *settings):
+    args = ["--backend", backend, "--model", "fake-model", "--max-wait-ms", "1", *QUIET,
+            "--backend-arg", f"base_url={api.url}", "--backend-arg", "max_retries=1",
+            "--backend-arg", "timeout_s=10"]
+    for s in settings:
+        args += ["--backend-arg", s]
+    return model_server(args, timeout=60)
+
+
+def test_generate_through_a_remote_chat_api(data, fake_api, tmp_path, monkeypatch):
+    ann, roots, _ = data
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    fake_api.reset()
+    replies = ["Answer: A", "I can't say.", "(C) two boxes"]  # file order, one call at a time
+    fake_api.script = [(200, {"choices": [{"message": {"role": "assistant", "content": r}}]}, {})
+                       for r in replies]
+    with _remote("openai", fake_api, "capabilities=score,generate") as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
+                                 "--in-flight", "1")) == 0
+    sent = fake_api.calls("/v1/chat/completions")
+    assert [b["temperature"] for b in sent] == [0.0] * 3
+    assert all(b["max_tokens"] == methods.GENERATE_MAX_NEW_TOKENS for b in sent)
+    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+    assert {q: r["prediction"] for q, r in rows.items()} == {"single": "A", "multi": None,
+                                                             "inter": "C"}
+    assert rows["multi"]["scores"]["text"] == "I can't say."
+    s = summary(tmp_path)
+    assert s["counts"]["unparsed"] == 1 and s["dimensions"]["1"]["correct"] == 1
+    assert s["dimensions"]["23"]["correct"] == 1 and s["dimensions"]["17"]["unparsed"] == 1
+
+
+def test_remote_chat_refuses_raw_prompt_and_echo_sends_it_as_is(fake_api, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    fake_api.reset()
+    raw = pb.ScoreRequest(request_id="q1", prompt=pb.Prompt(text="Question: Is it?\nAnswer:"),
+                          options=[" yes", " no"], raw_prompt=True)
+    with _remote("openai", fake_api, "score_mode=chat-letter") as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            with pytest.raises(grpc.RpcError) as exc:
+                pb_grpc.ModelServiceStub(ch).Score(raw, timeout=30)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "raw_prompt" in exc.value.details()
+    assert fake_api.calls("/v1/chat/completions") == []
+    with _remote("vllm", fake_api) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            scores = pb_grpc.ModelServiceStub(ch).Score(raw, timeout=30).scores
+    prompts = sorted(b["prompt"] for b in fake_api.calls("/v1/completions"))
+    assert prompts == ["Question: Is it?\nAnswer: no", "Question: Is it?\nAnswer: yes"]
+    assert len(scores) == 2 and all(s.num_tokens == 1 for s in scores)
+
+
+def test_janus_generate_end_to_end(data, tmp_path):
+    ann, roots, _ = data
+    path = tiny_model("janus", tmp_path.parent)
+    with model_server(["--backend", "janus", "--model", str(path), *QUIET]) as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate")) == 0
+    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+    assert set(rows) == {"single", "multi", "inter"}
+    for qid, r in rows.items():
+        parsed = parse_answer(r["scores"]["text"], CHOICES[qid])
+        assert r["prediction"] == parsed.letter and r["scores"]["parse"] == parsed.reason
+    s = summary(tmp_path)
+    assert s["counts"]["answered"] == 3 and s["counts"]["errors"] == 0
+    assert s["counts"]["unparsed"] == sum(r["prediction"] is None for r in rows.values())
