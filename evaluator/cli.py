@@ -7,153 +7,153 @@ import asyncio
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from evaluator import dataset, l3, methods, presets, report, runner
+from evaluator import dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
-from evaluator.media import parse_media_roots
-from evaluator.store import RunKey, Store
+from evaluator.config import ConfigError, RunConfig
+from evaluator.store import Store
 
 err = Console(stderr=True)
 
 
-def _targets(values: list[str]) -> list[str]:
-    out = [t.strip() for v in values for t in v.split(",") if t.strip()]
-    if not out:
-        raise SystemExit("--model needs at least one HOST:PORT or gRPC target")
-    return out
+@dataclass
+class Servers:
+    """The connected model pool (and CLIP client) of a run."""
+
+    pool: ModelPool
+    info: object  # the model's InfoResponse
+    clip: ClipClient | None = None
 
 
-def _dims(value: str | None) -> frozenset[int] | None:
-    if not value:
-        return None
-    try:
-        return frozenset(int(x) for x in value.split(",") if x.strip())
-    except ValueError:
-        raise SystemExit(f"--dimensions expects comma-separated integers, got {value!r}") from None
-
-
-def _model_record(info) -> dict:
-    return {"name": info.name, "fingerprint": info.fingerprint, "backend": info.backend,
-            "details": dict(sorted(info.details.items()))}
-
-
-async def evaluate(args: argparse.Namespace, ds: dataset.Dataset, out: Path,
-                   handlers: dict | None = None, progress: runner.Progress | None = None) -> dict:
-    """Connect, record the run, answer what is missing, write outputs. Returns summary + stats.
-
-    L3 (dims 25-27) runs when `args.clip` names a CLIP server and the model's Info
-    advertises generate_image; otherwise those dims are listed as unsupported.
-    """
-    preset = presets.get(args.preset)
-    pool = ModelPool(_targets(args.model), deadline_s=args.deadline_s,
-                     retry=RetryPolicy(attempts=args.retries + 1))
+@asynccontextmanager
+async def connected(config: RunConfig):
+    """Ask Info of every replica (and the CLIP server); always closes the channels."""
+    pool = ModelPool(list(config.targets), deadline_s=config.deadline_s,
+                     retry=RetryPolicy(attempts=config.retries + 1))
     clip: ClipClient | None = None
     try:
-        info = await pool.connect(info_timeout_s=args.connect_timeout_s)
-        if args.method == "generate" and not info.capabilities.generate:
-            raise MethodRefused(f"model {info.name} ({info.backend}) does not advertise generate "
-                                "in its Info; use --method ppl or letter with it")
+        info = await pool.connect(info_timeout_s=config.connect_timeout_s)
         for ep in pool.endpoints:
             if ep.info is None:
                 err.print(f"[yellow]warning: {ep.target} left out: {ep.status}")
-        handlers = dict(handlers if handlers is not None else runner.default_handlers())
-        clip_target = getattr(args, "clip", None)
-        if clip_target:
-            clip = ClipClient(clip_target, deadline_s=args.deadline_s,
-                              retry=RetryPolicy(attempts=args.retries + 1))
-            clip_info = await clip.connect(info_timeout_s=args.connect_timeout_s)
+        if config.clip:
+            clip = ClipClient(config.clip, deadline_s=config.deadline_s,
+                              retry=RetryPolicy(attempts=config.retries + 1))
+            clip_info = await clip.connect(info_timeout_s=config.connect_timeout_s)
             if not clip_info.fingerprint:
-                raise ClipUnavailable(f"CLIP server {clip_target} reports no fingerprint")
-        l3_note = l3.missing_note(bool(clip_target), info.capabilities.generate_image, info.name)
-        clip_used = None
-        if l3_note is None:
-            clip_used = clip_record(clip.info)
-            for d, h in l3.L3Scorer(clip, out).handlers().items():
-                handlers.setdefault(d, h)
-        elif clip_target:
-            err.print(f"[yellow]warning: {l3_note}")
-        store = Store(out)
-        try:
-            unsupported = runner.unsupported_notes(ds.questions, handlers,
-                                                   l3_note or runner.L3_NOTE)
-            store.set_selection(ds.questions, unsupported)
-            store.set_meta("run", {
-                "benchmark": ds.benchmark, "annotations": ds.file, "model": _model_record(info),
-                "method": args.method, "preset": preset.record(),
-                "include_end_of_turn": preset.end_token,
-                "filters": args.filters.as_dict(), "skipped_invalid": len(ds.invalid),
-                "clip": clip_used,
-            })
-            if args.method == "generate":
-                store.set_meta("generate", {"max_new_tokens": methods.GENERATE_MAX_NEW_TOKENS,
-                                            "temperature": 0.0, "seed": methods.GENERATE_SEED})
-            key = RunKey(info.fingerprint, args.method, preset.end_token,
-                         clip_used["fingerprint"] if clip_used else "", preset.name)
-            in_flight = args.in_flight or pool.suggested_in_flight()
-            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                ctx = runner.RunContext(pool, args.method, preset, args.deadline_s, media)
-                stats = await runner.run_questions(ds.questions, store, key, ctx, handlers,
-                                                   in_flight, progress)
-            summary = report.write_outputs(store, out)
-        finally:
-            store.close()
+                raise ClipUnavailable(f"CLIP server {config.clip} reports no fingerprint")
+        yield Servers(pool, info, clip)
     finally:
         await pool.close()
         if clip is not None:
             await clip.close()
+
+
+def make_plan(config: RunConfig, ds: dataset.Dataset, servers: Servers) -> plan.RunPlan:
+    clip = servers.clip
+    p = plan.build(
+        config, ds, servers.info, runner.default_handlers(),
+        clip_record=clip_record(clip.info) if clip else None,
+        l3_handlers=l3.L3Scorer(clip, config.out).handlers() if clip else None,
+        suggested_in_flight=servers.pool.suggested_in_flight(),
+        endpoints=[{"target": ep.target, "status": ep.status} for ep in servers.pool.endpoints])
+    if clip is not None and p.key.clip == "":
+        note = l3.missing_note(True, servers.info.capabilities.generate_image, servers.info.name)
+        err.print(f"[yellow]warning: {note}")
+    return p
+
+
+async def evaluate(config: RunConfig, ds: dataset.Dataset,
+                   progress: runner.Progress | None = None) -> dict:
+    """Connect, plan, record the run, answer what is missing, write outputs.
+
+    Returns {"summary": summary.json's content, "run": run.json's content}.
+    """
+    async with connected(config) as servers:
+        run_plan = make_plan(config, ds, servers)
+        store = Store(config.out)
+        try:
+            store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
+            store.set_meta("run", run_plan.record)
+            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
+                ctx = runner.RunContext(servers.pool, config.method, config.preset,
+                                        config.deadline_s, media)
+                stats = await runner.run_questions(ds.questions, store, run_plan, ctx, progress)
+            summary = report.write_outputs(store, config.out)
+        finally:
+            store.close()
+        clip_stats = servers.clip.stats() if servers.clip else None
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
-    run_info = {"method": args.method, "preset": preset.name, "in_flight": in_flight,
-                "todo": stats.todo, "answered": stats.answered,
+    run_info = {"method": config.method, "preset": config.preset.name,
+                "in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
-                "endpoints": stats.endpoints, "clip": clip.stats() if clip else None}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+                "endpoints": stats.endpoints, "clip": clip_stats}
+    (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
 
-class MethodRefused(Exception):
-    """The method cannot run against this model or under this preset: refused before any question."""
+async def plan_only(config: RunConfig, ds: dataset.Dataset) -> plan.RunPlan:
+    """Connect (Info only) and plan; no question is sent and nothing is written."""
+    async with connected(config) as servers:
+        return make_plan(config, ds, servers)
+
+
+def _load(config: RunConfig) -> dataset.Dataset | None:
+    try:
+        ds = dataset.load(config.annotations, config.media_roots, config.filters)
+    except dataset.AnnotationError as exc:
+        err.print(f"[red]error: {exc}")
+        return None
+    if not config.dry_run:
+        config.out.mkdir(parents=True, exist_ok=True)
+        with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
+            for bad in ds.invalid:
+                f.write(json.dumps(bad.__dict__) + "\n")
+    if ds.invalid:
+        where = "" if config.dry_run else f" (also in {config.out / 'invalid.jsonl'})"
+        err.print(f"[yellow]{len(ds.invalid)} invalid question(s) skipped{where}:")
+        for bad in ds.invalid:
+            err.print(f"  {bad}", markup=False, highlight=False)
+    err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
+    return ds
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from evaluator.progress import RichProgress
 
-    why = methods.refusal(args.method, presets.get(args.preset))
-    if why:
-        err.print(f"[red]error: {why}", markup=True, highlight=False)
-        return 2
-    args.filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
-                                   dimensions=_dims(args.dimensions), limit=args.limit)
-    roots = parse_media_roots(args.media_root)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        ds = dataset.load(args.annotations, roots, args.filters)
-    except dataset.AnnotationError as exc:
+        config = RunConfig.from_args(args)
+    except ConfigError as exc:
         err.print(f"[red]error: {exc}")
         return 2
-    with open(out / "invalid.jsonl", "w", encoding="utf-8") as f:
-        for bad in ds.invalid:
-            f.write(json.dumps(bad.__dict__) + "\n")
-    if ds.invalid:
-        err.print(f"[yellow]{len(ds.invalid)} invalid question(s) skipped "
-                  f"(also in {out / 'invalid.jsonl'}):")
-        for bad in ds.invalid:
-            err.print(f"  {bad}", markup=False, highlight=False)
-    err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
+    ds = _load(config)
+    if ds is None:
+        return 2
     try:
-        result = asyncio.run(evaluate(args, ds, out, progress=RichProgress(err)))
-    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, MethodRefused) as exc:
+        if config.dry_run:
+            run_plan = asyncio.run(plan_only(config, ds))
+        else:
+            result = asyncio.run(evaluate(config, ds, progress=RichProgress(err)))
+    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.MethodRefused) as exc:
         err.print(f"[red]error: {exc}")
         return 2
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
         return 130
+    if config.dry_run:
+        if args.json:
+            print(json.dumps(run_plan.as_dict(), indent=2))
+        else:
+            Console().print(run_plan.table())
+        return 0
     report.print_report(result["summary"])
     return 0
 
@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--clip", metavar="TARGET",
                    help="CLIP server (HOST:PORT or gRPC target) for L3, dims 25-27; they run "
                         "only with it and a model whose Info advertises generate_image")
+    r.add_argument("--dry-run", action="store_true",
+                   help="ask the servers' Info, print the plan (key, handler per dimension, "
+                        "what cannot run and why) and stop: no question is sent, nothing written")
+    r.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")

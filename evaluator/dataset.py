@@ -8,7 +8,6 @@ in memory: the runner reads it lazily.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,6 @@ class Dataset:
     file: str
     questions: list[Question]  # valid and selected, in file order
     invalid: list[Invalid]
-    total_in_file: int
 
 
 class AnnotationError(Exception):
@@ -281,9 +279,4 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
         checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file), parsed))
     good = [q for q, err in checked if q is not None]
     invalid.extend(err for _, err in checked if err is not None)
-    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
-                   total_in_file=len(raw))
-
-
-def invalid_lines(items: Iterable[Invalid]) -> list[str]:
-    return [str(x) for x in items]
+    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid)

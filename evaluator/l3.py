@@ -37,14 +37,13 @@ from PIL import Image
 
 from evaluator.clip_client import ClipClient, cosine
 from evaluator.dataset import LETTERS, PLACEHOLDER, Question
-from evaluator.runner import L3_NOTE, Answer, Handler, QuestionError, RunContext, rank_options
+from evaluator.runner import Answer, Handler, QuestionError, RunContext, rank_options
 from protos import seedbench_pb2 as pb
 
 GENERATED_DIR = "generated"
 N_OPTIONS = 4
-SEED_POLICY = "first 31 bits of sha256('seedbench-l3:' + question_id)"
 
-NOTE_NEITHER = L3_NOTE
+NOTE_NEITHER = "L3 requires --clip and an image-generating model"
 NOTE_NO_CLIP = "L3 requires --clip (a CLIP server to score generated images)"
 
 

@@ -14,30 +14,19 @@ from rich.console import Console
 from rich.table import Table
 
 from evaluator import metrics, submission
-from evaluator.store import RunKey, Store
+from evaluator.runkey import RunKey
+from evaluator.store import Store
 
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def run_key(run: dict) -> RunKey:
-    """The store key of a recorded run (L3 answers are also keyed by the CLIP fingerprint)."""
-    clip = run.get("clip")
-    return RunKey(run["model"]["fingerprint"], run["method"], run["include_end_of_turn"],
-                  clip["fingerprint"] if clip else "", preset_name(run))
-
-
-def preset_name(run: dict) -> str:
-    """The run's preset; runs recorded before presets used what is now "chat-mean"."""
-    return (run.get("preset") or {}).get("name", "chat-mean")
-
-
 def build_summary(store: Store) -> dict:
     run = store.meta("run")
     if run is None:
         raise ValueError(f"{store.path}: no run recorded yet")
-    key = run_key(run)
+    key = RunKey.from_run(run)
     rows = store.rows(key)
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
                                 unparsed=r.status == "ok" and r.prediction is None)
@@ -54,7 +43,7 @@ def build_summary(store: Store) -> dict:
         "annotations": run["annotations"],
         "model": run["model"],
         "method": run["method"],
-        "preset": run.get("preset") or {"name": preset_name(run)},
+        "preset": run.get("preset") or {"name": key.preset},
         "include_end_of_turn": run["include_end_of_turn"],
         "clip": run.get("clip"),
         "filters": run["filters"],
@@ -80,7 +69,7 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
-    key = run_key(store.meta("run"))
+    key = RunKey.from_run(store.meta("run"))
     # An unparsed reply (prediction None) gets no line: the submission never carries a guess.
     submission.write(out / "submission.jsonl",
                      ((r.question_id, r.prediction) for r in store.rows(key)

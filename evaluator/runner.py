@@ -3,9 +3,9 @@
 A bounded window of calls is in flight across all replicas. Media is read and
 encoded in a thread pool only when its question enters the window, so memory
 stays flat however many questions there are. Which code answers a question is
-chosen by its dimension (see `Handler`): dims 1-24 rank options with Score;
-dims 25-27 (L3) need image generation and CLIP: their handlers come from
-`evaluator.l3` when the run has both, else they are listed as unsupported.
+chosen by its dimension in the run's plan (`evaluator.plan`): dims 1-24 rank
+options with Score (`default_handlers`); dims 25-27 (L3) use `evaluator.l3`
+when the run has a CLIP server and an image-generating model.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from evaluator import methods
 from evaluator.client import CallFailed, ModelPool
 from evaluator.dataset import LETTERS, Question
-from evaluator.dimensions import GENERATION_DIMS
 from evaluator.media import MediaError, read_image
 from evaluator.presets import Preset
-from evaluator.store import RunKey, Store
+from evaluator.store import Store
 from protos import seedbench_pb2 as pb
 from serving.answer_parser import parse_answer
 
-L3_NOTE = "L3 requires --clip and an image-generating model"
+if TYPE_CHECKING:
+    from evaluator.plan import RunPlan
 
 
 @dataclass(frozen=True)
@@ -107,22 +108,8 @@ async def score_handler(q: Question, ctx: RunContext) -> Answer:
 
 
 def default_handlers() -> dict[int, Handler]:
+    """Dims 1-24: choose among the options (Score, or Generate for the generate method)."""
     return {d: score_handler for d in range(1, 25)}
-
-
-def handler_for(handlers: dict[int, Handler], q: Question) -> Handler | None:
-    return handlers.get(q.dimension)
-
-
-def unsupported_notes(questions: list[Question], handlers: dict[int, Handler],
-                      l3_note: str = L3_NOTE) -> dict[str, str]:
-    """question_id -> why it is not run (no handler for its dimension)."""
-    out = {}
-    for q in questions:
-        if handler_for(handlers, q) is None:
-            out[q.question_id] = (l3_note if q.dimension in GENERATION_DIMS
-                                  else f"no handler for dimension {q.dimension}")
-    return out
 
 
 @dataclass
@@ -143,24 +130,25 @@ class Progress:
     def stop(self) -> None: ...
 
 
-async def run_questions(questions: list[Question], store: Store, key: RunKey, ctx: RunContext,
-                        handlers: dict[int, Handler], in_flight: int,
+async def run_questions(questions: list[Question], store: Store, plan: RunPlan, ctx: RunContext,
                         progress: Progress | None = None) -> RunStats:
-    """Answer every question not yet answered under `key`; errors are stored, never raised."""
+    """Answer every question not yet answered under the plan's key; errors are stored,
+    never raised."""
     progress = progress or Progress()
+    key = plan.key
     done = store.answered_ids(key)
-    runnable = [q for q in questions if handler_for(handlers, q) is not None]
+    runnable = [q for q in questions if plan.handler(q) is not None]
     todo = [q for q in runnable if q.question_id not in done]
     stats = RunStats(todo=len(todo))
     t0 = time.monotonic()
     c0 = time.process_time()
     progress.start(len(runnable), len(runnable) - len(todo))
-    window = asyncio.Semaphore(max(1, in_flight))
+    window = asyncio.Semaphore(max(1, plan.in_flight))
     store.start_writer()
 
     async def one(q: Question) -> None:
         try:
-            ans = await handler_for(handlers, q)(q, ctx)
+            ans = await plan.handler(q)(q, ctx)
         except (CallFailed, QuestionError, MediaError, OSError) as exc:
             store.put_error(key, q, str(exc))
             stats.errors += 1

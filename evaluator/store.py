@@ -3,9 +3,11 @@
 Rows are keyed by (model fingerprint, method, preset, include_end_of_turn, clip,
 question_id), so a rerun skips what is answered, a killed run loses at most
 the calls in flight, and INSERT OR REPLACE can never duplicate an answer. WAL
-mode keeps every commit durable against a killed process. `clip` is the CLIP
-model's fingerprint for L3 answers (dims 25-27) and "" for every other row: a
-run with another CLIP model redoes L3 only and keeps L1/L2 answers.
+mode keeps every commit durable against a killed process. `clip` is the
+fingerprint of the CLIP model an answer depends on, "" when it depends on none
+(`RunKey.clip_for` decides which): a row belongs to a key when its clip is ""
+or the key's, so a run with another CLIP model redoes only the answers that
+used CLIP.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.dataset import Question
-from evaluator.dimensions import GENERATION_DIMS
+from evaluator.runkey import RunKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -46,32 +48,17 @@ CREATE TABLE IF NOT EXISTS selection (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_L3 = ",".join(str(d) for d in sorted(GENERATION_DIMS))
-# The clip value a row of this dimension must carry to belong to a key.
-_CLIP_FOR_DIM = f"CASE WHEN {{dim}} IN ({_L3}) THEN ? ELSE '' END"
-
-
 _INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS = ("fingerprint, method, preset, include_eot, clip, question_id, dimension, status,"
             " prediction, answer, scores, error")
 # Rows written before presets: the chat-template mean without end token is today's
-# "chat-mean"; other old variants (ppl-sum, end-of-turn) match no preset and are kept apart.
+# "chat-mean"; other old variants (ppl-sum, end-of-turn) match no preset and stay apart.
 _OLD_PRESET = "CASE WHEN method IN ('ppl', 'letter') AND include_eot = 0 THEN 'chat-mean' ELSE '' END"
+# The rows of a key: same model, method and preset, made without CLIP or with the key's CLIP.
+_OF_KEY = ("{a}fingerprint=? AND {a}method=? AND {a}preset=? AND {a}include_eot=?"
+           " AND {a}clip IN ('', ?)")
 
-
-@dataclass(frozen=True)
-class RunKey:
-    fingerprint: str
-    method: str
-    include_eot: bool
-    clip: str = ""  # CLIP fingerprint, part of the key of L3 answers only
-    preset: str = "chat-mean"  # evaluator.presets name
-
-    def params(self) -> tuple:
-        return (self.fingerprint, self.method, self.preset, int(self.include_eot))
-
-    def row_params(self, dimension: int) -> tuple:
-        return (*self.params(), self.clip if dimension in GENERATION_DIMS else "")
+__all__ = ["Row", "RunKey", "Store"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +93,7 @@ class Store:
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(answers)")]
         if "clip" in cols and "preset" in cols:
             return
-        old = _COLUMNS.replace("preset", _OLD_PRESET if "preset" not in cols else "preset")
+        old = _COLUMNS.replace("preset", "preset" if "preset" in cols else _OLD_PRESET)
         if "clip" not in cols:
             old = old.replace("clip", "''")
         with self.db:
@@ -191,9 +178,7 @@ class Store:
 
     def answered_ids(self, key: RunKey) -> set[str]:
         cur = self.db.execute(
-            "SELECT question_id FROM answers WHERE fingerprint=? AND method=? AND preset=?"
-            " AND include_eot=?"
-            f" AND clip = {_CLIP_FOR_DIM.format(dim='dimension')} AND status='ok'",
+            f"SELECT question_id FROM answers WHERE {_OF_KEY.format(a='')} AND status='ok'",
             (*key.params(), key.clip))
         return {r[0] for r in cur}
 
@@ -207,14 +192,18 @@ class Store:
                      q.answer, None, error))
 
     def rows(self, key: RunKey) -> list[Row]:
-        """The selected questions in annotation order, with this key's answer if any."""
+        """The selected questions in annotation order, with this key's answer if any.
+
+        Should a question hold both a CLIP-free and a CLIP-keyed row, the CLIP-keyed one
+        (the more specific) is taken.
+        """
         cur = self.db.execute(
             "SELECT s.question_id, s.idx, s.dimension, s.answer, a.status, a.prediction, a.error,"
             " s.unsupported FROM selection s LEFT JOIN answers a ON a.question_id = s.question_id"
-            " AND a.fingerprint=? AND a.method=? AND a.preset=? AND a.include_eot=?"
-            f" AND a.clip = {_CLIP_FOR_DIM.format(dim='s.dimension')} ORDER BY s.idx",
+            f" AND {_OF_KEY.format(a='a.')} ORDER BY s.idx, a.clip = ''",
             (*key.params(), key.clip))
-        return [Row(*r) for r in cur]
-
-    def count_answered(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
+        out: list[Row] = []
+        for r in cur:
+            if not out or out[-1].question_id != r[0]:
+                out.append(Row(*r))
+        return out

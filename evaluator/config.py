@@ -1,0 +1,94 @@
+"""The settings of one `seedbench run`, converted from the command line once.
+
+Everything downstream (connecting, planning, running, recording) reads this
+frozen object; nothing adds settings to it later.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluator import dimensions as D
+from evaluator import methods, presets
+from evaluator.dataset import Filters
+from evaluator.media import parse_media_roots
+from evaluator.presets import Preset
+
+
+class ConfigError(ValueError):
+    """A command-line value that cannot be used; the message names the option."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    annotations: Path
+    out: Path
+    targets: tuple[str, ...]  # model replicas
+    media_roots: dict[str, Path] = field(default_factory=dict, hash=False)
+    filters: Filters = Filters()
+    method: str = "ppl"
+    preset: Preset = presets.PRESETS[presets.DEFAULT]
+    in_flight: int = 0  # 0: the replicas' suggestion
+    deadline_s: float = 120.0
+    retries: int = 4
+    connect_timeout_s: float = 10.0
+    clip: str | None = None  # CLIP server target (L3)
+    dry_run: bool = False
+
+    @property
+    def include_eot(self) -> bool:
+        """The end token after the option counts: the preset decides."""
+        return self.preset.end_token
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunConfig:
+        """The one conversion from parsed arguments; raises ConfigError naming the option."""
+        if args.in_flight < 0:
+            raise ConfigError(f"--in-flight must be 0 (automatic) or more, got {args.in_flight}")
+        if args.retries < 0:
+            raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
+        if args.limit is not None and args.limit < 0:
+            raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
+        if args.subpart is not None and args.subpart not in D.SUBPARTS:
+            raise ConfigError(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
+                              f"choose from: {', '.join(D.SUBPARTS)}")
+        try:
+            preset = presets.get(args.preset)
+        except ValueError as exc:
+            raise ConfigError(f"--preset: {exc}") from None
+        why = methods.refusal(args.method, preset)
+        if why:
+            raise ConfigError(why)
+        for name in ("deadline_s", "connect_timeout_s"):
+            if not getattr(args, name) > 0:
+                opt = "--" + name.replace("_", "-")
+                raise ConfigError(f"{opt} must be a positive number of seconds")
+        return cls(
+            annotations=Path(args.annotations), out=Path(args.out),
+            targets=targets(args.model), media_roots=parse_media_roots(args.media_root),
+            filters=Filters(level=args.level, version=args.version, subpart=args.subpart,
+                            dimensions=dimensions(args.dimensions), limit=args.limit),
+            method=args.method, preset=preset,
+            in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
+            connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
+            dry_run=args.dry_run)
+
+
+def targets(values: list[str]) -> tuple[str, ...]:
+    """`--model` values, each possibly comma-separated, as one list of gRPC targets."""
+    out = tuple(t.strip() for v in values for t in v.split(",") if t.strip())
+    if not out:
+        raise ConfigError("--model needs at least one HOST:PORT or gRPC target")
+    return out
+
+
+def dimensions(value: str | None) -> frozenset[int] | None:
+    if not value:
+        return None
+    try:
+        return frozenset(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--dimensions expects comma-separated integers, got {value!r}") from None

@@ -1,0 +1,138 @@
+"""What a run will do, decided before any question is sent: a plain value that prints.
+
+Built from the run's configuration, the selected questions and what the
+servers said in Info: the store key, the handler answering each dimension,
+the dimensions that cannot run and why, and the in-flight window. The runner
+follows it; `seedbench run --dry-run` prints it and stops.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from evaluator import dimensions as D
+from evaluator import l3
+from evaluator.config import RunConfig
+from evaluator.dataset import Dataset, Question
+from evaluator.runkey import RunKey
+from evaluator.runner import Handler
+
+
+@dataclass(frozen=True)
+class DimensionPlan:
+    dimension: int
+    name: str
+    questions: int  # selected questions of this dimension
+    handler: str | None  # the handler's name, None when it cannot run
+    unsupported: str | None = None  # why it cannot run
+
+    def as_dict(self) -> dict:
+        return {"dimension": self.dimension, "name": self.name, "questions": self.questions,
+                "handler": self.handler, "unsupported": self.unsupported}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    key: RunKey
+    record: dict  # the run's settings as stored (meta `run`) and reported in summary.json
+    dimensions: tuple[DimensionPlan, ...]
+    in_flight: int
+    endpoints: tuple[dict, ...]  # {target, status} per replica
+    handlers: Mapping[int, Handler] = field(repr=False, compare=False, default_factory=dict)
+
+    def handler(self, q: Question) -> Handler | None:
+        return self.handlers.get(q.dimension)
+
+    def unsupported(self, questions: list[Question]) -> dict[str, str]:
+        """question_id -> why it is not run, for the selected questions without a handler."""
+        why = {d.dimension: d.unsupported for d in self.dimensions if d.unsupported}
+        return {q.question_id: why[q.dimension] for q in questions if q.dimension in why}
+
+    def as_dict(self) -> dict:
+        return {
+            "benchmark": self.record["benchmark"], "annotations": self.record["annotations"],
+            "model": self.record["model"], "clip": self.record["clip"],
+            "method": self.record["method"], "preset": self.record["preset"],
+            "include_end_of_turn": self.record["include_end_of_turn"],
+            "filters": self.record["filters"], "skipped_invalid": self.record["skipped_invalid"],
+            "key": self.key.to_dict(), "in_flight": self.in_flight,
+            "endpoints": list(self.endpoints),
+            "questions": sum(d.questions for d in self.dimensions),
+            "runnable": sum(d.questions for d in self.dimensions if d.handler),
+            "dimensions": [d.as_dict() for d in self.dimensions],
+        }
+
+    def table(self) -> Table:
+        m = self.record["model"]
+        t = Table(title=f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
+                        f"method {self.key.method}, preset {self.key.preset} - "
+                        f"in flight {self.in_flight}")
+        for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
+                          ("handler", "left"), ("not run because", "left")):
+            t.add_column(col, justify=just)
+        for d in self.dimensions:
+            t.add_row(str(d.dimension), d.name, str(d.questions), d.handler or "",
+                      d.unsupported or "")
+        return t
+
+
+class MethodRefused(Exception):
+    """The method cannot run against this model: refused before any question is sent."""
+
+
+def model_record(info) -> dict:
+    return {"name": info.name, "fingerprint": info.fingerprint, "backend": info.backend,
+            "details": dict(sorted(info.details.items()))}
+
+
+def handler_name(h: Handler) -> str:
+    return getattr(h, "__qualname__", None) or type(h).__name__
+
+
+def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler], *,
+          clip_record: dict | None, l3_handlers: Mapping[int, Handler] | None,
+          suggested_in_flight: int, endpoints: list[dict] | None = None) -> RunPlan:
+    """The plan for `ds` against a model with Info `info`.
+
+    `handlers` answer dims 1-24 (and any others given); `l3_handlers` is what a
+    connected CLIP server offers for dims 25-27, used only when the model can
+    generate images (else those dims are unsupported with the reason).
+    """
+    l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,
+                              info.name)
+    chosen = dict(handlers)
+    clip_used = None
+    if l3_note is None:
+        clip_used = clip_record
+        for d, h in l3_handlers.items():
+            chosen.setdefault(d, h)
+    if config.method == "generate" and not info.capabilities.generate:
+        raise MethodRefused(f"--method generate: model {info.name} ({info.backend}) does not "
+                            "advertise generate in its Info; use --method ppl or letter with it")
+    key = RunKey(info.fingerprint, config.method, config.include_eot,
+                 clip_used["fingerprint"] if clip_used else "", config.preset.name)
+    per_dim = Counter(q.dimension for q in ds.questions)
+    names = D.names(ds.benchmark)
+    dims = []
+    for d in sorted(per_dim):
+        h = chosen.get(d)
+        why = None
+        if h is None:
+            why = l3_note if d in D.GENERATION_DIMS else f"no handler for dimension {d}"
+        dims.append(DimensionPlan(d, names.get(d, f"dimension {d}"), per_dim[d],
+                                  handler_name(h) if h else None, why))
+    record = {
+        "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
+        "method": config.method, "preset": config.preset.record(),
+        "include_end_of_turn": config.include_eot,
+        "filters": config.filters.as_dict(), "skipped_invalid": len(ds.invalid),
+        "clip": clip_used, "key": key.to_dict(),
+    }
+    return RunPlan(key=key, record=record, dimensions=tuple(dims),
+                   in_flight=config.in_flight or suggested_in_flight,
+                   endpoints=tuple(endpoints or ()),
+                   handlers={d: h for d, h in chosen.items() if d in per_dim})
