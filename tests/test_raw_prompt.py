@@ -135,3 +135,18 @@ def test_raw_render_and_refusals():
     task = ScoreTask("q1", "Q?", images=[], options=["a"], raw_prompt=True, include_end_of_turn=True)
     with pytest.raises(InvalidRequest, match="include_end_of_turn"):
         raw_renders(task, "<i>", None)
+
+
+def test_raw_prompt_on_the_per_option_path(tmp_path_factory):
+    """The reference path (prefix sharing off) reads raw prompts the same way."""
+    path = tiny_model("llava", tmp_path_factory.getbasetemp())
+    ref = RawReference("llava", path)
+    text, images = "Look: <img> and <img>. " + PROMPT, [png(4), png(5)]
+    with model_server(["--backend", "hf", "--model", str(path),
+                       "--backend-arg", "prefix_sharing=false"]) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            stub = pb_grpc.ModelServiceStub(ch)
+            assert "off" in stub.Info(pb.InfoRequest(), timeout=30).details["prefix_sharing"]
+            got = stub.Score(request("po", text, images, OPTIONS, eot=True), timeout=60).scores
+    for g, (w_sum, w_n) in zip(got, ref.scores(text, images, OPTIONS, eot=True), strict=True):
+        assert g.num_tokens == w_n and abs(g.logprob_sum - w_sum) < 1e-4
