@@ -95,7 +95,8 @@ def tables(summary: dict) -> list[Table]:
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
                      str(s["unparsed"]) if s["unparsed"] else "",
                      str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]))
-    avg = Table(title="Averages (task avg = mean of per-dimension accuracies; "
+    avg = Table(title=f"Averages - method {summary['method']}, preset {summary['preset']['name']} "
+                      "(task avg = mean of per-dimension accuracies; "
                       "question-weighted = correct / answered)")
     for col in ("group", "task avg %", "question-weighted %", "dims answered"):
         avg.add_column(col, justify="left" if col == "group" else "right")
