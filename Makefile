@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e '.[server,dev]' $(TORCH_PINS)
+	$(PIP) install -q -e '.[server,clip,dev]' $(TORCH_PINS)
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_server.backends.hf import HFBackend  # noqa: E402
+from model_server import backends  # noqa: E402
 from model_server.tiny import make_tiny  # noqa: E402
 from tests.test_prefix_sharing import MIXED  # noqa: E402
 
@@ -23,7 +23,7 @@ def main() -> int:
         for arch in ("llava", "qwen2_vl"):
             path = make_tiny(arch, Path(tmp) / arch)
             for dtype in ("float32", "bfloat16"):
-                b = HFBackend(str(path), device="cuda", dtype=dtype)
+                b = backends.create("hf", str(path), device="cuda", dtype=dtype)
                 got = b.score(MIXED * 4)
                 want = [b.score_per_option(t) for t in MIXED * 4]
                 diff = max(abs(x.logprob_sum - y.logprob_sum)

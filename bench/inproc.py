@@ -19,8 +19,8 @@ from PIL import Image  # noqa: E402
 
 from evaluator import dataset, methods, presets  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
+from model_server import backends  # noqa: E402
 from model_server.backends.base import ScoreTask  # noqa: E402
-from model_server.backends.hf import HFBackend  # noqa: E402
 
 
 def load_tasks(annotations: str, roots: list[str], limit: int | None) -> list[ScoreTask]:
@@ -48,8 +48,8 @@ def main() -> int:
     args = ap.parse_args()
 
     tasks = load_tasks(args.annotations, args.media_root, args.limit)
-    backend = HFBackend(args.model, device=args.device, threads=args.threads,
-                        prefix_sharing="true" if args.mode == "shared" else "false")
+    backend = backends.create("hf", args.model, device=args.device, threads=args.threads,
+                              prefix_sharing=args.mode == "shared")
     for t in tasks[: args.warmup]:  # first calls pay one-off costs in both modes
         backend.score([t])
     sync = _cuda_sync(backend.device)

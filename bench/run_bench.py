@@ -26,23 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluator.client import health_serving  # noqa: E402
-from evaluator.demo import free_port  # noqa: E402
+from serving import processes  # noqa: E402
 
 PY = sys.executable
 ANN = "SEED-Bench_v2_level1_2_3.json"
 
 
-def env(**extra) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    e = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-             TOKENIZERS_PARALLELISM="false", PYTHONPATH=path)
-    e.update({k: str(v) for k, v in extra.items()})
-    return e
-
-
 def sh(*cmd, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], check=True, env=env(), cwd=ROOT, **kw)
+    return subprocess.run([str(c) for c in cmd], check=True, env=processes.child_env(), cwd=ROOT, **kw)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -54,29 +45,17 @@ def peak_rss_mb(pid: int) -> float:
 
 @contextmanager
 def servers(args_list: list[list[str]], log_dir: Path):
-    """Start model servers; yield [(target, proc)]; report their peak RSS on the way out."""
+    """Start model servers; yield [(target, process)] once all are SERVING; always stop them."""
     procs = []
     try:
         for extra in args_list:
-            port = free_port()
-            log = open(log_dir / f"server-{port}.log", "w")  # noqa: SIM115
-            p = subprocess.Popen([PY, "-m", "model_server.cli", "serve", "--host", "127.0.0.1",
-                                  "--port", str(port), *extra], env=env(), cwd=ROOT,
-                                 stdout=log, stderr=subprocess.STDOUT)
-            procs.append((f"127.0.0.1:{port}", p, log))
-        for target, p, _ in procs:
-            deadline = time.monotonic() + 300
-            while not health_serving(target):
-                if p.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server {target} did not start; see {log_dir}")
-                time.sleep(0.2)
-        yield [(t, p) for t, p, _ in procs]
+            port = processes.free_port()
+            procs.append(processes.start_server("model_server.cli", extra, name=f"server-{port}",
+                                                port=port, log=log_dir / f"server-{port}.log"))
+        processes.wait_serving(procs, timeout_s=300)
+        yield [(p.target, p) for p in procs]
     finally:
-        for _, p, log in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(60)
-            log.close()
+        processes.stop(procs, grace_s=60)
 
 
 def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
@@ -87,7 +66,7 @@ def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
            "--media-root", f"cc3m={data / 'cc3m'}",
            "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
            "--model", ",".join(targets), "--out", str(out), "--level", level, *extra]
-    p = subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(cmd, env=processes.child_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(p.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:

@@ -11,8 +11,8 @@ SERVICE_NAME = "seedbench.v1.ClipService"
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from clip_server.servicer import ClipServicer
-    from model_server.serving import run_server
     from protos import clip_pb2_grpc as cpb_grpc
+    from serving.lifecycle import run_server
 
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ClipServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
@@ -55,11 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_server.serving import setup_process
+    from serving.lifecycle import run_command
 
-    args = build_parser().parse_args(argv)
-    setup_process(args.log_level)
-    return args.func(args)
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ import concurrent.futures
 import hashlib
 from typing import TYPE_CHECKING
 
-from model_server.batching import MicroBatcher
-from model_server.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
-from model_server.requests import decode_image
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
+from serving.batching import MicroBatcher
+from serving.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
+from serving.images import decode_image
 
 if TYPE_CHECKING:  # the embedder pulls in torch; the server binds its port before that
     from clip_server.embedder import ClipEmbedder

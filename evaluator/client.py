@@ -2,7 +2,11 @@
 
 Every call carries a deadline. UNAVAILABLE and DEADLINE_EXCEEDED are retried
 with bounded exponential backoff, preferring another replica and cooling the
-failing one down; any other status is final and becomes a per-question error.
+failing one down: the server is loading, draining or unreachable. Any other
+status is final and becomes a per-question error, and so is an UNAVAILABLE
+marked as an upstream failure (protos/wire.py): the server already retried the
+remote API it depends on as often as its settings allow, and retrying here
+would multiply the calls one question costs there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import grpc
 
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
 
 MAX_MESSAGE_BYTES = 256 << 20
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -81,6 +86,16 @@ class RetryPolicy:
         return d * (0.5 + random.random() / 2)
 
 
+def is_upstream_failure(exc: grpc.aio.AioRpcError) -> bool:
+    """The server gave up on a remote API after its own retries: not worth retrying here."""
+    return any(key == ERROR_SOURCE_KEY and value == ERROR_SOURCE_UPSTREAM
+               for key, value in exc.trailing_metadata() or ())
+
+
+def worth_retrying(exc: grpc.aio.AioRpcError) -> bool:
+    return exc.code() in RETRYABLE and not is_upstream_failure(exc)
+
+
 async def retrying(policy: RetryPolicy, once, label: str = ""):
     """Await `once()` until it answers, fails with a status not worth retrying, or the
     policy's attempts run out (with backoff between them); failures become CallFailed."""
@@ -90,7 +105,7 @@ async def retrying(policy: RetryPolicy, once, label: str = ""):
             return await once()
         except grpc.aio.AioRpcError as exc:
             last = exc
-            if exc.code() not in RETRYABLE:
+            if not worth_retrying(exc):
                 raise CallFailed(exc.code(), label + (exc.details() or ""), attempt) from None
         if attempt < policy.attempts:
             await asyncio.sleep(policy.delay(attempt))
@@ -179,7 +194,7 @@ class ModelPool:
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1
-                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and not is_upstream_failure(exc):
                     ep.cool_until = time.monotonic() + self.retry.cool_down_s
                 prev[0] = ep
                 raise
@@ -191,17 +206,3 @@ class ModelPool:
     async def close(self) -> None:
         await asyncio.gather(*(ep.channel.close() for ep in self.endpoints))
 
-
-def health_serving(target: str, timeout: float = 1.0) -> bool:
-    """grpc.health.v1 Check for "" without the grpcio-health-checking package.
-
-    The request is the empty message; SERVING is status=1, i.e. bytes 08 01.
-    """
-    with grpc.insecure_channel(target) as ch:
-        check = ch.unary_unary("/grpc.health.v1.Health/Check",
-                               request_serializer=lambda b: b,
-                               response_deserializer=lambda b: b)
-        try:
-            return check(b"", timeout=timeout) == b"\x08\x01"
-        except grpc.RpcError:
-            return False

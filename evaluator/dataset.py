@@ -14,8 +14,8 @@ from pathlib import Path
 
 from evaluator import dimensions as D
 from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
+from serving.images import PLACEHOLDER
 
-PLACEHOLDER = "<img>"
 LETTERS = ("A", "B", "C", "D")
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator import cli, sample_data
-from evaluator.client import health_serving
+from serving import processes
 
 
 @dataclass
@@ -35,51 +32,16 @@ class ServerSpec:
     args: list[str]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 @contextlib.contextmanager
 def serve(spec: ServerSpec, log_path: Path, timeout_s: float = 600.0) -> Iterator[str]:
     """Start the server, wait for health SERVING, yield its target; always stop it."""
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", spec.module, "serve", *spec.args,
-           "--host", "127.0.0.1", "--port", str(port)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while not health_serving(target):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{spec.name} server exited with {proc.returncode}; "
-                                       f"see {log_path}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{spec.name} server not SERVING after {timeout_s}s")
-                time.sleep(0.2)
-            print(f"{spec.name} server SERVING at {target} (log: {log_path})", file=sys.stderr)
-            yield target
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    proc = processes.start_server(spec.module, spec.args, name=f"{spec.name} server", log=log_path)
+    try:
+        processes.wait_serving(proc, timeout_s)
+        print(f"{spec.name} server SERVING at {proc.target} (log: {log_path})", file=sys.stderr)
+        yield proc.target
+    finally:
+        processes.stop(proc)
 
 
 def model_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
@@ -90,7 +52,7 @@ def model_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
     if not (model_dir / "config.json").exists():
         print(f"building tiny {args.arch} model in {model_dir}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", args.arch,
-                        "--out", str(model_dir)], env=child_env(), check=True)
+                        "--out", str(model_dir)], env=processes.child_env(), check=True)
     return ServerSpec("model", "model_server.cli", ["--backend", "hf", "--model", str(model_dir)])
 
 
@@ -99,7 +61,7 @@ def janus_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
     if not (model_dir / "config.json").exists():
         print(f"building tiny janus model in {model_dir}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", "janus",
-                        "--out", str(model_dir)], env=child_env(), check=True)
+                        "--out", str(model_dir)], env=processes.child_env(), check=True)
     return ServerSpec("janus model", "model_server.cli",
                       ["--backend", "janus", "--model", str(model_dir)])
 

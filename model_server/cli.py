@@ -19,29 +19,64 @@ def _kv(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def backend_settings(args: argparse.Namespace):
+    """The backend's typed settings from --backend-arg, --device and --dtype, checked before
+    anything loads; a bad or unknown key exits with one line naming the valid ones."""
+    import dataclasses
+    import logging
+
+    from model_server import backends
+    from model_server.backends.base import settings_class
+    from model_server.backends.settings import SettingsError
+
+    raw = _kv(args.backend_arg)
+    declared = {f.name for f in dataclasses.fields(settings_class(args.backend))}
+    for flag in ("device", "dtype"):
+        value = getattr(args, flag)
+        if value and flag in declared:
+            raw.setdefault(flag, value)
+        elif value:
+            logging.getLogger(__name__).info("--%s ignored: the %s backend has no %s", flag,
+                                             args.backend, flag)
+    try:
+        return backends.parse_settings(args.backend, raw)
+    except SettingsError as exc:
+        raise SystemExit(f"seedbench-model-server: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from model_server import backends
     from model_server.servicer import ModelServicer
-    from model_server.serving import run_server
     from protos import seedbench_pb2_grpc as pb_grpc
+    from serving.lifecycle import run_server
 
+    settings = backend_settings(args)
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ModelServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                              max_message_bytes=max_bytes)
-    kwargs = {"model": args.model, **_kv(args.backend_arg)}
-    if args.device:
-        kwargs["device"] = args.device
-    if args.dtype:
-        kwargs["dtype"] = args.dtype
 
     def load():
-        return backends.create(args.backend, **kwargs)
+        return backends.create(args.backend, args.model, settings)
 
     return asyncio.run(run_server(
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
         add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
     ))
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from model_server.backends import base
+    from model_server.backends.settings import describe
+
+    for key in base.available():
+        print(f"{key}: {base.entry(key).about}")
+        rows = describe(base.settings_class(key))
+        if not rows:
+            print("  (no settings)")
+        for name, kind, default, help_line in rows:
+            print(f"  {name} ({kind}, default {default}): {help_line}")
+    return 0
 
 
 def cmd_tiny(args: argparse.Namespace) -> int:
@@ -76,12 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
     s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra backend setting (repeatable), e.g. prefix_sharing=false")
+                   help="backend setting (repeatable), e.g. prefix_sharing=false; "
+                   "`seedbench-model-server backends` lists every backend's settings")
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
 
+    b = sub.add_parser("backends", help="list the backends and their settings (--backend-arg)")
+    b.add_argument("--log-level", default="WARNING")
+    b.set_defaults(func=cmd_backends)
+
     t = sub.add_parser("tiny", help="write a tiny random model directory (offline) for tests")
-    t.add_argument("--arch", required=True, help="llava, qwen2_vl, idefics3, janus")
+    t.add_argument("--arch", required=True, help="llava, qwen2_vl or janus")
     t.add_argument("--out", required=True, help="directory to write")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid"],
@@ -92,11 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model_server.serving import setup_process
+    from serving.lifecycle import run_command
 
-    args = build_parser().parse_args(argv)
-    setup_process(args.log_level)
-    return args.func(args)
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

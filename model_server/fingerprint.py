@@ -1,8 +1,10 @@
-"""A stable fingerprint of a model directory, cheap even for 100+ GB checkpoints.
+"""Fingerprints: what results are keyed by, so a rerun against another model never
+reuses old answers. Every backend computes its fingerprint here.
 
-Hashes config/tokenizer/processor files in full and, for each weight file, its
-name, size and the first and last MiB. Results are keyed by this, so a rerun
-against different weights never reuses old answers.
+A model directory: config/tokenizer/processor files in full and, for each
+weight file, its name, size and the first and last MiB (cheap even for 100+ GB
+checkpoints), plus the settings that change outputs. Anything else (a remote
+model, a script, a synthetic name): the identifying strings.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from pathlib import Path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 CHUNK = 1 << 20
+
+
+def fingerprint_text(*parts: str | bytes) -> str:
+    """Fingerprint of identifying strings (or bytes), order-sensitive."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update((p.encode() if isinstance(p, str) else p) + b"\0")
+    return h.hexdigest()[:16]
 
 
 def fingerprint_dir(path: str | Path, extra: str = "") -> str:

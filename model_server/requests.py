@@ -7,22 +7,20 @@ the caller's worker thread (see decode_images) so large images never stall it.
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 
 from PIL import Image
 
 from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
-from model_server.errors import InvalidRequest, TooLarge
 from protos import seedbench_pb2 as pb
+from serving.errors import InvalidRequest, TooLarge
+from serving.images import PLACEHOLDER, decode_image
 
-PLACEHOLDER = "<img>"
 MAX_OPTIONS = 64
-MAX_PIXELS = 64_000_000  # refuse decompression bombs well before PIL's own limit
 
 
-def check_prompt(prompt: pb.Prompt, max_images: int, *, allow_empty_text: bool = False) -> None:
-    if not prompt.text.strip() and not allow_empty_text:
+def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
+    """The one place a prompt is checked, max_images included: backends rely on it."""
+    if not prompt.text.strip():
         raise InvalidRequest("prompt.text", "is empty")
     n = len(prompt.images)
     if n > max_images:
@@ -62,22 +60,6 @@ def check_image_headers(prompt: pb.Prompt) -> None:
         if not looks_like_image(im.data):
             raise InvalidRequest(f"prompt.images[{i}]", "cannot be decoded as an image "
                                  "(not a PNG, JPEG, GIF, BMP, TIFF or WebP file)")
-
-
-def decode_image(data: bytes, field: str) -> Image.Image:
-    """Decode one encoded image file as RGB, refusing undecodable or huge input by field name."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_PIXELS:
-                raise TooLarge(f"{field}: {img.width}x{img.height} pixels is too large")
-            img.load()
-    except TooLarge:
-        raise
-    except Exception as exc:
-        raise InvalidRequest(field, f"cannot be decoded as an image ({exc})") from None
-    return img.convert("RGB")
 
 
 def decode_images(prompt: pb.Prompt) -> list[Image.Image]:

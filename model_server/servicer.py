@@ -8,10 +8,10 @@ import hashlib
 
 from model_server import requests
 from model_server.backends.base import Backend, BackendInfo
-from model_server.batching import MicroBatcher
-from model_server.errors import NotReady, grpc_errors
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from serving.batching import MicroBatcher
+from serving.errors import NotReady, grpc_errors
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
@@ -63,7 +63,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def Score(self, request, context):
         self._ready()
         requests.check_score(request, self.info.max_images)
-        if getattr(self.backend, "needs_pixels", True):
+        if self.backend.needs_pixels:
             # Decoding and the backend's CPU-side preparation run in worker threads,
             # overlapping the device thread's work on earlier batches.
             task = await asyncio.to_thread(self._prepared_task, request)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from model_server.batching import MicroBatcher
+from serving.batching import MicroBatcher
 
 
 def run(coro):
@@ -37,10 +37,8 @@ def test_concurrent_items_share_batches_and_results_stay_in_place():
 
 
 def test_one_bad_item_fails_alone():
-    def fn(items):
-        if "bad" in items:
-            raise ValueError("bad item")
-        return [x.upper() for x in items]
+    def fn(items):  # the batch contract: a result or an exception per item
+        return [ValueError("bad item") if x == "bad" else x.upper() for x in items]
 
     async def main():
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
@@ -53,6 +51,48 @@ def test_one_bad_item_fails_alone():
     a, bad, c = run(main())
     assert (a, c) == ("A", "C")
     assert isinstance(bad, ValueError)
+
+
+def test_failing_item_never_makes_its_batch_mates_run_twice():
+    calls: dict[str, int] = {}
+
+    def fn(items):
+        for x in items:
+            calls[x] = calls.get(x, 0) + 1
+        return [ValueError(f"{x} is bad") if x.startswith("bad") else x.upper() for x in items]
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=8, max_wait_ms=50)
+            items = ["a", "bad1", "c", "d", "bad2", "f"]
+            res = await asyncio.gather(*(b.submit(x) for x in items), return_exceptions=True)
+            await b.close()
+            return items, res, b.batches_run
+
+    items, res, batches = run(main())
+    assert calls == {x: 1 for x in items}  # every item computed exactly once
+    assert batches == 1
+    assert [r for r in res if not isinstance(r, Exception)] == ["A", "C", "D", "F"]
+    assert [str(r) for r in res if isinstance(r, Exception)] == ["bad1 is bad", "bad2 is bad"]
+
+
+def test_a_raising_batch_fails_every_item_once():
+    calls = []
+
+    def fn(items):
+        calls.append(list(items))
+        raise MemoryError("device out of memory")
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=4, max_wait_ms=50)
+            res = await asyncio.gather(*(b.submit(x) for x in "abc"), return_exceptions=True)
+            await b.close()
+            return res
+
+    res = run(main())
+    assert all(isinstance(r, MemoryError) for r in res)
+    assert calls == [["a", "b", "c"]]  # one call, no item re-run on its own
 
 
 def test_event_loop_stays_responsive_during_compute():

@@ -20,7 +20,8 @@ from PIL import Image  # noqa: E402
 from protos import clip_pb2 as cpb  # noqa: E402
 from protos import clip_pb2_grpc as cpb_grpc  # noqa: E402
 from protos import seedbench_pb2 as pb  # noqa: E402
-from tests.procs import health_status, server_process, wait_serving  # noqa: E402
+from serving.processes import health_status, wait_serving  # noqa: E402
+from tests.procs import server_process  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "clip_server", "configs")
@@ -184,7 +185,7 @@ def test_health_goes_serving_and_sigterm_exits_zero():
             seen = health_status(target)
             time.sleep(0.05)
         assert seen == health_pb2.HealthCheckResponse.NOT_SERVING  # port opens before torch loads
-        wait_serving(target, proc, timeout=60)
+        wait_serving(proc, timeout_s=60)
         assert health_status(target, "seedbench.v1.ClipService") == \
             health_pb2.HealthCheckResponse.SERVING
         proc.send_signal(signal.SIGTERM)

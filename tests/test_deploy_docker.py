@@ -56,11 +56,11 @@ def test_base_image_is_pinned_and_runs_unprivileged(image):
     assert not any(".venv" in ln and ln.startswith("!") for ln in lines)
 
 
-@pytest.mark.parametrize("image", ["model-server", "clip-server"])
-def test_server_images_install_pinned_torch_and_server_extra(image):
+@pytest.mark.parametrize("image,extra", [("model-server", "server"), ("clip-server", "clip")])
+def test_server_images_install_pinned_torch_and_server_extra(image, extra):
     runs = " ".join(a for k, a in instructions(DOCKER / f"Dockerfile.{image}") if k == "RUN")
     assert "torch==2.14.1" in runs and "torchvision==0.29.1" in runs
-    assert re.search(r"\.\[server\]", runs)
+    assert re.search(rf"\.\[{extra}\]", runs)
     assert "ENV" in {k for k, _ in instructions(DOCKER / f"Dockerfile.{image}")}
     assert "HF_HUB_OFFLINE=1" in (DOCKER / f"Dockerfile.{image}").read_text()
 
@@ -71,3 +71,31 @@ def test_evaluator_image_has_no_torch_or_server_extra():
     assert "pip install" in runs
     assert "[server" not in runs and "torch" not in runs.lower()
     assert "nvidia" not in text.lower()
+
+
+# What each image ships: its own package, the shared serving core and the protos; nothing else.
+SHIPS = {"model-server": {"protos", "serving", "model_server"},
+         "clip-server": {"protos", "serving", "clip_server"},
+         "evaluator": {"protos", "serving", "evaluator"}}
+
+
+@pytest.mark.parametrize("image", sorted(SHIPS))
+def test_image_ships_only_its_own_packages(image):
+    copied = {a.split()[0].rstrip("/") for k, a in instructions(DOCKER / f"Dockerfile.{image}")
+              if k == "COPY" and a.split()[0].endswith("/")}
+    assert copied == SHIPS[image]
+    sent = {ln[1:].rstrip("/") for ln in (DOCKER / f"Dockerfile.{image}.dockerignore").read_text()
+            .splitlines() if ln.startswith("!") and ln.endswith("/")}
+    assert sent == SHIPS[image]
+
+
+def test_clip_image_installs_no_transformers():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runs = " ".join(a for k, a in instructions(DOCKER / "Dockerfile.clip-server") if k == "RUN")
+    extras = re.findall(r"\.\[([\w,]+)\]", runs)
+    assert extras == ["clip"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["clip"]
+    assert not any(dep.lower().startswith("transformers") for dep in wanted)
+    assert any(dep.startswith("open_clip_torch") for dep in wanted)

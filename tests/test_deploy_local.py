@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from deploy.local import launcher
-from tests.procs import health_status
+from serving.processes import health_status
 
 ROOT = Path(__file__).resolve().parent.parent
 

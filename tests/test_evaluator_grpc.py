@@ -10,10 +10,10 @@ import time
 import pytest
 
 from evaluator import cli
-from tests import procs
+from serving.processes import ROOT, child_env, free_port
 from tests.evaluator_runs import files, write_sample
 from tests.evaluator_runs import run_args as shared_run_args
-from tests.procs import ROOT, free_port, model_server
+from tests.procs import model_server
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=20",
         "--log-level", "WARNING"]
@@ -69,7 +69,7 @@ def test_replica_dying_mid_run_is_retried(data, tmp_path):
     with model_server(SLOW) as (a, _), model_server(SLOW) as (b, proc_b):
         cmd = [sys.executable, "-m", "evaluator.cli",
                *run_args(ann, roots, f"{a},{b}", tmp_path, "--in-flight", "4")]
-        ev = subprocess.Popen(cmd, env=procs.test_env(), stdout=subprocess.DEVNULL,
+        ev = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
         try:
             wait_count(tmp_path, 20, ev)
@@ -90,7 +90,7 @@ def test_fingerprint_mismatch_is_a_clear_error(data, tmp_path):
             model_server(["--backend", "synthetic", "--model", "m2"]) as (b, _):
         r = subprocess.run([sys.executable, "-m", "evaluator.cli",
                             *run_args(ann, roots, f"{a},{b}", tmp_path)],
-                           env=procs.test_env(), capture_output=True, text=True, timeout=60)
+                           env=child_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "fingerprints differ" in r.stderr and "m1" in r.stderr and "m2" in r.stderr
 
@@ -138,7 +138,7 @@ def test_killed_run_resumes_to_identical_outputs(data, pair, tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     cmd = [sys.executable, "-m", "evaluator.cli"]
     ev = subprocess.Popen([*cmd, *run_args(ann, roots, pair[0], killed, "--in-flight", "1")],
-                          env=procs.test_env(), stdout=subprocess.DEVNULL,
+                          env=child_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     try:
         wait_count(killed, 25, ev)
@@ -150,12 +150,12 @@ def test_killed_run_resumes_to_identical_outputs(data, pair, tmp_path):
     partial = count(killed)
     assert 25 <= partial < 24 * 6
     # A report from the partial store works.
-    r = subprocess.run([*cmd, "report", str(killed), "--json"], env=procs.test_env(),
+    r = subprocess.run([*cmd, "report", str(killed), "--json"], env=child_env(),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout)["counts"]["answered"] == partial
     for out in (killed, clean):
         subprocess.run([*cmd, *run_args(ann, roots, pair[0], out, "--in-flight", "8")],
-                       env=procs.test_env(), check=True, capture_output=True, timeout=120)
+                       env=child_env(), check=True, capture_output=True, timeout=120)
     assert json.loads((killed / "run.json").read_text())["todo"] == 24 * 6 - partial
     assert files(killed) == files(clean)
     assert count(killed) == 24 * 6
@@ -175,7 +175,7 @@ def test_evaluator_imports_no_torch():
             "evaluator.dataset, evaluator.media, evaluator.methods, evaluator.metrics, "
             "evaluator.report, evaluator.store, evaluator.submission, evaluator.sample_data, "
             "evaluator.progress, evaluator.dimensions, evaluator.demo\nrc = 0")
-    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=procs.test_env(),
+    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -184,7 +184,7 @@ def test_seedbench_run_imports_no_torch(data, pair, tmp_path):
     ann, roots = data
     args = run_args(ann, roots, pair[0], tmp_path, "--dimensions", "1")
     body = f"from evaluator import cli\nrc = cli.main({args!r})"
-    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=procs.test_env(),
+    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BAD []" in r.stdout

@@ -13,7 +13,7 @@ from evaluator.dataset import Dataset, Filters, Invalid, Question
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 from protos import seedbench_pb2 as pb
-from tests import procs
+from serving.processes import child_env
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server
 
@@ -199,7 +199,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(scripted, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "evaluator.cli",
            *run_args(ann, roots, model, out, "--dimensions", "1,2,25", "--dry-run", "--json")]
-    r = subprocess.run(cmd, env=procs.test_env(), capture_output=True, text=True, timeout=60)
+    r = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
     assert p["model"]["name"] == "plan-model" and p["benchmark"] == "SEED-Bench-2"
@@ -212,7 +212,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(scripted, tmp_path):
     assert not out.exists(), "a dry run writes nothing"
     assert not log.exists() or not log.read_text().strip(), "a dry run asks no question"
     # The table form names the same things.
-    r = subprocess.run(cmd[:-1], env=procs.test_env(), capture_output=True, text=True,
+    r = subprocess.run(cmd[:-1], env=child_env(), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "score_handler" in r.stdout and "requires --clip" in r.stdout
     # The real run then follows that plan: its summary says what the plan said.

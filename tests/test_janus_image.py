@@ -17,7 +17,8 @@ from PIL import Image  # noqa: E402
 
 from protos import seedbench_pb2 as pb  # noqa: E402
 from protos import seedbench_pb2_grpc as pb_grpc  # noqa: E402
-from tests.procs import free_port, model_server  # noqa: E402
+from serving.processes import free_port  # noqa: E402
+from tests.procs import model_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -73,10 +74,9 @@ def test_tiny_maker_is_deterministic_and_loads(janus_dir, tmp_path):
 
 def test_generate_image_conditions_on_input_images(janus_dir):
     """Dim 26: the input images reach the prompt (greedy, so small changes show)."""
-    from model_server import requests
-    from model_server.backends.janus import JanusBackend
+    from model_server import backends, requests
 
-    backend = JanusBackend(model=str(janus_dir), image_temperature="0", unknown_setting="x")
+    backend = backends.create("janus", str(janus_dir), image_temperature="0")
     assert backend.info().details["image_temperature"] == "0.0"
 
     def run(images):
@@ -169,11 +169,11 @@ def test_generate_text(stub):
 
 
 def test_backend_without_image_generation_is_unimplemented():
-    """A backend that keeps BaseBackend's generate_image answers UNIMPLEMENTED."""
-    from model_server.backends.base import BackendInfo, BaseBackend, OptionScore
+    """A backend that keeps Backend's generate_image answers UNIMPLEMENTED."""
+    from model_server.backends.base import Backend, BackendInfo, OptionScore
     from model_server.servicer import ModelServicer
 
-    class ScoreOnly(BaseBackend):
+    class ScoreOnly(Backend):
         def info(self):
             return BackendInfo(name="score-only", backend="test", fingerprint="0")
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from evaluator import cli, l3, sample_data
-from tests import procs
+from serving.processes import ROOT, child_env, free_port
 from tests.evaluator_runs import files, run_args, write_sample
-from tests.procs import free_port, model_server, server_process
+from tests.procs import model_server, server_process
 from tests.tiny_models import tiny_model
 
 QUIET = ["--log-level", "WARNING"]
@@ -117,7 +117,7 @@ def test_killed_l3_run_resumes_to_identical_outputs(data, janus, clip, tmp_path)
     args = ["--clip", clip, "--dimensions", "24,25,26,27", "--in-flight", "1"]
     cmd = [sys.executable, "-m", "evaluator.cli"]
     ev = subprocess.Popen([*cmd, *run_args(ann, roots, janus, killed, *args)],
-                          env=procs.test_env(), stdout=subprocess.DEVNULL,
+                          env=child_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -134,7 +134,7 @@ def test_killed_l3_run_resumes_to_identical_outputs(data, janus, clip, tmp_path)
     assert 6 <= partial < 16
     for out in (killed, clean):
         subprocess.run([*cmd, *run_args(ann, roots, janus, out, *args[:-2])],
-                       env=procs.test_env(), check=True, capture_output=True, timeout=120)
+                       env=child_env(), check=True, capture_output=True, timeout=120)
     assert json.loads((killed / "run.json").read_text())["todo"] == 16 - partial
     assert files(killed) == files(clean)
     assert summary(killed)["averages"]["P3"] is not None
@@ -288,7 +288,7 @@ def test_l3_run_imports_no_torch(scripted, clip, tmp_path):
         "bad = [m for m in ('torch', 'transformers', 'model_server', 'open_clip')"
         " if m in sys.modules]",
         "print('BAD', bad)", "sys.exit(3 if bad else rc)"])
-    r = subprocess.run([sys.executable, "-c", code], env=procs.test_env(), capture_output=True,
-                       text=True, timeout=60, cwd=procs.ROOT)
+    r = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BAD []" in r.stdout and summary(tmp_path)["dimensions"]["27"]["total"] == 3

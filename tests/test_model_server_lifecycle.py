@@ -11,8 +11,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from serving.processes import child_env, health_status, wait_serving
 from tests.images import png
-from tests.procs import health_status, model_server, wait_serving
+from tests.procs import model_server
 
 SERVICE = "seedbench.v1.ModelService"
 
@@ -39,7 +40,7 @@ def test_not_serving_until_loaded_then_serving():
             except grpc.RpcError as err:
                 assert err.code() == grpc.StatusCode.UNAVAILABLE
                 assert "loading" in err.details()
-        wait_serving(target, proc, timeout=30)
+        wait_serving(proc, timeout_s=30)
         assert health_status(target, SERVICE) == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -72,10 +73,8 @@ def _serve_once(*args: str):
     import subprocess
     import sys
 
-    from tests.procs import test_env
-
     return subprocess.run([sys.executable, "-m", "model_server.cli", "serve", "--port", "0", *args],
-                          env=test_env(), capture_output=True, text=True, timeout=120)
+                          env=child_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_unknown_backend_is_refused_by_the_cli():

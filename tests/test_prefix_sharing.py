@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from model_server.backends.base import ScoreTask
-from model_server.backends.hf import HFBackend
+from model_server.backends.hf import HFBackend, Planned
 from tests.images import png
 from tests.tiny_models import tiny_model
 
@@ -75,7 +75,7 @@ def test_tasks_prepared_concurrently_off_the_device_thread_score_the_same(backen
             prepared = list(pool.map(backend.prepare, MIXED * 3))
     finally:
         backend.prepare_ahead = False
-    assert all(t.prepared is not None for t in prepared)
+    assert all(isinstance(t, Planned) and t.shared is not None for t in prepared)
     got = backend.score(prepared)
     for task, scores in zip(MIXED * 3, got, strict=True):
         for g, w in zip(scores, backend.score_per_option(task), strict=True):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.procs import ROOT
+from serving.processes import ROOT
 
 
 def test_generated_code_is_fresh(tmp_path: Path):

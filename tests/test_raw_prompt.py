@@ -19,10 +19,10 @@ from transformers import AutoProcessor
 
 from model_server.backends.base import ScoreTask
 from model_server.backends.chat_prompt import image_marker, raw_renders, render_raw
-from model_server.errors import InvalidRequest
 from model_server.tiny import LLAVA_TEMPLATE
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from serving.errors import InvalidRequest
 from tests.images import png, sha
 from tests.procs import model_server
 from tests.tiny_models import tiny_model

@@ -8,6 +8,7 @@ real sockets.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -21,6 +22,7 @@ import grpc
 import pytest
 from PIL import Image
 
+from evaluator.client import CallFailed, ModelPool, RetryPolicy
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from tests.images import png
@@ -71,6 +73,8 @@ class FakeAPI:
         with self.lock:
             self.requests: list[tuple[str, dict, dict]] = []
             self.script: list[tuple[int, dict, dict]] = []
+            # substring of the request body -> the answer to every such request (a "poisoned" question)
+            self.fail_when: dict[str, tuple[int, dict, dict]] = {}
             self.delay_s = 0.0
             self.in_flight = 0
             self.max_in_flight = 0
@@ -90,6 +94,9 @@ class FakeAPI:
         with self.lock:
             self.requests.append((h.path, dict(h.headers), body))
             scripted = self.script.pop(0) if self.script else None
+            text = json.dumps(body)
+            scripted = scripted or next((answer for needle, answer in self.fail_when.items()
+                                         if needle in text), None)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -344,3 +351,73 @@ def test_echo_refuses_images(echo_stub):
         echo_stub.Score(score_req("What is it?", ["x", "y"], [png(1)]), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "text only" in err.value.details()
+
+
+# -- one retry layer: what an upstream failure costs ------------------------------------------------
+
+MAX_CALLS = 3  # max_retries=2 in _serve: the documented bound is max_retries + 1 calls per request
+
+
+@pytest.fixture(scope="module")
+def letter_target(api):
+    with _serve("openai", api, "score_mode=chat-letter") as (target, _):
+        yield target
+
+
+def _letter_question(i: int, poisoned: bool = False) -> pb.ScoreRequest:
+    text = f"Question {i}{' POISON' if poisoned else ''}?\nA. x\nB. y"
+    return score_req(text, "AB", rid=f"q{i}")
+
+
+def _chat_calls_per_question(api: FakeAPI) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for body in api.calls("/v1/chat/completions"):
+        text = body["messages"][0]["content"][-1]["text"]
+        key = text.split("?")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_upstream_failure_costs_at_most_the_documented_calls_through_the_evaluator(
+        letter_target, api):
+    api.fail_when = {"POISON": (503, {"error": {"message": "overloaded"}}, {})}
+
+    async def main():
+        pool = ModelPool([letter_target], retry=RetryPolicy(attempts=5, backoff_s=0.01))
+        await pool.connect()
+        try:
+            with pytest.raises(CallFailed) as err:
+                await pool.call("Score", _letter_question(0, poisoned=True), deadline_s=30)
+            return err.value
+        finally:
+            await pool.close()
+
+    failure = asyncio.run(main())
+    assert failure.attempts == 1  # the evaluator did not retry an upstream failure
+    assert failure.code == grpc.StatusCode.UNAVAILABLE and "503" in str(failure)
+    assert _chat_calls_per_question(api) == {"Question 0 POISON": MAX_CALLS}
+
+
+def test_failing_question_in_a_batch_costs_its_neighbours_nothing(api):
+    """One permanently failing question among six sent at once: the five others are asked once."""
+    api.fail_when = {"POISON": (500, {"error": {"message": "boom"}}, {})}
+    args = ["--backend", "openai", "--model", "fake-model", "--max-wait-ms", "300",  # one batch
+            "--max-batch", "8", "--backend-arg", f"base_url={api.url}",
+            "--backend-arg", "max_retries=2", "--backend-arg", "backoff_s=0.01"]
+
+    async def main(target):
+        async with grpc.aio.insecure_channel(target) as ch:
+            stub = pb_grpc.ModelServiceStub(ch)
+            calls = [stub.Score(_letter_question(i, poisoned=(i == 2)), timeout=30)
+                     for i in range(6)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    with model_server(args, timeout=60) as (target, _):
+        results = asyncio.run(main(target))
+    failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    assert failed == [2]
+    assert results[2].code() == grpc.StatusCode.UNAVAILABLE
+    assert all(len(r.scores) == 2 for i, r in enumerate(results) if i != 2)
+    counts = _chat_calls_per_question(api)
+    assert counts.pop("Question 2 POISON") == MAX_CALLS
+    assert counts == {f"Question {i}": 1 for i in (0, 1, 3, 4, 5)}

@@ -11,16 +11,11 @@ from PIL import Image
 
 from model_server import backends
 from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
-from model_server.backends.remote import (
-    OpenAIBackend,
-    VLLMBackend,
-    letter_logprobs,
-    option_span,
-    to_png,
-)
+from model_server.backends.remote import OpenAIBackend, VLLMBackend, to_png
 from model_server.backends.remote_http import HttpClient, PermissionDenied, api_message
-from model_server.errors import InvalidRequest, NotReady, NotSupported, TooLarge
-from tests.procs import free_port
+from model_server.backends.remote_scoring import letter_logprobs, option_span
+from serving.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
+from serving.processes import free_port
 from tests.test_remote_api import FakeAPI, fake_token_logprob
 
 KEY = "sk-unit-secret"
@@ -43,11 +38,19 @@ def _clean(request, monkeypatch):
 
 def make(api, **kw) -> OpenAIBackend:
     kw = {"base_url": api.url, "max_retries": "2", "backoff_s": "0.01", "timeout_s": "10", **kw}
-    return OpenAIBackend(model="fake-model", **kw)
+    return backends.create("openai", "fake-model", **kw)
 
 
 def stask(text="What color is it?", options=("red", "green"), images=(), eot=False):
     return ScoreTask("q", text, list(images), list(options), eot)
+
+
+def raise_errors(results: list) -> list:
+    """score() returns a failed task's error in its place; raise the first one."""
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
 
 
 def img(color=(10, 20, 30)) -> Image.Image:
@@ -97,7 +100,7 @@ def test_to_png_converts():
     Image.new("RGB", (5, 4), (1, 2, 3)).save(buf, format="JPEG")
     out = to_png(buf.getvalue())
     assert out.startswith(b"\x89PNG") and Image.open(io.BytesIO(out)).size == (5, 4)
-    with pytest.raises(NotReady):
+    with pytest.raises(UpstreamError):  # a malformed answer, not "loading"
         to_png(b"junk")
 
 
@@ -110,16 +113,16 @@ def test_registry_keys_and_defaults(monkeypatch):
     v = backends.create("vllm", model="m")
     assert isinstance(v, VLLMBackend)
     assert v.base_url == "http://127.0.0.1:8000/v1" and v.score_mode == "completions-echo"
-    assert v.echo_max_tokens == 1 and v.info().backend == "vllm"
+    assert v.settings.echo_max_tokens == 1 and v.info().backend == "vllm"
 
 
 def test_bad_settings_fail_at_start():
     with pytest.raises(ValueError, match="score_mde"):
-        OpenAIBackend(model="m", score_mde="chat-letter")
+        backends.create("openai", "m", score_mde="chat-letter")
     with pytest.raises(ValueError, match="score_mode"):
-        OpenAIBackend(model="m", score_mode="logits")
+        backends.create("openai", "m", score_mode="logits")
     with pytest.raises(ValueError, match="capabilities"):
-        OpenAIBackend(model="m", capabilities="score,video")
+        backends.create("openai", "m", capabilities="score,video")
 
 
 def test_fingerprint_tracks_scoring_settings(api):
@@ -175,10 +178,10 @@ def test_status_mapping(api, status, exc):
     assert len(api.requests) == 1
 
 
-def test_connection_refused_is_not_ready():
-    b = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries="1",
-                      backoff_s="0.01")
-    with pytest.raises(NotReady, match="unreachable after 2 attempts"):
+def test_connection_refused_is_an_upstream_error():
+    b = backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                        max_retries="1", backoff_s="0.01")
+    with pytest.raises(UpstreamError, match="unreachable after 2 attempts"):
         b.generate(GenerateTask("g", "Hi?", []))
 
 
@@ -200,7 +203,7 @@ def test_undeclared_capability_is_unimplemented(api):
 
 def test_end_of_turn_refused(api):
     with pytest.raises(InvalidRequest, match="include_end_of_turn"):
-        make(api).score([stask(options="AB", eot=True)])
+        raise_errors(make(api).score([stask(options="AB", eot=True)]))
 
 
 def test_text_only_drops_images_and_placeholders(api):

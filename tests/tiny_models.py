@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.procs import test_env
+from serving.processes import child_env
 
 _BUILT: dict[str, Path] = {}
 
@@ -16,6 +16,6 @@ def tiny_model(arch: str, base: Path) -> Path:
     if arch not in _BUILT:
         out = base / f"tiny-{arch}"
         subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", arch,
-                        "--out", str(out)], check=True, env=test_env(), capture_output=True)
+                        "--out", str(out)], check=True, env=child_env(), capture_output=True)
         _BUILT[arch] = out
     return _BUILT[arch]

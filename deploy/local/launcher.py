@@ -18,25 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import grpc
+from serving.processes import ServerExited, alive, health, start_server, stop, wait_serving
+from serving.processes import ServerProcess as Proc
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 STATE_FILE = "state.json"
-HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-# grpc.health.v1.HealthCheckResponse.ServingStatus
-STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
-SERVING = 1
 MODULES = {"model": "model_server.cli", "clip": "clip_server.cli"}
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 def default_run_dir() -> Path:
@@ -46,145 +37,17 @@ def default_run_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"seedbench-local-{os.getuid()}"
 
 
-@dataclass
-class Proc:
-    name: str  # model-0, model-1, clip-0
-    role: str  # model | clip
-    pid: int
-    start_time: int | None  # /proc/<pid>/stat starttime: guards against pid reuse
-    host: str
-    port: int
-    log: str
-    cmd: list[str] = field(default_factory=list)
-
-    @property
-    def target(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-# ----------------------------------------------------------------------------- processes
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) from /proc, or None if not there."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if the process is our own child (else it is init's)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def alive(p: Proc) -> bool:
-    _reap(p.pid)
-    st = _stat(p.pid)
-    if st is None:
-        if Path("/proc/self/stat").exists():
-            return False
-        try:  # no procfs: signal 0 is the best test there is
-            os.kill(p.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return False
-        return True
-    state, start = st
-    if state in ("Z", "X"):
-        return False
-    return p.start_time is None or start == p.start_time
-
-
-def stop(procs: list[Proc], timeout_s: float) -> list[str]:
-    """SIGTERM all (they drain in parallel), SIGKILL what is left at the deadline."""
-    notes = []
-    for p in procs:
-        if alive(p):
-            os.kill(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(alive(p) for p in procs):
-        time.sleep(0.1)
-    for p in procs:
-        if alive(p):
-            notes.append(f"{p.name} (pid {p.pid}) still running after {timeout_s:g}s: SIGKILL")
-            os.kill(p.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(p) for p in procs):
-        time.sleep(0.05)
-    return notes
-
-
-def health(target: str, service: str = "", timeout_s: float = 1.0) -> str:
-    """grpc.health.v1 Check, spoken with raw bytes (no grpc_health import needed)."""
-    request = service.encode()
-    request = (b"\x0a" + bytes([len(request)]) + request) if request else b""
-    with grpc.insecure_channel(target) as ch:
-        try:
-            resp = ch.unary_unary(HEALTH_CHECK)(request, timeout=timeout_s)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            return f"UNREACHABLE ({code.name if code else exc})"
-    status = resp[1] if len(resp) >= 2 and resp[0] == 0x08 else 0
-    return STATUS_NAMES.get(status, str(status))
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    return env
-
-
 def spawn(name: str, role: str, args: list[str], host: str, port: int, run_dir: Path) -> Proc:
-    log = run_dir / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", MODULES[role], "serve", *args, "--host", host, "--port", str(port)]
-    with open(log, "wb") as f:
-        # A session of its own: the servers outlive this command and ignore its Ctrl-C.
-        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                 env=_child_env(), cwd=ROOT, start_new_session=True)
-    st = _stat(popen.pid)
-    return Proc(name, role, popen.pid, st[1] if st else None, host, port, str(log), cmd)
-
-
-def _log_tail(p: Proc, lines: int = 15) -> str:
-    try:
-        text = Path(p.log).read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join("    " + ln for ln in text[-lines:])
+    return start_server(MODULES[role], args, name=name, role=role, host=host, port=port,
+                        log=run_dir / "logs" / f"{name}.log", detach=True)
 
 
 def wait_ready(procs: list[Proc], timeout_s: float) -> str | None:
-    """Wait for the bound port (port 0 case) and SERVING on every process; None or an error."""
-    deadline = time.monotonic() + timeout_s
-    pending = list(procs)
-    while pending:
-        for p in list(pending):
-            if not alive(p):
-                return f"{p.name} exited before SERVING; log {p.log}:\n{_log_tail(p)}"
-            if p.port == 0:
-                m = LISTENING.search(Path(p.log).read_text(errors="replace"))
-                if not m:
-                    continue
-                p.port = int(m.group(2))
-            if health(p.target) == "SERVING":
-                pending.remove(p)
-        if not pending:
-            return None
-        if time.monotonic() > deadline:
-            names = ", ".join(f"{p.name} ({p.target})" for p in pending)
-            logs = Path(procs[0].log).parent
-            return f"not SERVING after {timeout_s:g}s: {names}; see logs in {logs}"
-        time.sleep(0.1)
+    """Wait for SERVING on every process; None, or what went wrong."""
+    try:
+        wait_serving(procs, timeout_s)
+    except (ServerExited, TimeoutError) as exc:
+        return str(exc)
     return None
 
 
@@ -203,7 +66,7 @@ def save_state(run_dir: Path, procs: list[Proc], settings: dict) -> dict:
     targets = {role: ",".join(p.target for p in procs if p.role == role)
                for role in ("model", "clip") if any(p.role == role for p in procs)}
     state = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
-             "targets": targets, "procs": [asdict(p) for p in procs]}
+             "targets": targets, "procs": [p.record() for p in procs]}
     tmp = run_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     tmp.replace(run_dir / STATE_FILE)

@@ -1,4 +1,4 @@
-"""Backends: the model-specific half of the server, behind one small protocol."""
+"""Backends: the model-specific half of the server, behind one small contract (base.py)."""
 
 from model_server.backends.base import (
     Backend,
@@ -7,10 +7,11 @@ from model_server.backends.base import (
     GenerateImageTask,
     GenerateTask,
     OptionScore,
+    ScoreResult,
     ScoreTask,
     available,
     create,
-    register,
+    parse_settings,
 )
 
 __all__ = [
@@ -20,8 +21,9 @@ __all__ = [
     "GenerateTask",
     "GeneratedImage",
     "OptionScore",
+    "ScoreResult",
     "ScoreTask",
     "available",
     "create",
-    "register",
+    "parse_settings",
 ]

@@ -1,20 +1,25 @@
-"""The backend protocol and registry.
+"""The backend contract and the registry.
 
-A backend turns validated tasks (decoded images, text, options) into numbers or
-images. It is called from one worker thread, never from the event loop, and
-receives score tasks in batches so it can use the device well.
+A backend turns validated tasks (decoded images, text, options) into numbers,
+text or images. The servicer validates every request before a backend sees it
+(field checks, `<img>` count, at most `info().max_images` images, at most 64
+options), so a backend never re-checks those. Backend methods run on one
+device thread, never on the event loop, except `prepare`, which runs in worker
+threads, several at once.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, ClassVar, Generic, TypeVar
 
 from PIL import Image
 
-from model_server.errors import NotSupported
+from model_server.backends.settings import parse
+from serving.errors import NotSupported
 
 
 @dataclass(frozen=True)
@@ -26,13 +31,16 @@ class ScoreTask:
     include_end_of_turn: bool = False
     raw_prompt: bool = False  # no chat template: text as sent, each option appended directly
     image_sha256: Sequence[str] = ()  # of the encoded bytes, always set
-    prepared: object = None  # what the backend's prepare() computed ahead of the device
 
 
 @dataclass(frozen=True)
 class OptionScore:
     logprob_sum: float
     num_tokens: int
+
+
+# What `score` returns for one task: its options' scores, or the error of that task alone.
+ScoreResult = list[OptionScore] | Exception
 
 
 @dataclass(frozen=True)
@@ -73,64 +81,149 @@ class BackendInfo:
     details: dict[str, str] = field(default_factory=dict)
 
 
-class Backend(Protocol):
-    def info(self) -> BackendInfo: ...
-
-    def prepare(self, task: ScoreTask) -> ScoreTask:
-        """CPU-side work for one task, run in a worker thread before batching (may return
-        the task with `prepared` set), so it overlaps the device's work on other batches."""
-
-    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
-        """Score every option of every task; one inner list per task, options in order."""
-
-    def generate(self, task: GenerateTask) -> str: ...
-
-    def generate_image(self, task: GenerateImageTask) -> GeneratedImage: ...
+# The backend's own form of a prepared score task (ScoreTask unless it overrides prepare).
+Prepared = TypeVar("Prepared")
 
 
-class BaseBackend:
-    """Defaults for optional capabilities: UNIMPLEMENTED."""
+class Backend(abc.ABC, Generic[Prepared]):
+    """What every backend provides; optional capabilities default to UNIMPLEMENTED.
 
-    # False: scoring never looks at pixels, so the server only checks that each
-    # image is a recognisable image file and skips decoding it.
-    needs_pixels = True
+    A backend is built as `Backend(model, settings)`: `model` is `--model`,
+    `settings` an instance of the frozen dataclass its registry entry names
+    (declared with `settings.setting(default, help)`, converted by settings.parse).
+    """
 
-    def prepare(self, task: ScoreTask) -> ScoreTask:
+    # False: `score` never looks at pixels. The server then only checks each image's
+    # file signature and hands ScoreTask.images empty (image_sha256 still set).
+    needs_pixels: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Name, fingerprint (results are keyed by it), capabilities, max_images and
+        free-form details; called once after loading, its answer is cached."""
+
+    def prepare(self, task: ScoreTask) -> Prepared:
+        """CPU-side work for one validated score task, ahead of the device.
+
+        Runs in a worker thread (several concurrently, so it must be thread-safe)
+        while the device thread works on earlier batches. Returns the object
+        `score` will receive for this task; the server never looks inside it.
+        The default hands the task through unchanged. Errors raised here fail
+        this task alone, with their status code.
+        """
         return task
 
+    @abc.abstractmethod
+    def score(self, tasks: Sequence[Prepared]) -> list[ScoreResult]:
+        """Rank the options of each task; one entry per task, in the order given.
+
+        Each task is `prepare(ScoreTask)`'s result. For each option the entry
+        holds an OptionScore, options in request order:
+
+        - logprob_sum: the sum, over the option's tokens, of log p(token | every
+          token before it), where the sequence is the prompt as the model reads
+          it (for chat models: the chat template's user turn with the images and
+          the text, then the assistant turn holding the option) followed by the
+          option. The option's tokens start at the first token where the
+          tokenisation of prompt + option departs from the tokenisation of the
+          prompt alone (a token merged across the boundary counts as the
+          option's) and end with the option's last token; with
+          include_end_of_turn the one end-of-turn token after it counts too.
+        - num_tokens: how many tokens were summed, so a client can normalise.
+
+        A backend that cannot score this way says what it scores instead in
+        `info().details` (e.g. a remote API's first-token letter log-probs,
+        num_tokens = 1).
+
+        An entry may instead be an exception (a ServiceError; anything else maps
+        to INTERNAL): that task fails alone and the others keep their results.
+        Raising from `score` fails every task of the batch; keep it for failures
+        that really are the whole batch's (e.g. the device ran out of memory).
+        No task is ever re-run by the caller.
+        """
+
     def generate(self, task: GenerateTask) -> str:
+        """Greedy (temperature 0) or seeded sampled text after the prompt, at most
+        task.max_new_tokens tokens, special tokens removed."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")
 
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        """One PNG for the prompt, byte-identical for the same request and seed."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate images")
 
 
-_REGISTRY: dict[str, str | Callable[..., Backend]] = {
-    # key -> "module:factory", imported on first use so torch loads only when needed
-    "hf": "model_server.backends.hf:HFBackend",
-    "synthetic": "model_server.backends.synthetic:SyntheticBackend",
-    "janus": "model_server.backends.janus:JanusBackend",
-    "openai": "model_server.backends.remote:OpenAIBackend",
-    "vllm": "model_server.backends.remote:VLLMBackend",
-    "scripted": "model_server.backends.scripted:ScriptedBackend",
+def score_each(tasks: Sequence[Any], score_one: Callable[[Any], list[OptionScore]]
+               ) -> list[ScoreResult]:
+    """Score tasks one by one, an exception standing in for the result of a task that failed."""
+    out: list[ScoreResult] = []
+    for t in tasks:
+        try:
+            out.append(score_one(t))
+        except Exception as exc:  # noqa: BLE001 - that task's result, mapped by the servicer
+            out.append(exc)
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered backend: lazy "module:attr" references, so torch loads only when needed."""
+
+    backend: str
+    settings: str  # a torch-free module, so settings are checked before any model code loads
+    about: str
+
+
+_REGISTRY: dict[str, Entry] = {
+    "hf": Entry("model_server.backends.hf:HFBackend",
+                "model_server.backends.local_settings:HFSettings",
+                "transformers vision-language models (model directory)"),
+    "janus": Entry("model_server.backends.janus:JanusBackend",
+                   "model_server.backends.local_settings:JanusSettings",
+                   "Janus: scores options, writes text and generates images (model directory)"),
+    "openai": Entry("model_server.backends.remote:OpenAIBackend",
+                    "model_server.backends.remote_settings:OpenAISettings",
+                    "an OpenAI-compatible HTTP API (remote model id)"),
+    "vllm": Entry("model_server.backends.remote:VLLMBackend",
+                  "model_server.backends.remote_settings:VLLMSettings",
+                  "a vLLM OpenAI-compatible server (remote model id)"),
+    "synthetic": Entry("model_server.backends.synthetic:SyntheticBackend",
+                       "model_server.backends.synthetic:SyntheticSettings",
+                       "hash-derived scores, no model (any name)"),
+    "scripted": Entry("model_server.backends.scripted:ScriptedBackend",
+                      "model_server.backends.settings:NoSettings",
+                      "a test double driven by a JSON script (script file)"),
 }
 
 
-def register(key: str, factory: str | Callable[..., Backend]) -> None:
-    """Add a backend: a callable, or a lazy "module:attr" reference."""
-    _REGISTRY[key] = factory
+def _load(ref: str) -> Any:
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(key: str, **kwargs) -> Backend:
+def entry(key: str) -> Entry:
     try:
-        factory = _REGISTRY[key]
+        return _REGISTRY[key]
     except KeyError:
         raise ValueError(f"unknown backend {key!r}; choose from {', '.join(available())}") from None
-    if isinstance(factory, str):
-        module, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module), attr)
-    return factory(**kwargs)
+
+
+def settings_class(key: str) -> type:
+    return _load(entry(key).settings)
+
+
+def parse_settings(key: str, raw: dict[str, Any]) -> Any:
+    """The backend's settings from KEY=VALUE pairs; SettingsError names a bad or unknown key."""
+    return parse(settings_class(key), raw, backend=key)
+
+
+def create(key: str, model: str = "", settings: Any = None, **raw: Any) -> Backend:
+    """Build backend `key` for `model`, from parsed settings or raw KEY=VALUE settings."""
+    if settings is None:
+        settings = parse_settings(key, raw)
+    elif raw:
+        raise TypeError("pass settings or raw settings, not both")
+    return _load(entry(key).backend)(model, settings)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model_server.errors import InvalidRequest
-
-PLACEHOLDER = "<img>"
+from serving.errors import InvalidRequest
+from serving.images import PLACEHOLDER
 
 
 def user_content(text: str, n_images: int) -> list[dict]:

@@ -16,7 +16,6 @@ Two ways to compute it, with equal results:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import threading
@@ -29,11 +28,13 @@ import transformers
 from transformers import AutoConfig, AutoProcessor
 
 from model_server.backends.base import (
+    Backend,
     BackendInfo,
-    BaseBackend,
     GenerateTask,
     OptionScore,
+    ScoreResult,
     ScoreTask,
+    score_each,
 )
 from model_server.backends.chat_prompt import (
     answer_span,
@@ -42,35 +43,16 @@ from model_server.backends.chat_prompt import (
     raw_renders,
     render,
 )
-from model_server.errors import InvalidRequest, TooLarge
+from model_server.backends.local_settings import HFSettings
+from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
+from serving.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
 # Architectures whose prefix sharing is implemented and tested, by position scheme.
 ONE_D_ROPE = {"llava"}
 MULTI_AXIS_ROPE = {"qwen2_vl", "qwen2_5_vl"}
-PIXEL_KEYS_EXCLUDED = {"input_ids", "attention_mask"}
-
-
-def _bool(v) -> bool:
-    return str(v).lower() in ("1", "true", "yes", "on")
-
-
-def pick_device(device: str) -> str:
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def pick_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype:
-        value = getattr(torch, dtype, None)
-        if not isinstance(value, torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
-        return value
-    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    return torch.bfloat16 if on_gpu else torch.float32
 
 
 @dataclass
@@ -86,7 +68,12 @@ class _CannotShare(Exception):
     pass
 
 
-_NOT_SHAREABLE = object()  # prepare() found the prefix cannot be shared: per-option
+@dataclass(frozen=True)
+class Planned:
+    """A question with its scoring plan, made by prepare (ahead) or on the device thread."""
+
+    task: ScoreTask
+    shared: _Prepared | None  # None: score per option (sharing off or not applicable)
 
 
 def _budget_groups(items: list, cost, budget: int) -> list[list]:
@@ -104,19 +91,21 @@ def _budget_groups(items: list, cost, budget: int) -> list[list]:
     return groups
 
 
-class HFBackend(BaseBackend):
-    def __init__(self, model: str, device: str = "", dtype: str = "", prefix_sharing: str = "auto",
-                 max_images: str | int = 16, threads: str | int = 0,
-                 max_batch_tokens: str | int = 65536, prepare_ahead: str = "auto", **_ignored):
-        if int(threads) > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
-            torch.set_num_threads(int(threads))
+class HFBackend(Backend[ScoreTask | Planned]):
+    """prepare returns a Planned task when it runs ahead (accelerators), else the ScoreTask
+    unchanged, planned on the device thread."""
+
+    def __init__(self, model: str, settings: HFSettings | None = None):
+        settings = settings or HFSettings()
+        if settings.threads > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
+            torch.set_num_threads(settings.threads)
         self._cpu_lock = threading.RLock()
         path = Path(model)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in model directory {model!r}")
         self.path = path
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(settings.dtype, self.device)
         config = AutoConfig.from_pretrained(path)
         self.model_type = config.model_type
         arch = (config.architectures or [None])[0]
@@ -136,14 +125,14 @@ class HFBackend(BaseBackend):
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
-        self.max_images = int(max_images)
-        self.prepare_ahead = (not self.device.startswith("cpu") if prepare_ahead == "auto"
-                              else _bool(prepare_ahead))
+        self.max_images = settings.max_images
+        self.prepare_ahead = (not self.device.startswith("cpu") if settings.prepare_ahead is None
+                              else settings.prepare_ahead)
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
-        self.max_batch_tokens = int(max_batch_tokens)
+        self.max_batch_tokens = settings.max_batch_tokens
         supported = self.model_type in ONE_D_ROPE | MULTI_AXIS_ROPE
-        wanted = prefix_sharing == "auto" or _bool(prefix_sharing)
+        wanted = settings.prefix_sharing is not False
         self.prefix_sharing = wanted and supported
         if wanted and not supported:
             self.sharing_note = f"off: not implemented for {self.model_type}; per-option forwards"
@@ -221,39 +210,38 @@ class HFBackend(BaseBackend):
         return float(logp.gather(-1, ids[begin:end, None]).sum())
 
     # ------------------------------------------------------------- scoring
-    def prepare(self, task: ScoreTask) -> ScoreTask:
+    def prepare(self, task: ScoreTask) -> ScoreTask | Planned:
         """Render, tokenise and preprocess images off the device thread (prefix-shared path).
 
         Only for accelerators: there the CPU work overlaps the device's; on a CPU
         device it would only take cores from the model's own threads.
         """
-        if (not self.prefix_sharing or not self.prepare_ahead
-                or len(task.images) > self.max_images):
+        if not self.prefix_sharing or not self.prepare_ahead:
             return task
-        return self._prepared(task)
+        return self._plan(task)
 
-    def _prepared(self, task: ScoreTask) -> ScoreTask:
+    def _plan(self, task: ScoreTask) -> Planned:
+        if not self.prefix_sharing:
+            return Planned(task, None)
         try:
-            prepared = self._prepare(task)
+            return Planned(task, self._prepare(task))
         except _CannotShare as exc:
             log.warning("[%s] prefix sharing not applicable (%s); per-option", task.request_id, exc)
-            prepared = _NOT_SHAREABLE
-        return dataclasses.replace(task, prepared=prepared)
+            return Planned(task, None)
 
-    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
-        for t in tasks:
-            if len(t.images) > self.max_images:
-                raise TooLarge(f"{len(t.images)} images; this model accepts at most {self.max_images}")
-        if not self.prefix_sharing:
-            return [self.score_per_option(t) for t in tasks]
-        ready, results = [], [None] * len(tasks)
-        for i, t in enumerate(tasks):
-            if t.prepared is None:
-                t = self._prepared(t)
-            if t.prepared is _NOT_SHAREABLE:
-                results[i] = self.score_per_option(t)
+    def score(self, tasks: Sequence[ScoreTask | Planned]) -> list[ScoreResult]:
+        """A question whose preparation or per-option forward fails, fails alone; the shared
+        forward over a group of questions fails that group (a device error)."""
+        planned = score_each(tasks, lambda t: t if isinstance(t, Planned) else self._plan(t))
+        results: list[ScoreResult | None] = [None] * len(tasks)
+        ready = []
+        for i, p in enumerate(planned):
+            if isinstance(p, Exception):
+                results[i] = p
+            elif p.shared is None:
+                results[i] = score_each([p.task], self.score_per_option)[0]
             else:
-                ready.append((i, t.prepared))
+                ready.append((i, p.shared))
         for group in _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
                                     self.max_batch_tokens):
             for (i, _), scores in zip(group, self._score_shared([p for _, p in group]), strict=True):

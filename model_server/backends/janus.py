@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import json
 import logging
@@ -30,13 +29,15 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from model_server.backends.base import (  # noqa: E402
+    Backend,
     BackendInfo,
-    BaseBackend,
     GeneratedImage,
     GenerateImageTask,
     GenerateTask,
     OptionScore,
+    ScoreResult,
     ScoreTask,
+    score_each,
 )
 from model_server.backends.chat_prompt import (  # noqa: E402
     answer_span,
@@ -45,51 +46,26 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     render,
     user_content,
 )
-from model_server.errors import InvalidRequest  # noqa: E402
+from model_server.backends.local_settings import JanusSettings  # noqa: E402
+from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
+from model_server.fingerprint import fingerprint_dir  # noqa: E402
+from serving.errors import InvalidRequest  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _as_bool(v) -> bool:
-    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
-
-
-def _fingerprint(model_dir: Path, settings: dict) -> str:
-    """Hash config, generation config and weight files, plus the generation settings."""
-    h = hashlib.sha256()
-    names = sorted(p.name for p in model_dir.iterdir()
-                   if p.name in ("config.json", "generation_config.json")
-                   or p.name.endswith(_WEIGHT_SUFFIXES))
-    for name in names:
-        h.update(name.encode())
-        with open(model_dir / name, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
-class JanusBackend(BaseBackend):
-    def __init__(self, model: str = "", device: str = "", dtype: str = "", cfg_weight: float = 5.0,
-                 image_temperature: float = 1.0, max_images: int = 8, max_new_tokens: int = 32,
-                 **_ignored):
+class JanusBackend(Backend[ScoreTask]):
+    def __init__(self, model: str, settings: JanusSettings | None = None):
         from transformers import AutoProcessor, JanusForConditionalGeneration
 
+        settings = settings or JanusSettings()
         if not model:
             raise ValueError("janus backend needs --model DIR")
         self.model_dir = Path(model)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype:
-            self.dtype = _DTYPES[dtype]
-        else:
-            self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.cfg_weight = float(cfg_weight)
-        self.image_temperature = float(image_temperature)
-        self.max_images = int(max_images)
-        self.max_new_tokens = int(max_new_tokens)
+        self.device = torch.device(pick_device(settings.device))
+        self.dtype = pick_dtype(settings.dtype, self.device.type)
+        self.cfg_weight = settings.cfg_weight
+        self.image_temperature = settings.image_temperature
+        self.max_images = settings.max_images
         self.model = JanusForConditionalGeneration.from_pretrained(
             self.model_dir, dtype=self.dtype).to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
@@ -98,10 +74,9 @@ class JanusBackend(BaseBackend):
         self._mean = torch.tensor(ip.image_mean, dtype=torch.float32)
         self._std = torch.tensor(ip.image_std, dtype=torch.float32)
         self.settings = {"cfg_weight": self.cfg_weight, "image_temperature": self.image_temperature}
-        self._fp = _fingerprint(self.model_dir, self.settings)
+        self._fp = fingerprint_dir(self.model_dir, extra=json.dumps(
+            {**self.settings, "dtype": str(self.dtype)}, sort_keys=True))
         self.image_marker = image_marker(self._apply_template)  # for raw prompts
-        if _ignored:
-            log.info("janus backend ignores settings: %s", ", ".join(sorted(_ignored)))
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -146,17 +121,16 @@ class JanusBackend(BaseBackend):
     # -- scoring -----------------------------------------------------------
 
     @torch.no_grad()
-    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
-        out = []
-        for t in tasks:
-            if t.raw_prompt:
-                rendered = raw_renders(t, self.image_marker, self.tokenizer.eos_token)
-            else:
-                rendered = [render(self._apply_template, t.text, len(t.images), opt)
-                            for opt in t.options]
-            out.append([self._score_option(t, opt, r)
-                        for opt, r in zip(t.options, rendered, strict=True)])
-        return out
+    def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
+        return score_each(tasks, self._score_task)
+
+    def _score_task(self, t: ScoreTask) -> list[OptionScore]:
+        if t.raw_prompt:
+            rendered = raw_renders(t, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self._apply_template, t.text, len(t.images), opt)
+                        for opt in t.options]
+        return [self._score_option(t, opt, r) for opt, r in zip(t.options, rendered, strict=True)]
 
     def _score_option(self, task: ScoreTask, option: str, r) -> OptionScore:
         """Sum log p(option tokens | user turn): one forward over prompt + answer.
@@ -189,7 +163,7 @@ class JanusBackend(BaseBackend):
         inputs = self._inputs(self._render(text, len(images)), images)
         sample = temperature > 0
         config = copy.deepcopy(self.model.generation_config)
-        config.update(max_new_tokens=max_new_tokens or self.max_new_tokens, max_length=None,
+        config.update(max_new_tokens=max_new_tokens, max_length=None,
                       do_sample=sample, temperature=temperature if sample else None)
         out = self.model.generate(**inputs, generation_mode="text", generation_config=config)
         new = out[0, inputs["input_ids"].shape[1]:]

@@ -1,11 +1,15 @@
 """A small JSON-over-HTTP client for OpenAI-compatible APIs, standard library only.
 
-It exists so the remote backends need no SDK: one POST helper that retries what
-is worth retrying (429, 5xx, connection errors) with exponential backoff that
-honours Retry-After, and turns every other failure into a project error whose
-gRPC status tells the evaluator whether to retry (UNAVAILABLE) or give up.
-The API key travels only in the Authorization header; it never appears in a
-message, a log line or a repr.
+THE retry layer for remote calls: nothing above it (the batcher, the
+evaluator) retries an upstream failure, so one HTTP request of a backend costs
+at most `max_retries + 1` upstream calls. It retries what is worth retrying
+(408, 409, 429, 5xx, connection errors and timeouts) with exponential backoff
+and jitter, waiting what Retry-After / retry-after-ms ask instead when the
+server says. Permanent answers (other 4xx) are not retried and map to their
+own errors; a malformed answer (a non-JSON body) is not retried either. When
+the tries run out: UpstreamError, which the evaluator records instead of
+retrying. The API key travels only in the Authorization header; it never
+appears in a message, a log line or a repr.
 """
 
 from __future__ import annotations
@@ -20,20 +24,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-import grpc
-
-from model_server.errors import InvalidRequest, NotReady, NotSupported, ServiceError, TooLarge
+from serving.errors import (
+    InvalidRequest,
+    NotSupported,
+    PermissionDenied,
+    ServiceError,
+    TooLarge,
+    UpstreamError,
+)
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_MESSAGE_CHARS = 500
-
-
-class PermissionDenied(ServiceError):
-    """The remote API refused the credentials (401/403): retrying will not help."""
-
-    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 def api_message(body: bytes) -> str:
@@ -87,11 +90,15 @@ class HttpClient:
     max_retries: int = 4
     backoff_s: float = 0.5
     max_backoff_s: float = 60.0
-    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def max_calls(self) -> int:
+        """Upstream calls one request can cost: the bound the docs promise."""
+        return self.max_retries + 1
 
     def _headers(self) -> dict[str, str]:
         h = {"Content-Type": "application/json", "Accept": "application/json",
-             "User-Agent": "seedbench-model-server", **self.extra_headers}
+             "User-Agent": "seedbench-model-server"}
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
         return h
@@ -99,7 +106,7 @@ class HttpClient:
     def _delay(self, attempt: int, server_wait: float | None) -> float:
         if server_wait is not None:
             return min(server_wait, self.max_backoff_s)
-        # Full jitter spreads many worker threads that hit the same 429 at once.
+        # Jitter (half to all of the step) spreads worker threads that hit the same 429 at once.
         return min(self.backoff_s * (2 ** attempt), self.max_backoff_s) * random.uniform(0.5, 1.0)
 
     def _error(self, status: int, message: str, path: str) -> ServiceError:
@@ -114,7 +121,7 @@ class HttpClient:
             return NotSupported(f"{where}: {message} (wrong base_url or model id, or the server "
                                 "lacks this endpoint)")
         if status in RETRYABLE_STATUS:
-            return NotReady(f"{where} after {self.max_retries + 1} attempts: {message}")
+            return UpstreamError(f"{where} after {self.max_calls} attempts: {message}")
         return InvalidRequest("remote", f"{where}: {message}")
 
     def request(self, path: str, body: dict | None = None, method: str = "POST") -> dict:
@@ -130,7 +137,7 @@ class HttpClient:
                 try:
                     return json.loads(raw)
                 except ValueError:
-                    raise NotReady(f"remote API {path} returned a non-JSON body: "
+                    raise UpstreamError(f"remote API {path} returned a non-JSON body: "
                                    f"{raw[:200].decode('utf-8', 'replace')!r}") from None
             except urllib.error.HTTPError as exc:
                 status, message = exc.code, api_message(exc.read() or b"")
@@ -142,8 +149,8 @@ class HttpClient:
             except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(exc).__name__}: {reason}"
-                last_exc = NotReady(f"remote API {path} unreachable after {self.max_retries + 1} "
-                                    f"attempts: {last}")
+                last_exc = UpstreamError(f"remote API {path} unreachable after {self.max_calls} "
+                                         f"attempts: {last}")
             if attempt < self.max_retries:
                 delay = self._delay(attempt, wait)
                 log.warning("remote %s failed (%s); retry %d/%d in %.2fs", path, last, attempt + 1,

@@ -33,7 +33,6 @@ function of the script and the request, so replicas and reruns agree.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import threading
@@ -43,21 +42,20 @@ from pathlib import Path
 from PIL import Image
 
 from model_server.backends.base import (
+    Backend,
     BackendInfo,
-    BaseBackend,
     GeneratedImage,
     GenerateImageTask,
     GenerateTask,
     OptionScore,
+    ScoreResult,
     ScoreTask,
 )
-from model_server.errors import InvalidRequest
+from model_server.backends.settings import NoSettings, parse_bool
+from model_server.fingerprint import fingerprint_text
+from serving.errors import InvalidRequest
 
 DEFAULT_IMAGE = "solid:#808080"
-
-
-def _as_bool(v) -> bool:
-    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _png(im: Image.Image) -> bytes:
@@ -66,8 +64,9 @@ def _png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-class ScriptedBackend(BaseBackend):
-    def __init__(self, model: str = "", **_ignored):
+class ScriptedBackend(Backend[ScoreTask]):
+    def __init__(self, model: str, settings: NoSettings | None = None):
+        del settings  # the script holds everything
         if not model:
             raise ValueError("the scripted backend needs --model SCRIPT.json")
         self.path = Path(model)
@@ -75,7 +74,8 @@ class ScriptedBackend(BaseBackend):
         script = json.loads(raw)
         self.base = self.path.resolve().parent
         self.name = str(script.get("name") or self.path.stem)
-        self.can_generate_image = _as_bool(script.get("generate_image", True))
+        flag = script.get("generate_image", True)
+        self.can_generate_image = flag if isinstance(flag, bool) else parse_bool(str(flag))
         self.score_rules: dict[str, int] = {str(k): int(v)
                                             for k, v in script.get("score", {}).items()}
         self.image_rules: dict[str, str] = {str(k): str(v)
@@ -91,7 +91,7 @@ class ScriptedBackend(BaseBackend):
         log = script.get("log")
         self.log_path = (self.base / log) if log else None
         self._log_lock = threading.Lock()
-        self._fp = hashlib.sha256(b"scripted:" + raw).hexdigest()[:16]
+        self._fp = fingerprint_text("scripted", raw)
 
     @staticmethod
     def _check_directive(d: str) -> None:
@@ -122,7 +122,7 @@ class ScriptedBackend(BaseBackend):
                 return value
         return default
 
-    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+    def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
         out = []
         for t in tasks:
             self._log("Score", t.request_id, t.text, len(t.images), options=list(t.options),

@@ -12,18 +12,22 @@ import hashlib
 import io
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PIL import Image
 
 from model_server.backends.base import (
+    Backend,
     BackendInfo,
-    BaseBackend,
     GeneratedImage,
     GenerateImageTask,
     GenerateTask,
     OptionScore,
+    ScoreResult,
     ScoreTask,
 )
+from model_server.backends.settings import setting
+from model_server.fingerprint import fingerprint_text
 
 
 def _image_digest(images: Sequence[Image.Image]) -> bytes:
@@ -34,21 +38,27 @@ def _image_digest(images: Sequence[Image.Image]) -> bytes:
     return h.digest()
 
 
-class SyntheticBackend(BaseBackend):
+@dataclass(frozen=True)
+class SyntheticSettings:
+    latency_ms: float = setting(0.0, "sleep per score batch, standing in for compute")
+    max_images: int = setting(16, "images per prompt the server accepts")
+    load_delay_s: float = setting(0.0, "sleep at load, standing in for loading weights")
+    generate_image: bool = setting(True, "false: a model without image generation (L3 n/a)")
+
+
+class SyntheticBackend(Backend[ScoreTask]):
     needs_pixels = False  # scores hash the images' sha256, never their pixels
-    def __init__(self, model: str = "synthetic", latency_ms: float = 0.0, max_images: int = 16,
-                 load_delay_s: float = 0.0, generate_image: bool | str = True, **_ignored):
+
+    def __init__(self, model: str, settings: SyntheticSettings | None = None):
+        settings = settings or SyntheticSettings()
         self.name = model or "synthetic"
-        self.latency_s = float(latency_ms) / 1000.0
-        self.max_images = int(max_images)
-        # `--backend-arg generate_image=false`: a model without image generation (L3 n/a).
-        self.can_generate_image = (generate_image if isinstance(generate_image, bool)
-                                   else str(generate_image).strip().lower()
-                                   in ("1", "true", "yes", "on"))
-        time.sleep(float(load_delay_s))  # stands in for loading weights (health tests)
+        self.latency_s = settings.latency_ms / 1000.0
+        self.max_images = settings.max_images
+        self.can_generate_image = settings.generate_image
+        time.sleep(settings.load_delay_s)
 
     def info(self) -> BackendInfo:
-        fp = hashlib.sha256(f"synthetic:{self.name}".encode()).hexdigest()[:16]
+        fp = fingerprint_text("synthetic", self.name)
         return BackendInfo(
             name=self.name, backend="synthetic", fingerprint=fp, can_generate=True,
             can_generate_image=self.can_generate_image, max_images=self.max_images,
@@ -61,7 +71,7 @@ class SyntheticBackend(BaseBackend):
             h.update(p)
         return int.from_bytes(h.digest()[:8], "big") / 2**64
 
-    def score(self, tasks: Sequence[ScoreTask]) -> list[list[OptionScore]]:
+    def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
         if self.latency_s:
             time.sleep(self.latency_s)
         out = []

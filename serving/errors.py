@@ -1,7 +1,9 @@
 """Errors a backend or validator raises, and their gRPC status codes.
 
-Backends raise these plain exceptions; only the servicer layer knows about gRPC.
-Anything else escaping a backend is a server bug and maps to INTERNAL.
+Each error class names its status code here, in one table; `grpc_errors` turns
+a raised error into that status at the servicer. Backends and validators raise
+these and never call gRPC themselves. Anything else escaping a backend is a
+server bug and maps to INTERNAL.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 
 import grpc
 
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +22,7 @@ class ServiceError(Exception):
     """Base class: an error with a status code and a message for the client."""
 
     code = grpc.StatusCode.INTERNAL
+    trailing_metadata: tuple[tuple[str, str], ...] = ()
 
 
 class InvalidRequest(ServiceError):
@@ -43,9 +48,29 @@ class NotSupported(ServiceError):
 
 
 class NotReady(ServiceError):
-    """The model is still loading or the server is draining."""
+    """The model is still loading or the server is draining: a client retries later."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class PermissionDenied(ServiceError):
+    """A remote API refused the server's credentials (401/403): retrying will not help."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class UpstreamError(ServiceError):
+    """A remote API failed after the server's own retries, or answered malformed.
+
+    UNAVAILABLE (the remote is) with the trailing metadata
+    "seedbench-error-source: upstream" (protos/wire.py), which tells the
+    evaluator not to retry: the server's HTTP client already decided how often
+    to try (model_server/backends/remote_http.py), and a second retry layer would
+    multiply the calls one question costs.
+    """
+
+    code = grpc.StatusCode.UNAVAILABLE
+    trailing_metadata = ((ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM),)
 
 
 def grpc_errors(method):
@@ -62,7 +87,7 @@ def grpc_errors(method):
         try:
             return await method(self, request, context)
         except ServiceError as exc:
-            await context.abort(exc.code, prefix + str(exc))
+            await context.abort(exc.code, prefix + str(exc), exc.trailing_metadata)
         except Exception as exc:  # a bug, not bad input: keep serving, say what broke
             log.exception("unhandled error in %s %s", method.__name__, rid)
             await context.abort(

@@ -2,9 +2,12 @@
 
 One worker thread owns the device: batches run there one after another while
 the event loop keeps accepting requests. A batch closes when it holds
-max_batch items or max_wait has passed since its first item arrived. If a
-batch fails, its items are retried one by one so one bad question cannot fail
-its neighbours.
+max_batch items or max_wait has passed since its first item arrived.
+
+The batch function returns one entry per item, in order: a result, or an
+exception that fails that item alone. Its neighbours keep their results and
+nothing is ever run twice. If the function itself raises, every item of the
+batch fails with that error (a failure of the whole batch, e.g. out of memory).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 
 
 class MicroBatcher:
+    """Submit items one at a time; `fn` sees them in batches and returns a result or an
+    exception per item."""
+
     def __init__(self, fn: Callable[[Sequence[Any]], list[Any]], executor: concurrent.futures.Executor,
                  max_batch: int = 8, max_wait_ms: float = 5.0):
         if max_batch < 1:
@@ -85,24 +91,17 @@ class MicroBatcher:
                 results = await loop.run_in_executor(self._executor, self._fn, items)
                 if len(results) != len(items):
                     raise RuntimeError(f"backend returned {len(results)} results for {len(items)} items")
-                pairs = list(zip(live, results, strict=True))
-                self.batches_run += 1
-                self.items_run += len(items)
-            except Exception as exc:
-                if len(live) == 1:
-                    settle(live[0][1], exc=exc)
-                    continue
-                pairs = []
-                for item, fut in live:  # isolate the failing item
-                    try:
-                        res = await loop.run_in_executor(self._executor, self._fn, [item])
-                        pairs.append(((item, fut), res[0]))
-                        self.batches_run += 1
-                        self.items_run += 1
-                    except Exception as one_exc:
-                        settle(fut, exc=one_exc)
-            for (_, fut), res in pairs:
-                settle(fut, result=res)
+            except Exception as exc:  # the whole batch failed: so does every item in it
+                for _, fut in live:
+                    settle(fut, exc=exc)
+                continue
+            self.batches_run += 1
+            self.items_run += len(items)
+            for (_, fut), res in zip(live, results, strict=True):
+                if isinstance(res, Exception):
+                    settle(fut, exc=res)
+                else:
+                    settle(fut, result=res)
 
 
 def settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:

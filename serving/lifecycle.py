@@ -7,6 +7,7 @@ back to NOT_SERVING on SIGTERM/SIGINT while in-flight calls drain.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -20,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from model_server.batching import settle
+from serving.batching import settle
 
 log = logging.getLogger(__name__)
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -33,6 +34,13 @@ def setup_process(log_level: str) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """A server CLI's main: parse, set the process up, run the chosen subcommand."""
+    args = parser.parse_args(argv)
+    setup_process(args.log_level)
+    return args.func(args)
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:

@@ -1,0 +1,34 @@
+"""Settings of the torch backends (hf, janus), declared torch-free so they are checked
+and listed before torch loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model_server.backends.settings import Device, Dtype, setting
+
+
+@dataclass(frozen=True)
+class HFSettings:
+    device: Device = setting("", "cpu, cuda, cuda:N, or auto to shard over all GPUs (needs "
+                                 "accelerate); empty: cuda if available, else cpu (--device)")
+    dtype: Dtype = setting("", "float32, bfloat16 or float16; empty: bfloat16 on GPU, else "
+                               "float32 (--dtype)")
+    prefix_sharing: bool | None = setting(None, "auto, true or false: encode images and question once "
+                                          "per question and score all options from its cache")
+    max_images: int = setting(16, "images per prompt the server accepts")
+    threads: int = setting(0, "CPU threads for torch in this process; 0: torch's default")
+    max_batch_tokens: int = setting(65536, "rows x tokens of one forward: bounds device memory")
+    prepare_ahead: bool | None = setting(None, "auto, true or false: chat template, tokens and image "
+                                         "preprocessing in worker threads; auto: on accelerators")
+
+
+@dataclass(frozen=True)
+class JanusSettings:
+    device: Device = setting("", "cpu, cuda or cuda:N; empty: cuda if available, else cpu "
+                                 "(--device)")
+    dtype: Dtype = setting("", "float32, bfloat16 or float16; empty: bfloat16 on GPU, else "
+                               "float32 (--dtype)")
+    cfg_weight: float = setting(5.0, "classifier-free guidance weight for image generation")
+    image_temperature: float = setting(1.0, "sampling temperature of image tokens; 0: greedy")
+    max_images: int = setting(8, "images per prompt the server accepts")

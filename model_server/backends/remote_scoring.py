@@ -1,0 +1,237 @@
+"""The remote backends' scoring modes, one small class each.
+
+Remote APIs expose different things, so there are two ways to score:
+
+- ``completions-echo`` (EchoScoring): /v1/completions with ``echo`` + ``logprobs``
+  returns the log-probability of every prompt token, so the option tokens of
+  ``prompt + option`` give the PPL score; one call per option. Text
+  only: the completions endpoint takes no images.
+- ``chat-letter`` (LetterScoring): /v1/chat/completions with ``top_logprobs`` on
+  the first generated token; one call per question. Only letters can be ranked
+  this way, so it implements the leaderboard's "PPL for A/B/C/D" method.
+
+A mode checks a task before any call goes out, splits it into independent
+calls (`calls`), and names what it scores and which settings change scores
+(`details`, `fingerprint_parts`).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from model_server.backends.base import OptionScore, ScoreTask
+from model_server.backends.remote_settings import OpenAISettings
+from serving.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.images import PLACEHOLDER
+
+log = logging.getLogger(__name__)
+
+# Characters around a letter token that still mean "this letter": " C", "C.", "(C".
+LETTER_STRIP = " \t\n\r.:)(][*\"'"
+
+Post = Callable[[str, dict], dict]  # the HTTP client's post(path, body)
+Chat = Callable[[ScoreTask], list[dict]]  # chat messages for a task (images as content parts)
+
+
+def first_choice(resp: dict, path: str) -> dict:
+    choices = resp.get("choices") or []
+    if not choices:
+        raise UpstreamError(f"remote API {path} returned no choices")
+    return choices[0]
+
+
+def normalise_letter(token: str) -> str:
+    return token.strip(LETTER_STRIP)
+
+
+def logsumexp(values: Sequence[float]) -> float:
+    m = max(values)
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def letter_logprobs(top: Sequence[dict], letters: Sequence[str], k: int) -> tuple[list[float], int]:
+    """Log-probability of each letter as the first answer token, from a top-k list.
+
+    Token variants of one letter (" C", "C", "C.") are different tokens with the
+    same meaning, so their probabilities add (logsumexp). A letter missing from
+    the top k has a probability below the smallest listed one; it gets the floor
+    ``min(listed) - ln(k)``, strictly below every listed letter, so it ranks last
+    and never ties with a letter the model actually considered. Returns the
+    scores and how many letters got the floor.
+    """
+    found: dict[str, list[float]] = {}
+    listed = []
+    for entry in top:
+        lp = entry.get("logprob")
+        if lp is None:
+            continue
+        lp = float(lp)
+        listed.append(lp)
+        found.setdefault(normalise_letter(str(entry.get("token", ""))), []).append(lp)
+    if not listed:
+        raise NotSupported("the remote returned no top_logprobs; "
+                           "it cannot score in chat-letter mode")
+    floor = min(listed) - math.log(max(k, 2))
+    out, floored = [], 0
+    for letter in letters:
+        if letter in found:
+            out.append(logsumexp(found[letter]))
+        else:
+            out.append(floor)
+            floored += 1
+    return out, floored
+
+
+def option_span(offsets: Sequence[int], token_logprobs: Sequence[float | None], context_len: int,
+                full_len: int) -> OptionScore:
+    """Sum the echoed log-probs of the tokens that carry the option's characters.
+
+    A token belongs to the option when it ends after the context (so a token
+    merged across the question/option boundary counts, as it carries option
+    text) and starts before the end of the prompt (so a generated token that
+    some servers append is left out). Token ends come from the next token's
+    offset, not from token strings, which byte-level tokenizers garble.
+    """
+    total, n = 0.0, 0
+    for i, start in enumerate(offsets):
+        end = offsets[i + 1] if i + 1 < len(offsets) else full_len
+        if start >= full_len:
+            break
+        if end <= context_len:
+            continue
+        lp = token_logprobs[i]
+        if lp is None:
+            raise InvalidRequest("prompt.text", "the option starts at the first token, which has "
+                                 "no log-probability; the prompt template must put text before it")
+        total += float(lp)
+        n += 1
+    if n == 0:
+        raise UpstreamError("the remote echoed no tokens for the option (offsets did not cover it)")
+    return OptionScore(logprob_sum=total, num_tokens=n)
+
+
+class ScoringMode(abc.ABC):
+    """One way of scoring through a remote API."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: OpenAISettings, model: str, post: Post, chat: Chat):
+        self.settings = settings
+        self.model = model
+        self.post = post
+        self.chat = chat
+
+    @abc.abstractmethod
+    def check(self, task: ScoreTask) -> None:
+        """Refuse a task this mode cannot score, before any call goes out."""
+
+    @abc.abstractmethod
+    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
+        """Independent calls whose results, concatenated in order, are the task's scores."""
+
+    @abc.abstractmethod
+    def details(self) -> dict[str, str]:
+        """What is scored and how, for Info.details."""
+
+    @abc.abstractmethod
+    def fingerprint_parts(self) -> list[str]:
+        """The settings that change this mode's scores."""
+
+
+class LetterScoring(ScoringMode):
+    """chat-letter: log p(letter) as the first answer token, from top_logprobs; num_tokens = 1."""
+
+    name = "chat-letter"
+
+    def check(self, task: ScoreTask) -> None:
+        if task.raw_prompt:
+            raise InvalidRequest("raw_prompt", "a chat API always applies the model's chat "
+                                 "template; it cannot read a raw prompt. Use a chat-template "
+                                 "preset, or a server with score_mode=completions-echo")
+        bad = [o for o in task.options if len(o.strip()) != 1 or not ("A" <= o.strip() <= "Z")]
+        if bad:
+            raise InvalidRequest("options", f"score_mode=chat-letter ranks only single letters "
+                                 f"(the 'PPL for A/B/C/D' method: the remote API exposes the "
+                                 f"log-probs of the first answer token only); got {bad[0]!r}. "
+                                 "Use the letter method, or a server with "
+                                 "score_mode=completions-echo")
+        if len({o.strip() for o in task.options}) != len(task.options):
+            raise InvalidRequest("options", "letters must be distinct")
+
+    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
+        return [lambda: self._score(task)]
+
+    def _score(self, task: ScoreTask) -> list[OptionScore]:
+        s = self.settings
+        body = {"model": self.model, "messages": self.chat(task), "logprobs": True,
+                "top_logprobs": s.top_logprobs, "temperature": 0, s.max_tokens_field: 1}
+        choice = first_choice(self.post("chat/completions", body), "chat/completions")
+        content = (choice.get("logprobs") or {}).get("content") or []
+        if not content:
+            raise NotSupported("the remote returned no logprobs for chat/completions; it cannot "
+                               "score in chat-letter mode")
+        top = content[0].get("top_logprobs") or [content[0]]
+        values, floored = letter_logprobs(top, [o.strip() for o in task.options], s.top_logprobs)
+        if floored:
+            log.debug("[%s] %d letters absent from top_logprobs, floored", task.request_id, floored)
+        return [OptionScore(logprob_sum=v, num_tokens=1) for v in values]
+
+    def details(self) -> dict[str, str]:
+        return {"score_method": "PPL for A/B/C/D (first-token top_logprobs from "
+                                "/v1/chat/completions)",
+                "letter_floor": f"min(top_logprobs) - ln({self.settings.top_logprobs})"}
+
+    def fingerprint_parts(self) -> list[str]:
+        return [str(self.settings.top_logprobs)]
+
+
+class EchoScoring(ScoringMode):
+    """completions-echo: the option's echoed token log-probs after the prompt template."""
+
+    name = "completions-echo"
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.template = self.settings.prompt_template.replace("\\n", "\n")
+
+    def check(self, task: ScoreTask) -> None:
+        if task.images and not self.settings.text_only:
+            raise NotSupported("score_mode=completions-echo is text only (/v1/completions takes no "
+                               "images); set text_only=true to drop images knowingly, or use "
+                               "score_mode=chat-letter")
+
+    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
+        return [lambda o=option: [self._score(task, o)] for option in task.options]
+
+    def _score(self, task: ScoreTask, option: str) -> OptionScore:
+        question = task.text.replace(PLACEHOLDER, "") if task.images else task.text
+        if task.raw_prompt:  # the request's text is the whole prompt; the option follows directly
+            context, full = question, question + option
+        else:
+            context = self.template.replace("{question}", question)
+            full = context + self.settings.option_prefix + option
+        body = {"model": self.model, "prompt": full, "echo": True, "logprobs": 1,
+                "max_tokens": self.settings.echo_max_tokens, "temperature": 0}
+        choice = first_choice(self.post("completions", body), "completions")
+        lp = choice.get("logprobs") or {}
+        offsets, token_lps = lp.get("text_offset"), lp.get("token_logprobs")
+        if not offsets or not token_lps or len(offsets) != len(token_lps):
+            raise NotSupported("the remote did not echo prompt log-probs with text offsets; it "
+                               "cannot score in completions-echo mode")
+        return option_span(offsets, token_lps, len(context), len(full))
+
+    def details(self) -> dict[str, str]:
+        return {"score_method": "PPL (option tokens echoed by /v1/completions, text only)",
+                "prompt_template": self.template,
+                "option_prefix": repr(self.settings.option_prefix),
+                "images": "dropped (text only)" if self.settings.text_only else "refused"}
+
+    def fingerprint_parts(self) -> list[str]:
+        return [self.template, self.settings.option_prefix, str(self.settings.text_only)]
+
+
+MODES: dict[str, type[ScoringMode]] = {m.name: m for m in (EchoScoring, LetterScoring)}

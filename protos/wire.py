@@ -1,0 +1,11 @@
+"""Wire conventions beyond the .proto messages, shared by servers and clients.
+
+A model server that gives up on a remote API it depends on answers UNAVAILABLE
+with trailing metadata ERROR_SOURCE_KEY = ERROR_SOURCE_UPSTREAM. The server has
+already retried the remote as often as its settings allow, so a client must not
+retry such a call: UNAVAILABLE without the marker means the server itself is
+loading, draining or unreachable, which a client does retry.
+"""
+
+ERROR_SOURCE_KEY = "seedbench-error-source"
+ERROR_SOURCE_UPSTREAM = "upstream"
