@@ -190,6 +190,20 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
     assert len(calls(log)) == n
 
 
+def test_generate_follows_the_presets_image_placement(data, scripted, tmp_path):
+    ann, roots, _ = data
+    target, log = scripted
+    images = {}
+    for name in ("chat-mean", "llava-1.5"):
+        before = len(calls(log))
+        assert cli.main(run_args(ann, roots, target, tmp_path / name, "--method", "generate",
+                                 "--preset", name)) == 0
+        images[name] = {c["request_id"]: c["images"] for c in calls(log)[before:]
+                        if c["call"] == "Generate"}
+    assert images["chat-mean"] == {"single": 1, "multi": 2, "inter": 2}
+    assert images["llava-1.5"] == {"single": 1, "multi": 1, "inter": 2}
+
+
 def test_generate_is_refused_before_any_question(data, tmp_path, capsys):
     ann, roots, root = data
     script = root / "score_only.json"
