@@ -124,6 +124,11 @@ def test_image_marker_is_what_the_template_writes_for_an_image():
     assert image_marker(lambda msgs, **kw: "USER: " + "".join(
         c.get("text", "") for c in msgs[0]["content"])) == ""
 
+    def broken(msgs, **kw):
+        raise ValueError("this template needs a system turn")
+
+    assert image_marker(broken) == ""
+
 
 def test_raw_render_and_refusals():
     r = render_raw("Q <img> and <img>?", 2, " yes", "<i>", "</s>")

@@ -58,8 +58,11 @@ def image_marker(apply_template) -> str:
     """The text the chat template writes for one image (LLaVA: "<image>\\n"), found as the
     difference between a one-image user turn and the same turn without the image; ""
     when the template writes none."""
-    with_image = apply_template(messages(PROBE, 1), add_generation_prompt=True)
-    without = apply_template(messages(PROBE, 0), add_generation_prompt=True)
+    try:
+        with_image = apply_template(messages(PROBE, 1), add_generation_prompt=True)
+        without = apply_template(messages(PROBE, 0), add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - a template that cannot say it: raw prompts take no images
+        return ""
     head = common_prefix_len(with_image, without)
     tail = common_prefix_len(with_image[head:][::-1], without[head:][::-1])
     return with_image[head:len(with_image) - tail]
