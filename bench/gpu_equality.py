@@ -1,7 +1,9 @@
-"""On an accelerator: prefix-shared scoring equals the per-option reference.
+"""On an accelerator: both prefix-shared paths (packed options, cache copy) equal the
+per-option reference.
 
-float32 within 1e-4 (as the CPU tests require) and, in bfloat16, how often the
-two paths pick the same answer. Prints one line per (architecture, dtype).
+float32 within 1e-4 (as the CPU tests require) and, in bfloat16, how often each path
+picks the reference's answer. Prints one line per (architecture, dtype, path); exits 1
+if a float32 difference exceeds 1e-4. Usage: gpu_equality.py [device] (default cuda).
 """
 
 from __future__ import annotations
@@ -16,28 +18,38 @@ from model_server import backends  # noqa: E402
 from model_server.tiny import make_tiny  # noqa: E402
 from tests.test_prefix_sharing import MIXED  # noqa: E402
 
+TOLERANCE = 1e-4
+
+
+def _pick(rows):
+    return [max(range(len(r)), key=lambda k: r[k].logprob_sum / r[k].num_tokens) for r in rows]
+
 
 def main() -> int:
+    device = sys.argv[1] if len(sys.argv) > 1 else "cuda"
     ok = True
+    tasks = MIXED * 4
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ("llava", "qwen2_vl"):
             path = make_tiny(arch, Path(tmp) / arch)
             for dtype in ("float32", "bfloat16"):
-                b = backends.create("hf", str(path), device="cuda", dtype=dtype)
-                got = b.score(MIXED * 4)
-                want = [b.score_per_option(t) for t in MIXED * 4]
-                diff = max(abs(x.logprob_sum - y.logprob_sum)
-                           for g, w in zip(got, want, strict=True) for x, y in zip(g, w, strict=True))
-                pick = [max(range(len(r)), key=lambda k: r[k].logprob_sum / r[k].num_tokens)
-                        for r in got]
-                ref = [max(range(len(r)), key=lambda k: r[k].logprob_sum / r[k].num_tokens)
-                       for r in want]
-                same = sum(a == c for a, c in zip(pick, ref, strict=True))
-                param = next(b.model.parameters()).dtype
-                print(f"{arch} {dtype} (weights {param}): max |diff| {diff:.2e}, "
-                      f"same answer {same}/{len(pick)}")
-                if dtype == "float32" and diff > 1e-4:
-                    ok = False
+                ref_backend = backends.create("hf", str(path), device=device, dtype=dtype)
+                want = [ref_backend.score_per_option(t) for t in tasks]
+                for packing in ("true", "false"):
+                    b = backends.create("hf", str(path), device=device, dtype=dtype,
+                                        packing=packing)
+                    got = b.score(tasks)
+                    diff = max(abs(x.logprob_sum - y.logprob_sum)
+                               for g, w in zip(got, want, strict=True)
+                               for x, y in zip(g, w, strict=True))
+                    same = sum(a == c for a, c in zip(_pick(got), _pick(want), strict=True))
+                    param = next(b.model.parameters()).dtype
+                    bad = dtype == "float32" and diff > TOLERANCE
+                    ok = ok and not bad
+                    print(f"{arch} {dtype} (weights {param}) {b.scoring_note}: max |diff| "
+                          f"{diff:.2e}, same answer {same}/{len(tasks)}"
+                          + ("  FAIL (> 1e-4)" if bad else ""), flush=True)
+    print("equality:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from evaluator import dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
@@ -20,6 +21,16 @@ from evaluator.config import ConfigError, RunConfig
 from evaluator.store import Store
 
 err = Console(stderr=True)
+
+
+def _error(message: str) -> int:
+    """Print a user-facing error (never parsed as markup: paths may hold brackets); exit 2."""
+    err.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    return 2
+
+
+def _warn(message: str) -> None:
+    err.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 @dataclass
@@ -41,7 +52,7 @@ async def connected(config: RunConfig):
         info = await pool.connect(info_timeout_s=config.connect_timeout_s)
         for ep in pool.endpoints:
             if ep.info is None:
-                err.print(f"[yellow]warning: {ep.target} left out: {ep.status}")
+                _warn(f"{ep.target} left out: {ep.status}")
         if config.clip:
             clip = ClipClient(config.clip, deadline_s=config.deadline_s,
                               retry=RetryPolicy(attempts=config.retries + 1))
@@ -65,7 +76,7 @@ def make_plan(config: RunConfig, ds: dataset.Dataset, servers: Servers) -> plan.
         endpoints=[{"target": ep.target, "status": ep.status} for ep in servers.pool.endpoints])
     if clip is not None and p.key.clip == "":
         note = l3.missing_note(True, servers.info.capabilities.generate_image, servers.info.name)
-        err.print(f"[yellow]warning: {note}")
+        _warn(note)
     return p
 
 
@@ -110,19 +121,28 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
     try:
         ds = dataset.load(config.annotations, config.media_roots, config.filters)
     except dataset.AnnotationError as exc:
-        err.print(f"[red]error: {exc}")
+        _error(str(exc))
         return None
+    for w in ds.warnings:
+        _warn(w)
     if not config.dry_run:
         config.out.mkdir(parents=True, exist_ok=True)
         with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
             for bad in ds.invalid:
-                f.write(json.dumps(bad.__dict__) + "\n")
+                f.write(json.dumps(bad.as_dict()) + "\n")
     if ds.invalid:
         where = "" if config.dry_run else f" (also in {config.out / 'invalid.jsonl'})"
-        err.print(f"[yellow]{len(ds.invalid)} invalid question(s) skipped{where}:")
+        err.print(Text(f"{ds.rejected} invalid question(s) skipped{where}:", style="yellow"),
+                  soft_wrap=True)
         for bad in ds.invalid:
-            err.print(f"  {bad}", markup=False, highlight=False)
-    err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}")
+            err.print(f"  {bad}", markup=False, highlight=False, soft_wrap=True)
+    if not ds.questions:
+        _error(f"{ds.file}: no valid question selected ({ds.rejected} invalid, listed "
+               "above)" if ds.invalid else
+               f"{ds.file}: no question matches the filters {config.filters.as_dict()}")
+        return None
+    err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}",
+              markup=False, highlight=False, soft_wrap=True)
     return ds
 
 
@@ -132,8 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = RunConfig.from_args(args)
     except ConfigError as exc:
-        err.print(f"[red]error: {exc}")
-        return 2
+        return _error(str(exc))
     ds = _load(config)
     if ds is None:
         return 2
@@ -142,9 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_plan = asyncio.run(plan_only(config, ds))
         else:
             result = asyncio.run(evaluate(config, ds, progress=RichProgress(err)))
-    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.MethodRefused) as exc:
-        err.print(f"[red]error: {exc}")
-        return 2
+    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.PlanError) as exc:
+        return _error(str(exc))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
         return 130
@@ -155,27 +173,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             Console().print(run_plan.table())
         return 0
     report.print_report(result["summary"])
-    return 0
+    return 1 if report.all_failed(result["summary"]) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.dir) / Store.FILE
     if not path.exists():
-        err.print(f"[red]error: {path} does not exist")
-        return 2
+        return _error(f"{path} does not exist")
     store = Store(args.dir)
     try:
         summary = report.build_summary(store)
     except ValueError as exc:
-        err.print(f"[red]error: {exc}")
-        return 2
+        return _error(str(exc))
     finally:
         store.close()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
-    return 0
+    return 1 if report.all_failed(summary) else 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -210,7 +226,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
     else:
         path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
-                                    full=args.full)
+                                    full=args.full, mix=args.mix)
     print(path)
     return 0
 
@@ -271,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
+    s.add_argument("--mix", type=int, metavar="N",
+                   help="N questions of dims 1-24 in SEED-Bench-2's L1+L2 proportions")
     s.add_argument("--format", choices=["v1", "v2"], default="v2")
     s.set_defaults(func=cmd_sample_data)
     return p

@@ -24,6 +24,7 @@ from protos import seedbench_pb2_grpc as pb_grpc
 from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
 
 MAX_MESSAGE_BYTES = 256 << 20
+USAGE_FIELDS = ("requests", "retries", "prompt_tokens", "completion_tokens")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # For dns:/// targets that name several pods (a headless Service): spread per call.
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
@@ -68,10 +69,20 @@ class Endpoint:
     ok: int = 0
     failures: int = 0
     status: str = "unknown"
+    # What answered calls cost a remote API behind this replica (responses' `usage`).
+    upstream: dict[str, int] = field(default_factory=lambda: dict.fromkeys(USAGE_FIELDS, 0))
 
     def stats(self) -> dict:
-        return {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
-                "failures": self.failures}
+        out = {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
+               "failures": self.failures}
+        if any(self.upstream.values()):  # a remote model: its requests and tokens
+            out["upstream"] = dict(self.upstream)
+        return out
+
+    def add_usage(self, resp) -> None:
+        if "usage" in resp.DESCRIPTOR.fields_by_name and resp.HasField("usage"):
+            for name in USAGE_FIELDS:
+                self.upstream[name] += getattr(resp.usage, name)
 
 
 @dataclass
@@ -191,6 +202,7 @@ class ModelPool:
             try:
                 resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
+                ep.add_usage(resp)
                 return resp
             except grpc.aio.AioRpcError as exc:
                 ep.failures += 1

@@ -65,9 +65,16 @@ class RunConfig:
             if not getattr(args, name) > 0:
                 opt = "--" + name.replace("_", "-")
                 raise ConfigError(f"{opt} must be a positive number of seconds")
+        roots = parse_media_roots(args.media_root)
+        for key, path in roots.items():
+            where = f"--media-root {key + '=' if key else ''}{path}"
+            if not path.exists():
+                raise ConfigError(f"{where}: the folder does not exist")
+            if not path.is_dir():
+                raise ConfigError(f"{where}: not a folder")
         return cls(
             annotations=Path(args.annotations), out=Path(args.out),
-            targets=targets(args.model), media_roots=parse_media_roots(args.media_root),
+            targets=targets(args.model), media_roots=roots,
             filters=Filters(level=args.level, version=args.version, subpart=args.subpart,
                             dimensions=dimensions(args.dimensions), limit=args.limit),
             method=args.method, preset=preset,

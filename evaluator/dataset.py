@@ -7,16 +7,18 @@ in memory: the runner reads it lazily.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluator import annotation_file as AF
 from evaluator import dimensions as D
+from evaluator.annotation_file import AnnotationError
 from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
 from serving.images import PLACEHOLDER
 
 LETTERS = ("A", "B", "C", "D")
+MAX_ID_CHARS = 1024  # ids go into every request, log line and file name; real ones are short
 CHOICE_FIELDS = ("choice_a", "choice_b", "choice_c", "choice_d")
 
 
@@ -43,6 +45,11 @@ class Invalid:
     question_id: str
     field: str
     reason: str
+    position: int = field(default=-1, compare=False)  # index in the file; not written out
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "question_id": self.question_id, "field": self.field,
+                "reason": self.reason}
 
     def __str__(self) -> str:
         return f"{self.file}: question {self.question_id}: {self.field}: {self.reason}"
@@ -67,61 +74,48 @@ class Dataset:
     benchmark: str
     file: str
     questions: list[Question]  # valid and selected, in file order
-    invalid: list[Invalid]
+    invalid: list[Invalid]  # every problem found (a question may have several)
+    warnings: list[str] = field(default_factory=list)  # ignored content, misfit questions
+
+    @property
+    def rejected(self) -> int:
+        """How many questions were skipped as invalid."""
+        return len({(x.position, x.question_id) for x in self.invalid})
 
 
-class AnnotationError(Exception):
-    """The file as a whole cannot be read (not JSON, wrong top-level shape)."""
+__all__ = ["AnnotationError", "Dataset", "Filters", "Invalid", "Question", "load"]
 
 
-def read_raw(path: Path) -> list:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
-    if isinstance(doc, dict):
-        doc = doc.get("questions")
-    if not isinstance(doc, list):
-        raise AnnotationError(f"{path}: expected a list of questions or "
-                              '{"questions": [...]} at the top level')
-    return doc
-
-
-def detect_benchmark(raw: list) -> str:
-    """SEED-Bench-2 questions carry level/subpart/version/data_source or dims above 12."""
-    for q in raw:
-        if not isinstance(q, dict):
-            continue
-        if any(k in q for k in ("level", "subpart", "version", "data_source")):
-            return D.V2
-        dim = q.get("question_type_id")
-        if isinstance(dim, int) and not isinstance(dim, bool) and dim > 12:
-            return D.V2
-    return D.V1
-
-
-def _qid(q: dict, i: int) -> str:
-    v = q.get("question_id")
-    if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
-        return str(v)
+def _qid(q: object, i: int) -> str:
+    """The question's id as it can be printed and stored, else its position `#i`."""
+    v = q.get("question_id") if isinstance(q, dict) else None
+    if (isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip()
+            and len(str(v)) <= MAX_ID_CHARS):
+        return AF.printable(str(v))
     return f"#{i}"
 
 
 def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | None, list[Invalid]]:
     """Check field presence and types; returns the question or its errors (all of them)."""
     if not isinstance(q, dict):
-        return None, [Invalid(file, f"#{i}", "(question)", "is not a JSON object")]
+        return None, [Invalid(file, f"#{i}", "(question)", "is not a JSON object", i)]
     qid = _qid(q, i)
     errs: list[Invalid] = []
 
     def bad(fld: str, reason: str) -> None:
-        errs.append(Invalid(file, qid, fld, reason))
+        errs.append(Invalid(file, qid, fld, reason, i))
+
+    problems = AF.field_problems(q)
+    if problems:  # text that cannot be stored or sent: nothing else is worth checking
+        return None, [Invalid(file, qid, fld, reason, i) for fld, reason in problems]
 
     raw_id = q.get("question_id")
     if raw_id is None:
         bad("question_id", "is missing")
     elif isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
         bad("question_id", f"must be a non-empty string, got {type(raw_id).__name__}")
+    elif len(str(raw_id)) > MAX_ID_CHARS:
+        bad("question_id", f"is {len(str(raw_id))} characters long; at most {MAX_ID_CHARS}")
 
     def text(fld: str) -> str:
         v = q.get(fld)
@@ -172,10 +166,12 @@ def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | Non
         v = q.get(fld, "")
         if not isinstance(v, str):
             bad(fld, f"must be a string, got {type(v).__name__}")
-            v = ""
+            v = None
         opt[fld] = v
+    wrong_type = {k for k, v in opt.items() if v is None}
+    opt = {k: v or "" for k, v in opt.items()}
     if benchmark == D.V2:
-        if not opt["data_source"]:
+        if not opt["data_source"] and "data_source" not in wrong_type:
             bad("data_source", "is missing (needed to pick the media root)")
         if opt["level"] and opt["level"] not in D.LEVELS:
             bad("level", f"must be one of L1, L2, L3, got {opt['level']!r}")
@@ -238,7 +234,10 @@ def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str)
     try:
         paths = resolve_media(q, benchmark, roots)
     except MediaError as exc:
-        return None, Invalid(file, q.question_id, exc.field, exc.reason)
+        return None, Invalid(file, q.question_id, exc.field, exc.reason, q.index)
+    except (OSError, ValueError) as exc:  # what the file system refuses is this question's error
+        return None, Invalid(file, q.question_id, "data_id", f"cannot be read: {exc}",
+                             q.index)
     n = q.question.count(PLACEHOLDER)
     # L3 questions end data_id with 4 option images; marks may count only the inputs.
     allowed = {len(paths)}
@@ -247,7 +246,7 @@ def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str)
     if n and n not in allowed:
         return None, Invalid(file, q.question_id, "question",
                              f"has {n} {PLACEHOLDER} placeholders but data_id gives "
-                             f"{len(paths)} images")
+                             f"{len(paths)} images", q.index)
     return Question(**{**q.__dict__, "image_paths": tuple(paths)}), None
 
 
@@ -255,8 +254,21 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
          benchmark: str | None = None, check_workers: int = 8) -> Dataset:
     """Parse, filter, then validate media of the selected questions in a thread pool."""
     file = str(path)
-    raw = read_raw(Path(path))
-    benchmark = benchmark or detect_benchmark(raw)
+    raw = AF.read_questions(Path(path))
+    ids = [_qid(q, i) for i, q in enumerate(raw)]
+    warnings = []
+    if benchmark is None:
+        benchmark, misfits = AF.detect(raw, ids)
+        if misfits:
+            other = D.V1 if benchmark == D.V2 else D.V2
+            warnings.append(f"{file}: read as {benchmark} (most questions look like it); "
+                            f"{len(misfits)} question(s) look like {other}: "
+                            f"{_examples(misfits)}")
+    for fld, where in AF.extra_fields(raw, ids).items():
+        what = ("a fifth choice; SEED-Bench questions have four (A-D)" if fld == "choice_e"
+                else "not a SEED-Bench field")
+        warnings.append(f"{file}: field {fld!r} ignored ({what}) in {len(where)} question(s): "
+                        f"{_examples(where)}")
     if benchmark == D.V1 and (filters.level or filters.version or filters.subpart):
         raise AnnotationError("--level/--version/--subpart apply to SEED-Bench-2 only")
     invalid: list[Invalid] = []
@@ -268,7 +280,8 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
         if q is None:
             continue
         if q.question_id in seen:
-            invalid.append(Invalid(file, q.question_id, "question_id", "is a duplicate"))
+            invalid.append(Invalid(file, q.question_id, "question_id", "is a duplicate",
+                                   q.index))
             continue
         seen.add(q.question_id)
         if select(q, benchmark, filters):
@@ -279,4 +292,10 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
         checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file), parsed))
     good = [q for q, err in checked if q is not None]
     invalid.extend(err for _, err in checked if err is not None)
-    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid)
+    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
+                   warnings=warnings)
+
+
+def _examples(ids: list[str], n: int = 5) -> str:
+    more = f" and {len(ids) - n} more" if len(ids) > n else ""
+    return ", ".join(ids[:n]) + more

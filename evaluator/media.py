@@ -8,13 +8,18 @@ every source. Paths that escape their root are refused, symlinks included.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
+from serving.images import MAX_PIXELS
+
+MAX_NAME = 255  # bytes in one path component on common file systems
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -51,6 +56,12 @@ def safe_join(root: Path, rel: str, field: str = "data_id") -> Path:
     """Join rel under root, refusing absolute paths, '..' and symlinks that lead outside."""
     if not isinstance(rel, str) or not rel.strip():
         raise MediaError(field, "is empty")
+    if "\x00" in rel:
+        raise MediaError(field, f"{rel!r} contains a NUL byte")
+    long = [p for p in rel.replace("\\", "/").split("/") if len(p.encode("utf-8")) > MAX_NAME]
+    if long:
+        raise MediaError(field, f"has a path component of {len(long[0].encode('utf-8'))} bytes; "
+                                f"file names hold at most {MAX_NAME}")
     if (rel.startswith(("/", "\\")) or PurePosixPath(rel).is_absolute()
             or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive):
         raise MediaError(field, f"{rel!r} is an absolute path; data_id must be relative")
@@ -59,7 +70,10 @@ def safe_join(root: Path, rel: str, field: str = "data_id") -> Path:
         raise MediaError(field, f"{rel!r} escapes its media root ('..')")
     base = Path(os.path.realpath(root))
     path = Path(os.path.realpath(base.joinpath(*parts)))
-    if path != base and base not in path.parents:
+    if path == base:
+        raise MediaError(field, f"{rel!r} names the media root itself, not an image or a "
+                                "frame folder in it")
+    if base not in path.parents:
         raise MediaError(field, f"{rel!r} resolves outside its media root (symlink)")
     return path
 
@@ -69,14 +83,37 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def check_image(path: Path, field: str) -> None:
-    """Cheap up-front check: the file exists and PIL recognises and verifies it."""
+    """Up-front check: the file exists and decodes completely (a truncated file fails
+    here, not on the server) within PIL's decompression limit and the servers' pixel cap."""
     if not path.is_file():
         raise MediaError(field, f"image file {path} is missing")
+    st = path.stat()
+    problem = _image_problem(str(path), st.st_mtime_ns, st.st_size)
+    if problem:
+        raise MediaError(field, f"image file {path} {problem}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """Why the file is not a usable image, or None; cached per file version, since one
+    option image can serve many questions."""
     try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as exc:
-        raise MediaError(field, f"image file {path} is corrupt or not an image ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    return (f"is {im.width}x{im.height} pixels; the servers decode at most "
+                            f"{MAX_PIXELS} pixels")
+                # JPEG: decode at 1/8 scale; every byte is still read, so truncation shows.
+                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        return f"is over the decompression limit ({exc})"
+    except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the file is unusable
+        return f"is corrupt, truncated or not an image ({exc})"
+    return None
 
 
 @dataclass(frozen=True)

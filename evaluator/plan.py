@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rich.table import Table
+from rich.text import Text
 
 from evaluator import dimensions as D
 from evaluator import l3
 from evaluator.config import RunConfig
 from evaluator.dataset import Dataset, Question
+from evaluator.methods import METHODS
 from evaluator.runkey import RunKey
 from evaluator.runner import Handler
 
@@ -68,9 +70,9 @@ class RunPlan:
 
     def table(self) -> Table:
         m = self.record["model"]
-        t = Table(title=f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
+        t = Table(title=Text(f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
                         f"method {self.key.method}, preset {self.key.preset} - "
-                        f"in flight {self.in_flight}")
+                        f"in flight {self.in_flight}"))
         for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
                           ("handler", "left"), ("not run because", "left")):
             t.add_column(col, justify=just)
@@ -80,8 +82,42 @@ class RunPlan:
         return t
 
 
-class MethodRefused(Exception):
-    """The method cannot run against this model: refused before any question is sent."""
+class PlanError(Exception):
+    """The run cannot do what was asked (e.g. a method the model cannot do); nothing was sent."""
+
+
+# What each method asks of the model: the Info capability it needs, and whether
+# any option text can be scored (a letter-only scorer ranks just "A".."D").
+METHOD_NEEDS = {
+    "ppl": ("score", True), "letter": ("score", False),
+    "generate": ("generate", False),
+}
+
+
+def letters_only(info) -> bool:
+    """A scorer that ranks single letters only (a chat API's first-token log-probabilities)."""
+    return info.details.get("score_mode") == "chat-letter"
+
+
+def method_refusal(method: str, info) -> str | None:
+    """Why the model cannot answer with `method` (and what would work), or None if it can."""
+    def can(m: str) -> bool:
+        cap, any_text = METHOD_NEEDS.get(m, ("score", True))
+        return getattr(info.capabilities, cap) and not (any_text and letters_only(info))
+
+    if can(method):
+        return None
+    cap, any_text = METHOD_NEEDS.get(method, ("score", True))
+    name = info.name or "the model"
+    if not getattr(info.capabilities, cap):
+        why = f"{name} ({info.backend}) does not advertise {cap} in its Info"
+    else:
+        why = (f"{name} ({info.backend}) scores single letters only "
+               f"(score_mode={info.details.get('score_mode')}), not option texts")
+    works = [m for m in METHODS if can(m)]
+    hint = (f"; use --method {' or '.join(works)}" if works
+            else "; no method of this evaluator works with it")
+    return f"--method {method} cannot run: {why}{hint}"
 
 
 def model_record(info) -> dict:
@@ -96,12 +132,15 @@ def handler_name(h: Handler) -> str:
 def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler], *,
           clip_record: dict | None, l3_handlers: Mapping[int, Handler] | None,
           suggested_in_flight: int, endpoints: list[dict] | None = None) -> RunPlan:
-    """The plan for `ds` against a model with Info `info`.
+    """The plan for `ds` against a model with Info `info`; PlanError if it cannot run.
 
     `handlers` answer dims 1-24 (and any others given); `l3_handlers` is what a
     connected CLIP server offers for dims 25-27, used only when the model can
     generate images (else those dims are unsupported with the reason).
     """
+    refusal = method_refusal(config.method, info)
+    if refusal is not None:
+        raise PlanError(refusal)
     l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,
                               info.name)
     chosen = dict(handlers)
@@ -110,9 +149,6 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         clip_used = clip_record
         for d, h in l3_handlers.items():
             chosen.setdefault(d, h)
-    if config.method == "generate" and not info.capabilities.generate:
-        raise MethodRefused(f"--method generate: model {info.name} ({info.backend}) does not "
-                            "advertise generate in its Info; use --method ppl or letter with it")
     key = RunKey(info.fingerprint, config.method, config.include_eot,
                  clip_used["fingerprint"] if clip_used else "", config.preset.name)
     per_dim = Counter(q.dimension for q in ds.questions)
@@ -125,11 +161,15 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
             why = l3_note if d in D.GENERATION_DIMS else f"no handler for dimension {d}"
         dims.append(DimensionPlan(d, names.get(d, f"dimension {d}"), per_dim[d],
                                   handler_name(h) if h else None, why))
+    if dims and not any(d.handler for d in dims):
+        reasons = sorted({d.unsupported for d in dims})
+        raise PlanError(f"none of the {len(ds.questions)} selected question(s) can run: "
+                        + "; ".join(reasons))
     record = {
         "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
         "method": config.method, "preset": config.preset.record(),
         "include_end_of_turn": config.include_eot,
-        "filters": config.filters.as_dict(), "skipped_invalid": len(ds.invalid),
+        "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
     }
     return RunPlan(key=key, record=record, dimensions=tuple(dims),

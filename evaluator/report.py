@@ -1,4 +1,5 @@
-"""Summaries and tables from the results store: summary.json, submission.jsonl, rich tables.
+"""Summaries and tables from the results store: summary.json, submission.jsonl, errors.jsonl,
+rich tables.
 
 Everything here is derived from the store alone, so a finished, partial or
 resumed run reports the same way, and a killed-and-resumed run writes files
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from evaluator import metrics, submission
+from evaluator import coverage, failures, metrics, submission
+from evaluator import dimensions as D
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 
@@ -33,11 +36,22 @@ def build_summary(store: Store) -> dict:
                 for r in rows if not r.unsupported]
     stats = metrics.dimension_stats(run["benchmark"], outcomes)
     avgs = metrics.averages(run["benchmark"], stats)
+    cov = coverage.by_dimension(run["benchmark"],
+                                ((r.dimension, r.status, r.prediction == r.answer) for r in rows))
     answered = sum(1 for o in outcomes if o.status == "ok")
     errors = sum(1 for o in outcomes if o.status == "error")
     unparsed = sum(1 for o in outcomes if o.unparsed)
     unsupported = sum(1 for r in rows if r.unsupported)
     notes = sorted({r.unsupported for r in rows if r.unsupported})
+    spec = {label: dims for label, dims, _ in D.averages_spec(run["benchmark"])}
+    averages = {}
+    for k, v in avgs.items():
+        if v is None:
+            averages[k] = None
+            continue
+        gap = coverage.missing(cov, spec[k])
+        averages[k] = {**v, "task": _r(v["task"]), "all": _r(v["all"]),
+                       "complete": gap is None, "missing": gap}
     return {
         "benchmark": run["benchmark"],
         "annotations": run["annotations"],
@@ -52,13 +66,14 @@ def build_summary(store: Store) -> dict:
                      "unparsed": s.unparsed, "accuracy": _r(s.accuracy)}
             for d, s in sorted(stats.items())
         },
-        "averages": {k: None if v is None else {**v, "task": _r(v["task"]), "all": _r(v["all"])}
-                     for k, v in avgs.items()},
+        "averages": averages,
+        "all_questions": coverage.all_questions(run["benchmark"], cov),
         "counts": {
             "selected": len(rows), "answered": answered, "errors": errors, "unparsed": unparsed,
             "pending": len(outcomes) - answered - errors,
             "skipped_invalid": run["skipped_invalid"], "skipped_unsupported": unsupported,
         },
+        "error_reasons": [g.as_dict() for g in failures.group(failures.errored(rows))],
         "notes": notes,
     }
 
@@ -69,43 +84,112 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
-    key = RunKey.from_run(store.meta("run"))
+    rows = store.rows(RunKey.from_run(store.meta("run")))
     # An unparsed reply (prediction None) gets no line: the submission never carries a guess.
     submission.write(out / "submission.jsonl",
-                     ((r.question_id, r.prediction) for r in store.rows(key)
+                     ((r.question_id, r.prediction) for r in rows
                       if r.status == "ok" and r.prediction is not None))
+    failures.write_jsonl(out / failures.ERRORS_FILE, failures.errored(rows))
     return summary
+
+
+def all_failed(summary: dict) -> bool:
+    """Every question that was tried errored: nothing to score, the run failed."""
+    c = summary["counts"]
+    return c["answered"] == 0 and c["errors"] > 0
 
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def heading(summary: dict) -> str:
+    """Method, preset, coverage and errors: the line that heads every table."""
+    c = summary["counts"]
+    method = summary["method"]
+    preset = summary.get("preset") or {}
+    preset = f" - preset {preset.get('name') if isinstance(preset, dict) else preset}"
+    share = f" ({100.0 * c['answered'] / c['selected']:.1f}%)" if c["selected"] else ""
+    return (f"method {method}{preset} - answered {c['answered']}/{c['selected']}{share} - "
+            f"errors {c['errors']}")
+
+
+def _partial(v: dict) -> str:
+    if v["complete"]:
+        return "complete"
+    gap = v["missing"]
+    parts = []
+    if gap["dimensions"]:
+        parts.append(f"no answers in dims {_ranges(gap['dimensions'])}")
+    if gap["questions"]:
+        parts.append(f"{gap['questions']} question(s) unanswered")
+    return "PARTIAL: " + "; ".join(parts)
+
+
+def _ranges(dims: list[int]) -> str:
+    out, start = [], None
+    for i, d in enumerate(dims):
+        if start is None:
+            start = d
+        if i + 1 == len(dims) or dims[i + 1] != d + 1:
+            out.append(str(start) if start == d else f"{start}-{d}")
+            start = None
+    return ",".join(out)
+
+
 def tables(summary: dict) -> list[Table]:
     m = summary["model"]
-    dims = Table(title=f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
-                 f" - method {summary['method']}, preset {summary['preset']['name']}"
+    head = heading(summary)
+    dims = Table(title=Text(f"{summary['benchmark']} - {m['name']} ({m['backend']}, {m['fingerprint']})"
                  + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
-                    if (clip := summary.get("clip")) else ""))
+                    if (clip := summary.get("clip")) else "") + f"\n{head}"))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
                       ("answered", "right"), ("unparsed", "right"), ("errors", "right"),
-                      ("accuracy %", "right")):
+                      ("accuracy %", "right"), ("selected", "right"), ("all-questions %", "right")):
         dims.add_column(col, justify=just)
+    every = summary["all_questions"]["dimensions"]
     for d, s in summary["dimensions"].items():
+        a = every.get(d, {"selected": 0, "accuracy": None})
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
                      str(s["unparsed"]) if s["unparsed"] else "",
-                     str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]))
-    avg = Table(title=f"Averages - method {summary['method']}, preset {summary['preset']['name']} "
-                      "(task avg = mean of per-dimension accuracies; "
-                      "question-weighted = correct / answered)")
-    for col in ("group", "task avg %", "question-weighted %", "dims answered"):
-        avg.add_column(col, justify="left" if col == "group" else "right")
+                     str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]),
+                     str(a["selected"]), _pct(a["accuracy"]))
+    avg = Table(title="Averages over answered questions (task avg = mean of per-dimension "
+                      f"accuracies; question-weighted = correct / answered)\n{head}")
+    for col in ("group", "task avg %", "question-weighted %", "dims answered", "coverage"):
+        avg.add_column(col, justify="left" if col in ("group", "coverage") else "right")
     for k, v in summary["averages"].items():
         if v is None:
-            avg.add_row(k, "n/a", "n/a", "")
+            avg.add_row(k, "n/a", "n/a", "", "no answers")
         else:
-            avg.add_row(k, _pct(v["task"]), _pct(v["all"]), f"{v['dims_answered']}/{v['dims']}")
-    return [dims, avg]
+            mark = "" if v["complete"] else " (partial)"
+            avg.add_row(k, _pct(v["task"]) + mark, _pct(v["all"]) + mark,
+                        f"{v['dims_answered']}/{v['dims']}", _partial(v))
+    lead = Table(title="Leaderboard view: every selected question counts, unanswered and "
+                       f"errored ones as wrong\n{head}")
+    for col in ("group", "task avg %", "question-weighted %", "correct / selected", "coverage"):
+        lead.add_column(col, justify="left" if col in ("group", "coverage") else "right")
+    for k, v in summary["all_questions"]["averages"].items():
+        if v is None:
+            lead.add_row(k, "n/a", "n/a", "", "no answers")
+        else:
+            mark = "" if v["complete"] else " (partial)"
+            lead.add_row(k, _pct(v["task"]) + mark, _pct(v["all"]) + mark,
+                         f"{v['correct']}/{v['selected']}", _partial(v))
+    out = [dims, avg, lead]
+    if summary["error_reasons"]:
+        out.append(error_table(summary["error_reasons"], head))
+    return out
+
+
+def error_table(reasons: list[dict], head: str = "") -> Table:
+    t = Table(title="Errors by reason" + (f"\n{head}" if head else ""))
+    for col, just in (("count", "right"), ("status", "left"), ("reason", "left"),
+                      ("example questions", "left")):
+        t.add_column(col, justify=just)
+    for g in reasons:
+        t.add_row(str(g["count"]), g["status"], Text(g["reason"]), Text(", ".join(g["examples"])))
+    return t
 
 
 def print_report(summary: dict, console: Console | None = None) -> None:
@@ -118,4 +202,11 @@ def print_report(summary: dict, console: Console | None = None) -> None:
                   f"pending {c['pending']}, skipped invalid {c['skipped_invalid']}, "
                   f"skipped unsupported {c['skipped_unsupported']}")
     for note in summary["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if all_failed(summary):
+        top = summary["error_reasons"][:3]
+        console.print(f"[red]FAILED: every one of the {c['errors']} question(s) asked "
+                      "errored; most common reasons:")
+        for g in top:
+            console.print(f"  {g['count']} x {g['status']}: {g['reason']}", markup=False,
+                          highlight=False)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evaluator import methods
-from evaluator.client import CallFailed, ModelPool
+from evaluator.client import ModelPool
 from evaluator.dataset import LETTERS, Question
+from evaluator.failures import QuestionError, error_text
 from evaluator.media import MediaError, read_image
 from evaluator.presets import Preset
 from evaluator.store import Store
@@ -29,6 +30,8 @@ from serving.answer_parser import parse_answer
 if TYPE_CHECKING:
     from evaluator.plan import RunPlan
 
+MESSAGE_MARGIN = 64 << 10  # room for the text, options and protobuf framing of a request
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -37,10 +40,6 @@ class Answer:
 
     prediction: str | None
     scores: dict | list | None = None
-
-
-class QuestionError(Exception):
-    """A handler's per-question failure: stored as an error and retried on the next run."""
 
 
 @dataclass
@@ -57,14 +56,24 @@ class RunContext:
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
 
     async def images(self, q: Question) -> list[pb.Image]:
-        """The question's encoded images, read in the thread pool (never on the event loop)."""
+        """The question's encoded images, read in the thread pool (never on the event loop).
+
+        Images the server could not receive (over its Info `max_message_bytes`) are this
+        question's error before anything is sent.
+        """
         def read() -> list[pb.Image]:
             out = []
             for p in q.image_paths:
                 im = read_image(p)
                 out.append(pb.Image(data=im.data, sha256=im.sha256))
             return out
-        return await self.off_loop(read)
+        images = await self.off_loop(read)
+        limit = self.pool.info.limits.max_message_bytes if self.pool.info else 0
+        total = sum(len(im.data) for im in images)
+        if limit and total + len(q.question.encode()) + MESSAGE_MARGIN > limit:
+            raise MediaError("data_id", f"the images total {total} bytes; the model server "
+                                        f"accepts messages up to {limit} bytes")
+        return images
 
 
 # A handler answers one question or raises (CallFailed, QuestionError, MediaError, OSError).
@@ -82,6 +91,8 @@ async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> 
         options=list(prompt.options), include_end_of_turn=prompt.include_end_of_turn,
         raw_prompt=prompt.raw_prompt)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
+    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens)
+        raise QuestionError(f"unparsed: {resp.unparsed_reason}")
     if len(resp.scores) != len(prompt.options):
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
                             f"{len(prompt.options)} options")
@@ -149,12 +160,8 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
     async def one(q: Question) -> None:
         try:
             ans = await plan.handler(q)(q, ctx)
-        except (CallFailed, QuestionError, MediaError, OSError) as exc:
-            store.put_error(key, q, str(exc))
-            stats.errors += 1
-            progress.advance(False)
         except Exception as exc:  # noqa: BLE001 - a bug in one question must not end the run
-            store.put_error(key, q, f"internal error: {exc!r}")
+            store.put_error(key, q, error_text(exc))
             stats.errors += 1
             progress.advance(False)
         else:

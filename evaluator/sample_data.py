@@ -186,14 +186,32 @@ def _v2_question(rng: random.Random, pool: Pool, dim: int, i: int) -> dict:
     return q
 
 
-def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = False) -> Path:
+def mix_counts(total: int, dims: int = 24) -> list[int]:
+    """`total` questions split over dims 1..`dims` in SEED-Bench-2's proportions (largest
+    remainder, at least one each), so a small sample has the full run's mix of single
+    images, image pairs, eight-frame videos and interleaved prompts."""
+    weights = FULL_COUNTS[:dims]
+    if total < dims:
+        raise ValueError(f"a mix needs at least {dims} questions (one per dimension)")
+    spare = total - dims
+    exact = [spare * w / sum(weights) for w in weights]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(dims), key=lambda k: exact[k] - counts[k], reverse=True)
+    for k in by_remainder[:spare - sum(counts)]:
+        counts[k] += 1
+    return [c + 1 for c in counts]
+
+
+def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = False,
+             mix: int | None = None) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     pool = Pool(out)
     questions = []
-    for dim in range(1, 28):
-        n = FULL_COUNTS[dim - 1] if full else per_dim
+    counts = FULL_COUNTS if full else mix_counts(mix) if mix else [per_dim] * 27
+    for dim in range(1, 28 if not mix else 25):
+        n = counts[dim - 1]
         questions.extend(_v2_question(rng, pool, dim, i) for i in range(n))
     doc = {"questions": questions, "question_type": {n: d for d, n in D.V2_NAMES.items()}}
     path = out / V2_FILE

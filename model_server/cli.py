@@ -26,9 +26,13 @@ def backend_settings(args: argparse.Namespace):
     import logging
 
     from model_server import backends
-    from model_server.backends.base import settings_class
+    from model_server.backends.base import entry, settings_class
     from model_server.backends.settings import SettingsError
 
+    needs = entry(args.backend).model
+    if needs and not args.model:
+        raise SystemExit(f"seedbench-model-server: --backend {args.backend} needs --model "
+                         f"({needs})")
     raw = _kv(args.backend_arg)
     declared = {f.name for f in dataclasses.fields(settings_class(args.backend))}
     for flag in ("device", "dtype"):
@@ -56,7 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              max_message_bytes=max_bytes)
 
     def load():
-        return backends.create(args.backend, args.model, settings)
+        backend = backends.create(args.backend, args.model, settings)
+        backend.check()
+        return backend
 
     return asyncio.run(run_server(
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
@@ -70,7 +76,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from model_server.backends.settings import describe
 
     for key in base.available():
-        print(f"{key}: {base.entry(key).about}")
+        entry = base.entry(key)
+        print(f"{key}: {entry.about}" + (f" (--model: {entry.model})" if entry.model else ""))
         rows = describe(base.settings_class(key))
         if not rows:
             print("  (no settings)")
@@ -84,7 +91,8 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
     if args.arch not in ARCHS:
         raise SystemExit(f"unknown --arch {args.arch!r}; choose from {', '.join(ARCHS)}")
-    path = make_tiny(args.arch, args.out, seed=args.seed, preset=args.preset)
+    path = make_tiny(args.arch, args.out, seed=args.seed, preset=args.preset,
+                     random_init=args.random_init)
     print(path)
     return 0
 
@@ -124,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", required=True, help="llava, qwen2_vl or janus")
     t.add_argument("--out", required=True, help="directory to write")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid"],
-                   help="size (llava only beyond tiny): small for CPU benchmarks, mid (~1B) for GPU")
+    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid", "7b"],
+                   help="size (llava only beyond tiny): small for CPU benchmarks, mid (~1B) and "
+                        "7b (LLaVA-1.5-7B's shapes, weights made on load) for GPU")
+    t.add_argument("--random-init", action="store_true",
+                   help="write no weights: the server makes seeded random ones on its device")
     t.add_argument("--log-level", default="WARNING")
     t.set_defaults(func=cmd_tiny)
     return p

@@ -7,7 +7,7 @@ import concurrent.futures
 import hashlib
 
 from model_server import requests
-from model_server.backends.base import Backend, BackendInfo
+from model_server.backends.base import Backend, BackendInfo, Unparsed, Usage, unmeter
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from serving.batching import MicroBatcher
@@ -23,6 +23,8 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         self.in_flight_per_batch = in_flight_per_batch
         # One thread owns the device: batches, generation and image generation queue on it.
         self.device = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device")
+        # Backends that are not device-bound (remote APIs) generate concurrently here.
+        self.io = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="io")
         self.backend: Backend | None = None
         self.info: BackendInfo | None = None
         self.batcher: MicroBatcher | None = None
@@ -30,6 +32,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     def attach(self, backend: Backend) -> None:
         self.info = backend.info()
         self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms)
+        self.generator = self.device if backend.device_bound else self.io
         self.backend = backend
 
     def _ready(self) -> Backend:
@@ -69,10 +72,14 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             task = await asyncio.to_thread(self._prepared_task, request)
         else:  # signature checks only: cheap enough for the event loop
             task = self.backend.prepare(requests.score_task(request, decode=False))
-        scores = await self.batcher.submit(task)
+        scores, usage = unmeter(await self.batcher.submit(task))
+        if isinstance(scores, Unparsed):
+            return pb.ScoreResponse(request_id=request.request_id, unparsed=True,
+                                    unparsed_reason=scores.reason, usage=usage_message(usage))
         return pb.ScoreResponse(
             request_id=request.request_id,
             scores=[pb.OptionScore(logprob_sum=s.logprob_sum, num_tokens=s.num_tokens) for s in scores],
+            usage=usage_message(usage),
         )
 
     @grpc_errors
@@ -81,8 +88,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         requests.check_prompt(request.prompt, self.info.max_images)
         task = await asyncio.to_thread(requests.generate_task, request)
         loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(self.device, backend.generate, task)
-        return pb.GenerateResponse(request_id=request.request_id, text=text)
+        text, usage = unmeter(await loop.run_in_executor(self.generator, backend.generate, task))
+        return pb.GenerateResponse(request_id=request.request_id, text=text,
+                                   usage=usage_message(usage))
 
     @grpc_errors
     async def GenerateImage(self, request, context):
@@ -90,6 +98,15 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         requests.check_prompt(request.prompt, self.info.max_images)
         task = await asyncio.to_thread(requests.generate_image_task, request)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(self.device, backend.generate_image, task)
+        out, usage = unmeter(await loop.run_in_executor(self.generator, backend.generate_image,
+                                                        task))
         image = pb.Image(data=out.png, sha256=hashlib.sha256(out.png).hexdigest())
-        return pb.GenerateImageResponse(request_id=request.request_id, image=image, text=out.text)
+        return pb.GenerateImageResponse(request_id=request.request_id, image=image, text=out.text,
+                                        usage=usage_message(usage))
+
+
+def usage_message(usage: Usage | None) -> pb.Usage | None:
+    if usage is None:
+        return None
+    return pb.Usage(requests=usage.requests, retries=usage.retries,
+                    prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)

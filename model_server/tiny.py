@@ -76,7 +76,9 @@ def _text_dims(vocab_size: int) -> dict:
 
 # Sizes: "tiny" for tests and the demo; "small" (LLaVA-1.5's 224 px / 256 image
 # tokens layout at toy width) for CPU benchmarks; "mid" (~1B parameters, 336 px /
-# 576 image tokens like LLaVA-1.5) for GPU benchmarks.
+# 576 image tokens like LLaVA-1.5) for GPU benchmarks; "7b": LLaVA-1.5-7B's shapes
+# (Vicuna-7B language model, CLIP ViT-L/14-336 tower, 2-layer MLP projector). Its
+# context is 8,192 rather than 4,096 so eight-frame prompts (4,608 image tokens) fit.
 LLAVA_PRESETS = {
     "tiny": dict(image_size=32, patch=8, vision=dict(hidden_size=32, intermediate_size=64,
                  num_hidden_layers=2, num_attention_heads=2), text={}),
@@ -87,10 +89,19 @@ LLAVA_PRESETS = {
                 num_hidden_layers=12, num_attention_heads=16),
                 text=dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
                           num_attention_heads=16, num_key_value_heads=16)),
+    "7b": dict(image_size=336, patch=14, vision=dict(hidden_size=1024, intermediate_size=4096,
+               num_hidden_layers=24, num_attention_heads=16),
+               text=dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+                         max_position_embeddings=8192)),
 }
+# Presets whose weights are never written: the loader builds them on its device
+# (seconds on a GPU for 7B, where writing and reading 14 GB would take minutes).
+RANDOM_INIT_PRESETS = {"7b"}
+MARKER = "TINY_MODEL.json"
 
 
-def make_llava(out: Path, seed: int = 0, preset: str = "tiny") -> Path:
+def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool = False) -> Path:
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -114,16 +125,21 @@ def make_llava(out: Path, seed: int = 0, preset: str = "tiny") -> Path:
         image_seq_length=(image_size // patch) ** 2,
     )
     config.pad_token_id = tok.pad_token_id
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).eval()
-    if preset == "mid":  # ~1B parameters: store as bfloat16, as real checkpoints are
-        model = model.to(torch.bfloat16)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
                                            crop_size={"height": image_size, "width": image_size}),
         tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
         num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE,
     )
+    if random_init or preset in RANDOM_INIT_PRESETS:
+        config.architectures = [LlavaForConditionalGeneration.__name__]
+        if preset in ("mid", "7b"):
+            config.dtype = "bfloat16"
+        return _save_random_init(out, config, processor, seed)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    if preset == "mid":  # ~1B parameters: store as bfloat16, as real checkpoints are
+        model = model.to(torch.bfloat16)
     return _save(out, model, processor)
 
 
@@ -168,10 +184,40 @@ def _save(out: Path, model, processor) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    (out / "TINY_MODEL.json").write_text(json.dumps(
+    (out / MARKER).write_text(json.dumps(
         {"note": "random weights for tests; not a real model",
          "architecture": model.config.architectures}, indent=1))
     return out
+
+
+def _save_random_init(out: Path, config, processor, seed: int) -> Path:
+    """Config, processor and tokenizer only; the weights are made where the model loads."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / MARKER).write_text(json.dumps(
+        {"note": "random weights made on load (seeded); not a real model",
+         "architecture": config.architectures, "random_init": True, "seed": seed}, indent=1))
+    return out
+
+
+def random_init_seed(path: Path) -> int | None:
+    """The seed if `path` is a model directory whose weights are made on load, else None."""
+    marker = Path(path) / MARKER
+    if not marker.is_file():
+        return None
+    info = json.loads(marker.read_text())
+    return int(info.get("seed", 0)) if info.get("random_init") else None
+
+
+def build_random(model_cls, config, dtype: torch.dtype, device: str, seed: int):
+    """Seeded random weights allocated and initialised directly on `device`, in `dtype`
+    (no CPU copy: a 7B model takes seconds on a GPU). Same seed and device: same weights."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = model_cls._from_config(config, dtype=dtype)
+    return model.eval()
 
 
 def _make_janus(out: Path, seed: int = 0) -> Path:
@@ -187,9 +233,10 @@ ARCHS: dict[str, Callable[..., Path]] = {
 }
 
 
-def make_tiny(arch: str, out: str | Path, seed: int = 0, preset: str = "tiny") -> Path:
-    if preset != "tiny":
+def make_tiny(arch: str, out: str | Path, seed: int = 0, preset: str = "tiny",
+              random_init: bool = False) -> Path:
+    if preset != "tiny" or random_init:
         if arch != "llava":
-            raise ValueError(f"preset {preset!r} exists for llava only")
-        return make_llava(Path(out), seed=seed, preset=preset)
+            raise ValueError(f"preset {preset!r} and random-init exist for llava only")
+        return make_llava(Path(out), seed=seed, preset=preset, random_init=random_init)
     return ARCHS[arch](Path(out), seed=seed)

@@ -95,13 +95,31 @@ class OptionScore(_message.Message):
     num_tokens: int
     def __init__(self, logprob_sum: _Optional[float] = ..., num_tokens: _Optional[int] = ...) -> None: ...
 
+class Usage(_message.Message):
+    __slots__ = ("requests", "retries", "prompt_tokens", "completion_tokens")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    retries: int
+    prompt_tokens: int
+    completion_tokens: int
+    def __init__(self, requests: _Optional[int] = ..., retries: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
+
 class ScoreResponse(_message.Message):
-    __slots__ = ("request_id", "scores")
+    __slots__ = ("request_id", "scores", "unparsed", "unparsed_reason", "usage")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
+    UNPARSED_FIELD_NUMBER: _ClassVar[int]
+    UNPARSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     scores: _containers.RepeatedCompositeFieldContainer[OptionScore]
-    def __init__(self, request_id: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[OptionScore, _Mapping]]] = ...) -> None: ...
+    unparsed: bool
+    unparsed_reason: str
+    usage: Usage
+    def __init__(self, request_id: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[OptionScore, _Mapping]]] = ..., unparsed: _Optional[bool] = ..., unparsed_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("request_id", "prompt", "max_new_tokens", "temperature", "seed")
@@ -118,12 +136,14 @@ class GenerateRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("request_id", "text")
+    __slots__ = ("request_id", "text", "usage")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    usage: Usage
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
 class GenerateImageRequest(_message.Message):
     __slots__ = ("request_id", "prompt", "seed", "with_text", "max_new_tokens")
@@ -140,11 +160,13 @@ class GenerateImageRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., seed: _Optional[int] = ..., with_text: _Optional[bool] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateImageResponse(_message.Message):
-    __slots__ = ("request_id", "image", "text")
+    __slots__ = ("request_id", "image", "text", "usage")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     image: Image
     text: str
-    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
+    usage: Usage
+    def __init__(self, request_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...

@@ -65,7 +65,7 @@ class UpstreamError(ServiceError):
     UNAVAILABLE (the remote is) with the trailing metadata
     "seedbench-error-source: upstream" (protos/wire.py), which tells the
     evaluator not to retry: the server's HTTP client already decided how often
-    to try (model_server/backends/remote_http.py), and a second retry layer would
+    to try (model_server/backends/remote_client.py), and a second retry layer would
     multiply the calls one question costs.
     """
 

@@ -100,6 +100,10 @@ async def run_server(
     if not stop.is_set():
         try:
             on_loaded(load_fut.result())
+        except (ValueError, OSError) as exc:  # a setting or file the operator must fix: one line
+            log.error("model failed to load: %s", exc)
+            await server.stop(0)
+            return 1
         except Exception:
             log.exception("model failed to load")
             await server.stop(0)

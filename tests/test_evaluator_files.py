@@ -3,6 +3,8 @@
 import hashlib
 import json
 
+import pytest
+
 from evaluator import methods, presets, sample_data, submission
 from evaluator.dataset import Question, load
 from evaluator.media import parse_media_roots
@@ -72,3 +74,23 @@ def test_methods():
     assert methods.pick(mean, scores) == "C"       # mean: -1.5 beats -2
     assert methods.pick(total, scores) == "A"      # sum: -2 is best
     assert methods.pick(mean, [(-1.0, 1), (-1.0, 1), (-5, 1), (-5, 1)]) == "A"
+
+
+def test_sample_data_mix_follows_seed_bench_2_proportions(tmp_path):
+    """--mix N: N questions of dims 1-24 whose image counts follow the full L1+L2 set."""
+    ann = sample_data.write_v2(tmp_path, mix=200)
+    qs = json.loads(ann.read_text())["questions"]
+    assert len(qs) == 200 and {q["question_type_id"] for q in qs} == set(range(1, 25))
+    full = sample_data.FULL_COUNTS[:24]
+
+    def share(dims, counts):
+        return sum(counts[d - 1] for d in dims) / sum(counts)
+
+    got = [sum(q["question_type_id"] == d for q in qs) for d in range(1, 25)]
+    assert got == sample_data.mix_counts(200)
+    for dims in (range(1, 17), range(17, 19), range(19, 23), range(23, 25)):  # 1, 2, 8, 3 images
+        assert abs(share(dims, got) - share(dims, full)) < 0.05
+    frames = [len(q["data_id"]) for q in qs if q["question_type_id"] in range(19, 23)]
+    assert frames and set(frames) == {8}
+    with pytest.raises(ValueError, match="at least 24"):
+        sample_data.mix_counts(10)

@@ -174,7 +174,9 @@ def test_evaluator_imports_no_torch():
     body = ("import evaluator, evaluator.cli, evaluator.runner, evaluator.client, "
             "evaluator.dataset, evaluator.media, evaluator.methods, evaluator.metrics, "
             "evaluator.report, evaluator.store, evaluator.submission, evaluator.sample_data, "
-            "evaluator.progress, evaluator.dimensions, evaluator.demo\nrc = 0")
+            "evaluator.progress, evaluator.dimensions, evaluator.demo, evaluator.config, "
+            "evaluator.plan, evaluator.runkey, evaluator.failures, evaluator.coverage, "
+            "evaluator.annotation_file\nrc = 0")
     r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr

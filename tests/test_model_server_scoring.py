@@ -154,6 +154,7 @@ def test_info_reports_model(served):
     assert len(info.fingerprint) == 16
     assert info.details["model_type"] == arch
     assert info.details["prefix_sharing"] == "on"
+    assert info.details["option_scoring"] == "cache copy"  # auto on a CPU: measured faster
 
 
 def test_per_option_path_matches_too(tmp_path_factory):

@@ -7,8 +7,9 @@ import io
 import pytest
 from PIL import Image
 
+from model_server import backends
 from model_server.backends.base import ScoreTask
-from model_server.backends.hf import HFBackend, Planned
+from model_server.backends.hf import Planned
 from tests.images import png
 from tests.tiny_models import tiny_model
 
@@ -28,9 +29,15 @@ MIXED = [  # prompt lengths, image counts and option lengths all differ within o
 ]
 
 
-@pytest.fixture(scope="module", params=["llava", "qwen2_vl"])
+@pytest.fixture(scope="module", params=[("llava", "true"), ("llava", "false"),
+                                        ("qwen2_vl", "true"), ("qwen2_vl", "false")],
+                ids=lambda p: f"{p[0]}-{'packed' if p[1] == 'true' else 'cache-copy'}")
 def backend(request, tmp_path_factory):
-    return HFBackend(str(tiny_model(request.param, tmp_path_factory.getbasetemp())))
+    arch, packing = request.param
+    b = backends.create("hf", str(tiny_model(arch, tmp_path_factory.getbasetemp())),
+                        packing=packing)
+    assert b.packed == (packing == "true")
+    return b
 
 
 def test_mixed_batch_equals_per_option_reference(backend):
@@ -51,6 +58,14 @@ def test_batch_result_independent_of_batch_neighbours(backend):
     for a, b in zip(alone, together, strict=True):
         for x, y in zip(a, b, strict=True):
             assert abs(x.logprob_sum - y.logprob_sum) < 1e-4 and x.num_tokens == y.num_tokens
+
+
+def test_batch_led_by_a_question_without_images(backend):
+    """The image-free question first (and, packed, shortest): the others keep their images."""
+    tasks = [MIXED[3], MIXED[0], MIXED[2]]
+    for task, got in zip(tasks, backend.score(tasks), strict=True):
+        for g, w in zip(got, backend.score_per_option(task), strict=True):
+            assert abs(g.logprob_sum - w.logprob_sum) < 1e-4 and g.num_tokens == w.num_tokens
 
 
 def test_token_budget_splits_batches_without_changing_results(backend):
@@ -80,3 +95,30 @@ def test_tasks_prepared_concurrently_off_the_device_thread_score_the_same(backen
     for task, scores in zip(MIXED * 3, got, strict=True):
         for g, w in zip(scores, backend.score_per_option(task), strict=True):
             assert abs(g.logprob_sum - w.logprob_sum) < 1e-4 and g.num_tokens == w.num_tokens
+
+
+def test_packed_row_layout_mask_and_positions():
+    """One row `prefix + option_1 + option_2`: options see the prefix and themselves only,
+    and each option's positions restart right after the prefix."""
+    import torch
+
+    from model_server.backends.hf import _Prepared
+    from model_server.backends.hf_packed import ALIGN, pack
+
+    p = _Prepared(prefix={"input_ids": torch.tensor([[5, 6, 7]])}, conts=[[8, 9], [10]],
+                  spans=[(0, 2), (0, 1)])
+    packed = pack([p], pad_id=0, device="cpu", mask_dtype=torch.float32, prefix_positions=None)
+    ids = packed.inputs["input_ids"][0]
+    assert ids.shape[0] == ALIGN and ids[:6].tolist() == [5, 6, 7, 8, 9, 10]
+    assert packed.inputs["position_ids"][0, :6].tolist() == [0, 1, 2, 3, 4, 3]
+    seen = (packed.inputs["attention_mask"][0, 0, :6, :6] == 0).int().tolist()
+    assert seen == [[1, 0, 0, 0, 0, 0],
+                    [1, 1, 0, 0, 0, 0],
+                    [1, 1, 1, 0, 0, 0],
+                    [1, 1, 1, 1, 0, 0],   # option 1, token 1
+                    [1, 1, 1, 1, 1, 0],   # option 1, token 2
+                    [1, 1, 1, 0, 0, 1]]   # option 2: prefix and itself, not option 1
+    # predictors: option 1's tokens from the prefix's last position and its own first token;
+    # option 2's token from the prefix's last position
+    assert packed.predictors.tolist() == [2, 3, 2] and packed.targets.tolist() == [8, 9, 10]
+    assert packed.counts == [[2, 1]]

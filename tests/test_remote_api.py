@@ -14,6 +14,8 @@ import io
 import json
 import math
 import re
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +47,15 @@ def fake_tokenize(text: str) -> list[str]:
     return re.findall(r"\s*\S+|\s+", text)
 
 
+IMAGE_TOKENS = 85  # what the stand-in charges per image part
+
+
+def chat_prompt_tokens(content: list[dict]) -> int:
+    """The stand-in's prompt token count: its tokens of the text parts, 85 per image."""
+    return sum(IMAGE_TOKENS if p["type"] == "image_url" else len(fake_tokenize(p["text"]))
+               for p in content)
+
+
 class FakeAPI:
     """OpenAI-compatible stand-in: /v1/chat/completions, /v1/completions, /v1/images/generations."""
 
@@ -56,6 +67,10 @@ class FakeAPI:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
                 pass
+
+            def do_GET(self):  # the start-up check; not counted in `requests`
+                api.respond(self, api.models_status, {"object": "list",
+                                                      "data": [{"id": "fake-model"}]}, {})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -74,7 +89,11 @@ class FakeAPI:
             self.requests: list[tuple[str, dict, dict]] = []
             self.script: list[tuple[int, dict, dict]] = []
             # substring of the request body -> the answer to every such request (a "poisoned" question)
-            self.fail_when: dict[str, tuple[int, dict, dict]] = {}
+            self.fail_when: dict[str, tuple[int | str, dict, dict]] = {}
+            # substring of a chat request -> the assistant's text and first-token top_logprobs
+            self.chat_replies: dict[str, tuple[str, list[dict]]] = {}
+            self.slow_s = 3.0  # how long a "slow" fault holds the body back
+            self.models_status: int = 200  # GET /v1/models
             self.delay_s = 0.0
             self.in_flight = 0
             self.max_in_flight = 0
@@ -92,7 +111,7 @@ class FakeAPI:
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict):
         with self.lock:
-            self.requests.append((h.path, dict(h.headers), body))
+            self.requests.append((h.path, h.headers, body))  # headers: case-insensitive
             scripted = self.script.pop(0) if self.script else None
             text = json.dumps(body)
             scripted = scripted or next((answer for needle, answer in self.fail_when.items()
@@ -102,35 +121,70 @@ class FakeAPI:
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)
+            route = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions,
+                     "/v1/images/generations": self.images}.get(h.path)
+            status, payload, headers = (200, openai_shape(h.path, body, route(body)), {}) \
+                if route else (
+                404, {"error": {"message": f"no route {h.path}"}}, {})
             if scripted:
-                status, payload, headers = scripted
-            else:
-                route = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions,
-                         "/v1/images/generations": self.images}.get(h.path)
-                status, payload, headers = (200, route(body), {}) if route else (
-                    404, {"error": {"message": f"no route {h.path}"}}, {})
+                fault, fault_payload, headers = scripted
+                if isinstance(fault, int):  # an HTTP status with its own body
+                    status, payload = fault, fault_payload
+                else:  # a transport fault around the real answer
+                    status = fault
         finally:
             with self.lock:
                 self.in_flight -= 1
+        self.respond(h, status, payload, headers)
+
+    def respond(self, h: BaseHTTPRequestHandler, status: int | str, payload: dict,
+                headers: dict) -> None:
+        """Send the answer, or one of the faults: "reset" (connection reset, no answer),
+        "truncate" (the body cut short of its Content-Length), "badjson" (a complete body that
+        is not JSON), "slow" (the body held back for slow_s seconds)."""
+        if status == "reset":
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.close_connection = True
+            return
         data = json.dumps(payload).encode()
-        h.send_response(status)
+        if status == "badjson":
+            data = data[: len(data) // 2]
+        h.send_response(200 if isinstance(status, str) else status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         for k, v in headers.items():
             h.send_header(k, v)
         h.end_headers()
+        if status == "truncate":
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        if status == "slow":
+            h.wfile.flush()
+            time.sleep(self.slow_s)
         h.wfile.write(data)
 
     def chat(self, body: dict) -> dict:
-        if body.get("logprobs"):
-            top = TOP_LOGPROBS[: body.get("top_logprobs", 20)]
-            return {"choices": [{"message": {"role": "assistant", "content": "C"},
-                                 "logprobs": {"content": [{"token": "C", "logprob": -0.2,
-                                                           "top_logprobs": top}]}}]}
         content = body["messages"][0]["content"]
-        kinds = ",".join("image" if p["type"] == "image_url" else "text" for p in content)
-        text = f"parts={kinds} max={body.get('max_tokens')} seed={body.get('seed')}"
-        return {"choices": [{"message": {"role": "assistant", "content": text}}]}
+        prompt = "".join(p.get("text", "") for p in content)
+        usage = {"prompt_tokens": chat_prompt_tokens(content)}
+        reply = next((r for needle, r in self.chat_replies.items() if needle in prompt), None)
+        if body.get("logprobs"):
+            text, top = reply or ("C", TOP_LOGPROBS)
+            top = top[: body.get("top_logprobs", 20)]
+            first = top[0]["token"] if top else text
+            return {"choices": [{"message": {"role": "assistant", "content": text},
+                                 "logprobs": {"content": [{"token": first, "logprob": -0.2,
+                                                           "top_logprobs": top}]}}],
+                    "usage": {**usage, "completion_tokens": 1}}
+        if reply:
+            text = reply[0]
+        else:
+            kinds = ",".join("image" if p["type"] == "image_url" else "text" for p in content)
+            text = f"parts={kinds} max={body.get('max_tokens')} seed={body.get('seed')}"
+        return {"choices": [{"message": {"role": "assistant", "content": text}}],
+                "usage": {**usage, "completion_tokens": len(fake_tokenize(text))}}
 
     def completions(self, body: dict) -> dict:
         prompt = body["prompt"]
@@ -148,12 +202,26 @@ class FakeAPI:
         top = [None] + [{t: lp} for t, lp in zip(tokens[1:], lps[1:], strict=True)]
         logprobs = {"tokens": tokens, "token_logprobs": lps, "text_offset": offsets,
                     "top_logprobs": top}
-        return {"choices": [{"text": prompt if body.get("echo") else "", "logprobs": logprobs}]}
+        n_prompt = len(fake_tokenize(prompt))
+        return {"choices": [{"text": prompt if body.get("echo") else "", "logprobs": logprobs}],
+                "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(tokens) - n_prompt}}
 
     def images(self, body: dict) -> dict:
         buf = io.BytesIO()  # JPEG on purpose: the backend must hand back PNG
         Image.new("RGB", (16, 12), (200, 30, 30)).save(buf, format="JPEG")
         return {"data": [{"b64_json": base64.b64encode(buf.getvalue()).decode()}]}
+
+
+def openai_shape(path: str, body: dict, answer: dict) -> dict:
+    """The envelope the OpenAI API puts around an answer: ids, object type, model, choice
+    indexes and finish reasons."""
+    if path == "/v1/images/generations":
+        return {"created": 1_700_000_000, **answer}
+    kind = "chat.completion" if path == "/v1/chat/completions" else "text_completion"
+    choices = [{"index": i, "finish_reason": "stop", **c}
+               for i, c in enumerate(answer.get("choices", []))]
+    return {"id": "cmpl-stand-in", "object": kind, "created": 1_700_000_000,
+            "model": body.get("model", ""), **answer, "choices": choices}
 
 
 def decode_data_url(url: str) -> Image.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 
@@ -10,9 +11,14 @@ import pytest
 from PIL import Image
 
 from model_server import backends
-from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
+from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask, unmeter
 from model_server.backends.remote import OpenAIBackend, VLLMBackend, to_png
-from model_server.backends.remote_http import HttpClient, PermissionDenied, api_message
+from model_server.backends.remote_client import (
+    PermissionDenied,
+    Redactor,
+    RemoteClient,
+    api_message,
+)
 from model_server.backends.remote_scoring import letter_logprobs, option_span
 from serving.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
 from serving.processes import free_port
@@ -90,9 +96,9 @@ def test_letter_variants_add_and_absent_letters_floor():
 
 
 def test_api_message_shapes():
-    assert api_message(b'{"error": {"message": "bad model"}}') == "bad model"
-    assert api_message(b'{"object": "error", "message": "too long"}') == "too long"
-    assert api_message(b"plain failure") == "plain failure"
+    assert api_message({"error": {"message": "bad model"}}) == "bad model"
+    assert api_message({"object": "error", "message": "too long"}) == "too long"
+    assert api_message(None, "plain failure") == "plain failure"
 
 
 def test_to_png_converts():
@@ -135,17 +141,19 @@ def test_fingerprint_tracks_scoring_settings(api):
 
 def test_key_never_in_repr_or_info(api):
     b = make(api)
-    assert KEY not in repr(b.http) and KEY not in str(b.info())
+    assert KEY not in repr(b.client) and KEY not in str(b.info())
 
 
 # -- HTTP behaviour -------------------------------------------------------------------------------
 
 def test_score_batch_runs_concurrently_within_bound(api):
-    api.delay_s = 0.2
     b = make(api, score_mode="completions-echo", concurrency="3")
+    b.score([stask(options="a")])  # the client's one-off set-up stays out of the timing
+    api.reset()
+    api.delay_s = 0.2
     tasks = [stask(options="abcd"), stask(text="Other?", options="abcd")]
     t0 = time.monotonic()
-    out = b.score(tasks)
+    out = [unmeter(r)[0] for r in b.score(tasks)]
     elapsed = time.monotonic() - t0
     assert api.max_in_flight == 3 and len(api.requests) == 8
     assert elapsed < 8 * 0.2 * 0.75
@@ -153,19 +161,27 @@ def test_score_batch_runs_concurrently_within_bound(api):
     assert out[0][0].logprob_sum == pytest.approx(fake_token_logprob(" a"))
 
 
+CHAT_BODY = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text",
+                                                                        "text": "Hi"}]}]}
+
+
+def post(client: RemoteClient, path: str, body: dict) -> dict:
+    return client.run(client.call(path, body, client.budget()))
+
+
 def test_retry_after_is_honoured(api):
     api.script = [(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})]
-    client = HttpClient(api.url, max_retries=1, backoff_s=0.0)
+    client = RemoteClient(api.url, "", "test", max_retries=1, backoff_s=0.0)
     t0 = time.monotonic()
-    client.post("chat/completions", {"messages": [{"content": []}]})
+    post(client, "chat/completions", CHAT_BODY)
     assert time.monotonic() - t0 >= 0.9 and len(api.requests) == 2
 
 
 def test_retry_after_ms_is_honoured(api):
     api.script = [(503, {}, {"retry-after-ms": "300"})]
     t0 = time.monotonic()
-    HttpClient(api.url, max_retries=1, backoff_s=0.0).post("chat/completions",
-                                                          {"messages": [{"content": []}]})
+    post(RemoteClient(api.url, "", "test", max_retries=1, backoff_s=0.0), "chat/completions",
+         CHAT_BODY)
     assert time.monotonic() - t0 >= 0.28
 
 
@@ -181,7 +197,7 @@ def test_status_mapping(api, status, exc):
 def test_connection_refused_is_an_upstream_error():
     b = backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1",
                         max_retries="1", backoff_s="0.01")
-    with pytest.raises(UpstreamError, match="unreachable after 2 attempts"):
+    with pytest.raises(UpstreamError, match=r"unreachable after 2 attempt\(s\)"):
         b.generate(GenerateTask("g", "Hi?", []))
 
 
@@ -223,7 +239,52 @@ def test_image_detail_and_jpeg(api):
 def test_generate_image_with_text(api):
     b = make(api, capabilities="generate,generate_image", image_model="painter",
              image_size="256x256")
-    out = b.generate_image(GenerateImageTask("i", "a cat", [img()], with_text=True))
+    out, usage = unmeter(b.generate_image(GenerateImageTask("i", "a cat", [img()], with_text=True)))
     assert out.png.startswith(b"\x89PNG") and out.text.startswith("parts=image,text")
     (body,) = api.calls("/v1/images/generations")
     assert body["model"] == "painter" and body["size"] == "256x256"
+    assert usage.requests == 2  # the images endpoint, then the chat endpoint
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+def test_redactor_removes_the_key_and_token_shapes():
+    redact = Redactor(["my-own-key-1234"])
+    text = redact("key my-own-key-1234, header 'Authorization: Bearer abcdefgh12345', sk-other12345678")
+    assert "my-own-key-1234" not in text and "abcdefgh12345" not in text
+    assert "sk-other12345678" not in text and text.count("[redacted]") == 3
+
+
+def test_every_log_line_of_the_process_is_redacted(api, caplog):
+    make(api)  # a remote backend installs the redaction on the process's log handlers
+    logging.getLogger("some.other.library").warning("sent %s upstream", KEY)
+    try:
+        raise RuntimeError(f"failed with {KEY}")
+    except RuntimeError:
+        logging.getLogger("x").exception("boom")
+    assert "sent [redacted] upstream" in caplog.text and KEY not in caplog.text
+
+
+# -- start-up check -------------------------------------------------------------------------------
+
+def test_unreachable_api_stops_the_start_in_one_line():
+    with pytest.raises(ValueError, match=r"^cannot reach http://127\.0\.0\.1:\d+/v1 \("):
+        backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1").check()
+
+
+def test_refused_key_stops_the_start_without_showing_it(api):
+    api.models_status = 401
+    with pytest.raises(ValueError, match="refused the API key from the environment variable "
+                                         "OPENAI_API_KEY") as err:
+        make(api).check()
+    assert KEY not in str(err.value)
+
+
+def test_a_question_stops_retrying_when_its_time_budget_is_spent(api):
+    """Retries never outlast question_timeout_s, so the evaluator's deadline is not hit."""
+    api.script = [(503, {"error": {"message": "busy"}}, {"Retry-After": "0.6"})] * 5
+    b = make(api, max_retries="10", question_timeout_s="1.0")
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError, match=r"HTTP 503 after 2 attempt\(s\)"):
+        raise_errors(b.score([stask(options="AB")]))
+    assert time.monotonic() - t0 < 1.0 and len(api.requests) == 2

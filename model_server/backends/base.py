@@ -39,8 +39,48 @@ class OptionScore:
     num_tokens: int
 
 
-# What `score` returns for one task: its options' scores, or the error of that task alone.
-ScoreResult = list[OptionScore] | Exception
+@dataclass(frozen=True)
+class Unparsed:
+    """No option could be ranked for this task (e.g. none of the letters among a remote
+    API's top first tokens): recorded as unparsed, never decided by a tie."""
+
+    reason: str
+
+
+@dataclass
+class Usage:
+    """What a remote call cost: HTTP requests, retries among them, and the API's token counts."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Metered(Generic[T]):
+    """A result with what it cost upstream; backends that call paid APIs return these."""
+
+    value: T
+    usage: Usage
+
+
+def unmeter(result: Any) -> tuple[Any, Usage | None]:
+    return (result.value, result.usage) if isinstance(result, Metered) else (result, None)
+
+
+# What `score` returns for one task: its options' scores (or Unparsed), possibly Metered,
+# or the error of that task alone.
+ScoreResult = list[OptionScore] | Unparsed | Metered | Exception
 
 
 @dataclass(frozen=True)
@@ -97,6 +137,16 @@ class Backend(abc.ABC, Generic[Prepared]):
     # file signature and hands ScoreTask.images empty (image_sha256 still set).
     needs_pixels: ClassVar[bool] = True
 
+    # False: the backend computes nothing locally (a remote API), so the server runs its
+    # generate/generate_image calls concurrently in worker threads instead of queueing
+    # them on the one device thread; the backend bounds its own concurrency.
+    device_bound: ClassVar[bool] = True
+
+    def check(self) -> None:
+        """Called once by the server after loading, before it reports SERVING: verify what
+        the backend depends on outside the process. Raise ValueError (one line) to stop
+        the start. The default checks nothing."""
+
     @abc.abstractmethod
     def info(self) -> BackendInfo:
         """Name, fingerprint (results are keyed by it), capabilities, max_images and
@@ -135,20 +185,24 @@ class Backend(abc.ABC, Generic[Prepared]):
         `info().details` (e.g. a remote API's first-token letter log-probs,
         num_tokens = 1).
 
-        An entry may instead be an exception (a ServiceError; anything else maps
-        to INTERNAL): that task fails alone and the others keep their results.
+        An entry may instead be `Unparsed(reason)` when no option can be ranked
+        (never a guess), `Metered(scores, usage)` when the scores cost upstream
+        calls, or an exception (a ServiceError; anything else maps to INTERNAL):
+        that task fails alone and the others keep their results.
         Raising from `score` fails every task of the batch; keep it for failures
         that really are the whole batch's (e.g. the device ran out of memory).
         No task is ever re-run by the caller.
         """
 
-    def generate(self, task: GenerateTask) -> str:
+    def generate(self, task: GenerateTask) -> str | Metered:
         """Greedy (temperature 0) or seeded sampled text after the prompt, at most
-        task.max_new_tokens tokens, special tokens removed."""
+        task.max_new_tokens tokens, special tokens removed (Metered when it cost
+        upstream calls)."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")
 
-    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
-        """One PNG for the prompt, byte-identical for the same request and seed."""
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage | Metered:
+        """One PNG for the prompt, byte-identical for the same request and seed where the
+        model allows (Metered when it cost upstream calls)."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate images")
 
 
@@ -171,27 +225,30 @@ class Entry:
     backend: str
     settings: str  # a torch-free module, so settings are checked before any model code loads
     about: str
+    model: str = ""  # what --model names, when the backend needs one
 
 
 _REGISTRY: dict[str, Entry] = {
     "hf": Entry("model_server.backends.hf:HFBackend",
                 "model_server.backends.local_settings:HFSettings",
-                "transformers vision-language models (model directory)"),
+                "transformers vision-language models", "a model directory"),
     "janus": Entry("model_server.backends.janus:JanusBackend",
                    "model_server.backends.local_settings:JanusSettings",
-                   "Janus: scores options, writes text and generates images (model directory)"),
+                   "Janus: scores options, writes text and generates images",
+                   "a model directory"),
     "openai": Entry("model_server.backends.remote:OpenAIBackend",
                     "model_server.backends.remote_settings:OpenAISettings",
-                    "an OpenAI-compatible HTTP API (remote model id)"),
+                    "an OpenAI-compatible HTTP API; a composite model with image_base_url",
+                    "the remote model id"),
     "vllm": Entry("model_server.backends.remote:VLLMBackend",
                   "model_server.backends.remote_settings:VLLMSettings",
-                  "a vLLM OpenAI-compatible server (remote model id)"),
+                  "a vLLM OpenAI-compatible server", "the remote model id"),
     "synthetic": Entry("model_server.backends.synthetic:SyntheticBackend",
                        "model_server.backends.synthetic:SyntheticSettings",
                        "hash-derived scores, no model (any name)"),
     "scripted": Entry("model_server.backends.scripted:ScriptedBackend",
                       "model_server.backends.settings:NoSettings",
-                      "a test double driven by a JSON script (script file)"),
+                      "a test double driven by a JSON script", "a script file"),
 }
 
 

@@ -5,12 +5,14 @@ images and the question, rendered with the model's own chat template (user turn
 = images + question, assistant turn = the option), or, for a raw prompt, the
 text as sent with the option appended (chat_prompt.render_raw).
 
-Two ways to compute it, with equal results:
+Three ways to compute it, with equal results:
 - per-option: one full forward pass per option (the reference method);
-- prefix-shared (default where the architecture allows): the images and
-  question are encoded once per question, then all options of all questions in
-  the batch are scored in one forward over their continuations from the shared
-  key/value cache.
+- packed (default where the architecture allows, see hf_packed): one forward per
+  batch over rows `prefix + option_1 + ... + option_k`, a 4-D mask keeping the
+  options apart;
+- cache copy: the images and question are encoded once per question, then all
+  options of all questions in the batch are scored in one forward over their
+  continuations from copies of the shared key/value cache.
 """
 
 from __future__ import annotations
@@ -43,9 +45,17 @@ from model_server.backends.chat_prompt import (
     raw_renders,
     render,
 )
+from model_server.backends.hf_packed import (
+    MASKABLE_ATTENTION,
+    option_logprobs,
+    pack,
+    row_length,
+)
 from model_server.backends.local_settings import HFSettings
 from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
+from model_server.stage_times import StageTimes, stage
+from model_server.tiny import build_random, random_init_seed
 from serving.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,12 @@ log = logging.getLogger(__name__)
 # Architectures whose prefix sharing is implemented and tested, by position scheme.
 ONE_D_ROPE = {"llava"}
 MULTI_AXIS_ROPE = {"qwen2_vl", "qwen2_5_vl"}
+# `packing=auto`: architectures scored packed on accelerators (tested against the
+# reference); the others, and every model on a CPU, use the cache copy. On the CPU
+# the cache copy measured faster (docs/performance.md: the packed forward computes
+# its masked attention in full and builds the mask on the host); the benchmark
+# measures both on every device as (b) and (b').
+PACKED_BY_DEFAULT = {"llava", "qwen2_vl"}
 
 
 @dataclass
@@ -74,6 +90,28 @@ class Planned:
 
     task: ScoreTask
     shared: _Prepared | None  # None: score per option (sharing off or not applicable)
+
+
+def _padded_groups(items: list, length, budget: int, max_padding: float = 0.25) -> list[list]:
+    """Groups of items sorted by length: rows x longest row stays within budget, and at
+    most `max_padding` of a group's rows x longest row is padding.
+
+    Rows are padded to the group's longest, and padding costs as much as real tokens,
+    so one-image questions (~600 tokens) never share a forward with eight-frame ones
+    (~4,700): sorted, they go in separate groups.
+    """
+    groups, cur, used = [], [], 0
+    for item in sorted(items, key=length):
+        n = length(item)  # the longest so far: sorted ascending
+        padded = (len(cur) + 1) * n
+        if cur and (padded > budget or padded > (1 + max_padding) * (used + n)):
+            groups.append(cur)
+            cur, used = [], 0
+        cur.append(item)
+        used += n
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 def _budget_groups(items: list, cost, budget: int) -> list[list]:
@@ -112,7 +150,12 @@ class HFBackend(Backend[ScoreTask | Planned]):
         model_cls = getattr(transformers, arch, None) if arch else None
         if model_cls is None:
             model_cls = transformers.AutoModelForImageTextToText
-        if self.device == "auto":  # shard a model too big for one device (needs accelerate)
+        seed = random_init_seed(path)
+        if seed is not None:  # a benchmark layout: random weights made on the device
+            if self.device == "auto":
+                self.device = pick_device("")
+            self.model = build_random(model_cls, config, self.dtype, self.device, seed)
+        elif self.device == "auto":  # shard a model too big for one device (needs accelerate)
             self.model = model_cls.from_pretrained(path, dtype=self.dtype, device_map="auto").eval()
             self.device = str(self.model.device)  # inputs go where the embeddings live
         else:
@@ -140,8 +183,24 @@ class HFBackend(Backend[ScoreTask | Planned]):
             self.sharing_note = "off: disabled by setting"
         else:
             self.sharing_note = "on"
+        attn = getattr(self.model.config, "_attn_implementation", None)
+        if settings.packing is None:
+            want_packed = (self.model_type in PACKED_BY_DEFAULT
+                           and not self.device.startswith("cpu"))
+        else:
+            want_packed = settings.packing
+        self.packed = self.prefix_sharing and want_packed and attn in MASKABLE_ATTENTION
+        if not self.prefix_sharing:
+            self.scoring_note = "per option"
+        elif self.packed:
+            self.scoring_note = "packed"
+        elif want_packed:
+            self.scoring_note = f"cache copy (packing needs sdpa or eager attention, not {attn})"
+        else:
+            self.scoring_note = "cache copy"
         self.arch = arch or model_cls.__name__
         self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
+        self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -154,7 +213,9 @@ class HFBackend(Backend[ScoreTask | Planned]):
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
                      "raw_prompt_image": repr(self.image_marker),
+                     "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
+                     "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
@@ -163,11 +224,11 @@ class HFBackend(Backend[ScoreTask | Planned]):
     # The tokenizer and processor are used from the prepare threads and the device
     # thread; fast tokenizers must not be entered concurrently, hence the lock.
     def _template(self, msgs, **kw) -> str:
-        with self._cpu_lock:
+        with self._cpu_lock, stage(self.stage_times, "chat template"):
             return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
 
     def _tokens(self, text: str) -> list[int]:
-        with self._cpu_lock:
+        with self._cpu_lock, stage(self.stage_times, "tokenise"):
             return self.tokenizer(text)["input_ids"]
 
     def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
@@ -175,17 +236,18 @@ class HFBackend(Backend[ScoreTask | Planned]):
         if images:
             kw["images"] = list(images)
         try:
-            with self._cpu_lock:
+            with self._cpu_lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
                 enc = self.processor(**kw)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
         out = {}
-        for k, v in enc.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device)
-                if v.is_floating_point():
-                    v = v.to(self.dtype)
-                out[k] = v
+        with stage(self.stage_times, "host-to-device copy"):
+            for k, v in enc.items():
+                if isinstance(v, torch.Tensor):
+                    v = v.to(self.device)
+                    if v.is_floating_point():
+                        v = v.to(self.dtype)
+                    out[k] = v
         return out
 
     def _spans(self, task: ScoreTask):
@@ -242,9 +304,17 @@ class HFBackend(Backend[ScoreTask | Planned]):
                 results[i] = score_each([p.task], self.score_per_option)[0]
             else:
                 ready.append((i, p.shared))
-        for group in _budget_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
-                                    self.max_batch_tokens):
-            for (i, _), scores in zip(group, self._score_shared([p for _, p in group]), strict=True):
+        if self.packed:
+            groups = _padded_groups(
+                ready, lambda ip: row_length(ip[1].prefix["input_ids"].shape[1], ip[1].conts),
+                self.max_batch_tokens)
+            score_group = self._score_packed
+        else:  # prefixes are left-padded to the group's longest
+            groups = _padded_groups(ready, lambda ip: ip[1].prefix["input_ids"].shape[1],
+                                    self.max_batch_tokens)
+            score_group = self._score_shared
+        for group in groups:
+            for (i, _), scores in zip(group, score_group([p for _, p in group]), strict=True):
                 results[i] = scores
         return results
 
@@ -259,9 +329,11 @@ class HFBackend(Backend[ScoreTask | Planned]):
             ids = enc["input_ids"][0]
             full_len = len(self._tokens(text))
             shift = len(ids) - full_len  # image tokens expand inside the user turn, before begin
-            logits = self.model(**enc).logits[0]
-            out.append(OptionScore(self._sum_logprobs(logits, ids, begin + shift, end + shift),
-                                   end - begin))
+            with stage(self.stage_times, "forward (reference: whole prompt per option)"):
+                logits = self.model(**enc).logits[0]
+            with stage(self.stage_times, "output head, log-softmax, gather"):
+                total = self._sum_logprobs(logits, ids, begin + shift, end + shift)
+            out.append(OptionScore(total, end - begin))
         return out
 
     def _prepare(self, task: ScoreTask) -> _Prepared:
@@ -291,6 +363,30 @@ class HFBackend(Backend[ScoreTask | Planned]):
         return _Prepared(prefix, conts, cspans)
 
     @torch.inference_mode()
+    def _score_packed(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
+        """One forward over packed rows `prefix + option_1 + ... + option_k` (hf_packed)."""
+        mrope = self.model_type in MULTI_AXIS_ROPE
+        with stage(self.stage_times, "pack rows, mask, positions"):
+            packed = pack(batch, self.pad_id, self.device, self.dtype,
+                          (lambda i: self._mrope_prefix(batch[i])) if mrope else None)
+        with stage(self.stage_times, "forward (packed: prefix + options)"):
+            hidden = self.model.model(**packed.inputs, use_cache=False).last_hidden_state
+        with stage(self.stage_times, "output head, log-softmax, gather"):
+            sums = option_logprobs(hidden, self.model.get_output_embeddings(), packed)
+        return [[OptionScore(total, e - b) for total, (b, e) in zip(s, p.spans, strict=True)]
+                for s, p in zip(sums, batch, strict=True)]
+
+    def _mrope_prefix(self, p: _Prepared) -> tuple[torch.Tensor, int]:
+        """A prefix's multi-axis positions (3, P) and the text position that follows it."""
+        n = p.prefix["input_ids"].shape[1]
+        grids = {k: p.prefix[k] for k in ("image_grid_thw", "video_grid_thw") if k in p.prefix}
+        if not grids:
+            return torch.arange(n, device=self.device).expand(3, n), n
+        pos, delta = self.model.model.get_rope_index(
+            p.prefix["input_ids"], mm_token_type_ids=p.prefix["mm_token_type_ids"], **grids)
+        return pos[:, 0], n + int(delta.view(-1)[0])
+
+    @torch.inference_mode()
     def _score_shared(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
         dev = self.device
         lengths = [p.prefix["input_ids"].shape[1] for p in batch]
@@ -307,8 +403,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
         for i, n in enumerate(lengths):
             mask[i, pmax - n:] = 1
         inputs["attention_mask"] = mask
-        for k in batch[0].prefix:
-            if k not in inputs:
+        for k in dict.fromkeys(k for p in batch for k in p.prefix):  # a first question
+            if k not in inputs:                                     # may have no images
                 parts = [p.prefix[k] for p in batch if k in p.prefix]
                 inputs[k] = torch.cat(parts) if len(parts) > 1 else parts[0]
         # Positions: 1-D models get them explicitly (left padding must not shift them);
@@ -320,7 +416,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
             inner.rope_deltas = None
         else:
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
+        with stage(self.stage_times, "prefix forward"):
+            out = self.model(**inputs, use_cache=True, logits_to_keep=1)
         last_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         next_pos = torch.tensor(lengths, device=dev)
         if mrope:
@@ -351,8 +448,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
         pos = next_pos[owner, None] + torch.arange(width, device=dev)[None, :]
         if mrope:
             pos = pos[None].expand(3, -1, -1)
-        logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
-                            position_ids=pos, cache=cache, use_cache=True).logits
+        with stage(self.stage_times, "option forward (from cache copies)"):
+            logits = self.model(input_ids=cont, attention_mask=torch.cat([mask[owner], cmask], dim=1),
+                                position_ids=pos, cache=cache, use_cache=True).logits
+        with stage(self.stage_times, "output head, log-softmax, gather"):
+            self._gather_rows(batch, rows, cont, logits, last_logp, results)
+
+    def _gather_rows(self, batch, rows, cont, logits, last_logp, results) -> None:
         for r, (i, j) in enumerate(rows):
             b, e = batch[i].spans[j]
             total = 0.0

@@ -16,6 +16,9 @@ class HFSettings:
                                "float32 (--dtype)")
     prefix_sharing: bool | None = setting(None, "auto, true or false: encode images and question once "
                                           "per question and score all options from its cache")
+    packing: bool | None = setting(None, "auto, true or false: score all options of a question in "
+                                   "ONE packed forward (4-D mask) rather than from copies of the "
+                                   "prefix cache; auto: LLaVA and Qwen2-VL on accelerators")
     max_images: int = setting(16, "images per prompt the server accepts")
     threads: int = setting(0, "CPU threads for torch in this process; 0: torch's default")
     max_batch_tokens: int = setting(65536, "rows x tokens of one forward: bounds device memory")

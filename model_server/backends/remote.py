@@ -1,13 +1,17 @@
 """Remote models behind the ModelService: OpenAI-compatible APIs and vLLM servers.
 
-The model runs elsewhere; this backend translates tasks into HTTP calls, so a
+The model runs elsewhere; this backend translates tasks into API calls, so a
 closed model or a vLLM deployment is evaluated through the same gRPC interface
-as a local one. Scoring is delegated to a mode (remote_scoring.py), settings
-are declared in remote_settings.py, retries happen in remote_http.py only.
+as a local one. Generate (chat completions with the images as content parts)
+is the way to evaluate a chat API; Score offers the two log-probability modes
+of remote_scoring.py. Settings are declared in remote_settings.py; calls,
+retries, usage counting and redaction live in remote_client.py. A composite
+model pairs the chat model with an images endpoint elsewhere (image_base_url).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -16,7 +20,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from PIL import Image
 
@@ -26,15 +30,21 @@ from model_server.backends.base import (
     GeneratedImage,
     GenerateImageTask,
     GenerateTask,
+    Metered,
     ScoreResult,
     ScoreTask,
 )
 from model_server.backends.chat_prompt import user_content
-from model_server.backends.remote_http import HttpClient
+from model_server.backends.remote_client import (
+    MalformedAnswer,
+    Redactor,
+    RemoteClient,
+    install_log_redaction,
+)
 from model_server.backends.remote_scoring import MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
 from model_server.fingerprint import fingerprint_text
-from serving.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.errors import InvalidRequest, NotSupported
 from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -68,10 +78,31 @@ def to_png(raw: bytes) -> bytes:
         im = Image.open(io.BytesIO(raw))
         im.load()
     except Exception as exc:
-        raise UpstreamError(f"remote returned an image that cannot be decoded ({exc})") from None
+        raise MalformedAnswer(f"the remote returned an image that cannot be decoded ({exc})") \
+            from None
     buf = io.BytesIO()
     im.convert("RGBA" if "A" in im.getbands() else "RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def read_api_key(key_file: str, key_env: str) -> tuple[str, str]:
+    """(key, where it came from): the file's first line if set, else the variable; "" if none."""
+    if key_file:
+        try:
+            lines = Path(key_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"api_key_file {key_file!r} cannot be read ({exc.strerror})") from None
+        return (lines[0].strip() if lines else ""), f"file {key_file}"
+    return (os.environ.get(key_env, "") if key_env else ""), f"environment variable {key_env}"
+
+
+def check_base_url(url: str) -> tuple[str, str]:
+    """(url without a trailing slash, host) for an http(s) URL; ValueError otherwise."""
+    url = url.rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"base_url must be an http(s) URL, got {url!r}")
+    return url, parsed.netloc.lower()
 
 
 class OpenAIBackend(Backend[ScoreTask]):
@@ -81,30 +112,46 @@ class OpenAIBackend(Backend[ScoreTask]):
     settings_class: type[OpenAISettings] = OpenAISettings
     base_url_env = "OPENAI_BASE_URL"  # consulted when base_url is empty
     default_base_url = "https://api.openai.com/v1"
+    device_bound = False  # nothing runs locally: Generate calls run concurrently
 
     def __init__(self, model: str, settings: OpenAISettings | None = None):
         s = settings or self.settings_class()
         if not model:
             raise ValueError("--model must name the remote model id")
         self.model, self.settings = model, s
-        self.base_url = (s.base_url or os.environ.get(self.base_url_env, "")
-                         or self.default_base_url).rstrip("/")
-        parsed = urllib.parse.urlparse(self.base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
-        self.host = parsed.netloc.lower()
-        api_key = os.environ.get(s.api_key_env, "") if s.api_key_env else ""
+        self.base_url, self.host = check_base_url(
+            s.base_url or (os.environ.get(self.base_url_env, "") if self.base_url_env else "")
+            or self.default_base_url)
+        api_key, source = read_api_key(s.api_key_file, s.api_key_env)
+        image_key, image_source = api_key, source
+        if s.image_api_key_file or s.image_api_key_env:
+            image_key, image_source = read_api_key(s.image_api_key_file, s.image_api_key_env)
+        self.redact = Redactor([api_key, image_key])
+        install_log_redaction(self.redact)
         if not api_key:
-            log.info("environment variable %s is not set: requests carry no Authorization header",
-                     s.api_key_env)
-        self.http = HttpClient(self.base_url, api_key=api_key, api_key_env=s.api_key_env,
-                               timeout_s=s.timeout_s, max_retries=max(0, s.max_retries),
-                               backoff_s=s.backoff_s)
+            log.info("no API key (%s): requests carry no Authorization header", source)
+        self.client = self._client(self.base_url, api_key, source)
+        self.image_client = self.client
+        self.image_host = self.host
+        if s.image_base_url:
+            image_url, self.image_host = check_base_url(s.image_base_url)
+            self.image_client = self._client(image_url, image_key, image_source)
         self.score_mode = s.score_mode
-        self.mode = MODES[s.score_mode](s, model, self.http.post, self._score_messages)
+        self.mode = MODES[s.score_mode](s, model, self.client, self._score_messages)
         self.capabilities = s.capability_set()
-        self.pool = ThreadPoolExecutor(max(1, s.concurrency), thread_name_prefix="remote")
         self._warned_image_inputs = threading.Event()
+
+    def check(self) -> None:
+        """The server's start-up check: each API answers and takes its key (one GET)."""
+        if self.settings.check_at_start:
+            for client in {self.client, self.image_client}:
+                client.probe()
+
+    def _client(self, url: str, key: str, source: str) -> RemoteClient:
+        s = self.settings
+        return RemoteClient(url, key, source, timeout_s=s.timeout_s, max_retries=s.max_retries,
+                            backoff_s=s.backoff_s, concurrency=s.concurrency,
+                            question_s=s.question_timeout_s, redact=self.redact)
 
     # -- description ---------------------------------------------------------------------------
 
@@ -121,12 +168,16 @@ class OpenAIBackend(Backend[ScoreTask]):
         s = self.settings
         details = {
             "remote_host": self.host, "remote_model": self.model, "score_mode": self.score_mode,
-            "concurrency": str(s.concurrency), "image_format": s.image_format,
-            "upstream_calls": f"at most {self.http.max_calls} per HTTP request (max_retries + 1)",
+            "concurrency": f"adaptive, at most {s.concurrency}", "image_format": s.image_format,
+            "upstream_calls": f"per question: its requests + at most {s.max_retries} retries",
+            "generate_method": "chat/completions, images as content parts in <img> order",
             "weights": "remote: may change behind the same model id", **self.mode.details(),
         }
         if "generate_image" in self.capabilities:
-            details["generate_image_inputs"] = "ignored (/v1/images/generations is text only)"
+            details["generate_image"] = (f"/v1/images/generations at {self.image_host}, model "
+                                         f"{s.image_model or self.model}")
+            details["generate_image_inputs"] = ("ignored: the images endpoint is text-to-image, "
+                                                "it takes no input image")
         if s.revision:
             details["revision"] = s.revision
         return BackendInfo(
@@ -164,77 +215,102 @@ class OpenAIBackend(Backend[ScoreTask]):
     # -- score ---------------------------------------------------------------------------------
 
     def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
-        """The HTTP calls of the whole batch run at once, bounded by `concurrency`.
-
-        A task that fails its checks makes no call; a call that fails (after the
-        HTTP client's retries) fails its own task only.
-        """
+        """The calls of the whole batch run at once (the client bounds how many are in
+        flight). A task that fails its checks makes no call; a call that fails after the
+        client's retries fails its own task only. Each result carries its usage."""
         self._require("score")
-        pending = []
-        for t in tasks:
+
+        async def one(t: ScoreTask) -> ScoreResult:
+            budget = self.client.budget()
             try:
                 self._check(t)
-                pending.append([self.pool.submit(call) for call in self.mode.calls(t)])
-            except Exception as exc:  # noqa: BLE001 - this task's result
-                pending.append(exc)
-        results: list[ScoreResult] = []
-        for row in pending:
-            if isinstance(row, Exception):
-                results.append(row)
-                continue
-            try:
-                results.append([score for f in row for score in f.result()])
-            except Exception as exc:  # noqa: BLE001 - this task's result
-                results.append(exc)
-        return results
+                return Metered(await self.mode.score(t, budget), budget.usage)
+            except Exception as exc:  # noqa: BLE001 - this task's result, redacted
+                return self.redact.error(exc)
+
+        async def batch() -> list[ScoreResult]:
+            return list(await asyncio.gather(*(one(t) for t in tasks)))
+
+        return self.client.run(batch())
 
     # -- generation ----------------------------------------------------------------------------
 
-    def _chat_text(self, text: str, images: Sequence[Image.Image], max_tokens: int,
-                   temperature: float, seed: int) -> str:
+    async def _chat_text(self, text: str, images: Sequence[Image.Image], max_tokens: int,
+                         temperature: float, seed: int, budget) -> str:
         body = {"model": self.model, "messages": self._chat_messages(text, images),
                 "temperature": temperature, self.settings.max_tokens_field: max_tokens,
                 "seed": seed}
-        choice = first_choice(self.http.post("chat/completions", body), "chat/completions")
-        return (choice.get("message") or {}).get("content") or ""
 
-    def generate(self, task: GenerateTask) -> str:
+        def read(answer: dict) -> str:
+            message = first_choice(answer).get("message")
+            if not isinstance(message, dict):
+                raise MalformedAnswer("the choice has no message")
+            return message.get("content") or ""
+
+        return self.redact(await self.client.call("chat/completions", body, budget, read))
+
+    def generate(self, task: GenerateTask) -> Metered:
+        """Chat completion of the prompt, images in `<img>` order; greedy unless the request
+        sets a temperature."""
         self._require("generate")
-        return self._chat_text(task.text, task.images, task.max_new_tokens, task.temperature,
-                               task.seed)
+        return self._metered(self.client, lambda budget: self._chat_text(
+            task.text, task.images, task.max_new_tokens, task.temperature, task.seed, budget))
 
-    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
-        """Text-to-image via /v1/images/generations; input images are ignored (it takes none)."""
+    def generate_image(self, task: GenerateImageTask) -> Metered:
+        """Text-to-image via /v1/images/generations (on image_base_url when set); input
+        images are ignored, as that endpoint takes none."""
         self._require("generate_image")
-        s = self.settings
+        if task.with_text:
+            self._require("generate")
         if task.images and not self._warned_image_inputs.is_set():
             self._warned_image_inputs.set()
             log.warning("generate_image: input images are ignored by /v1/images/generations")
+        return self._metered(self.image_client, lambda budget: self._image(task, budget))
+
+    async def _image(self, task: GenerateImageTask, budget) -> GeneratedImage:
+        s = self.settings
         body = {"model": s.image_model or self.model,
                 "prompt": task.text.replace(PLACEHOLDER, " ").strip(), "n": 1}
         if s.image_response_format:
             body["response_format"] = s.image_response_format
         if s.image_size:
             body["size"] = s.image_size
-        data = self.http.post("images/generations", body).get("data") or []
-        if not data:
-            raise UpstreamError("remote API images/generations returned no image")
-        item = data[0]
-        if item.get("b64_json"):
-            raw = base64.b64decode(item["b64_json"])
-        elif item.get("url"):
-            try:
-                with urllib.request.urlopen(item["url"], timeout=self.http.timeout_s) as r:
-                    raw = r.read()
-            except (OSError, ValueError) as exc:
-                raise UpstreamError(f"the image URL the remote returned failed: {exc}") from None
-        else:
-            raise UpstreamError("remote API images/generations returned neither b64_json nor url")
+
+        def read(answer: dict) -> bytes:
+            data = answer.get("data") or []
+            if not data or not isinstance(data[0], dict):
+                raise MalformedAnswer("the images endpoint returned no image")
+            if data[0].get("b64_json"):
+                try:
+                    return to_png(base64.b64decode(data[0]["b64_json"]))
+                except ValueError as exc:
+                    raise MalformedAnswer(f"b64_json does not decode ({exc})") from None
+            if data[0].get("url"):
+                return data[0]["url"]
+            raise MalformedAnswer("the images endpoint returned neither b64_json nor url")
+
+        png = await self.image_client.call("images/generations", body, budget, read)
+        if isinstance(png, str):  # a URL to fetch
+            png = to_png(await asyncio.to_thread(self._download, png))
         text = ""
         if task.with_text:
-            self._require("generate")
-            text = self._chat_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed)
-        return GeneratedImage(png=to_png(raw), text=text)
+            text = await self._chat_text(task.text, task.images, task.max_new_tokens, 0.0,
+                                         task.seed, budget)
+        return GeneratedImage(png=png, text=text)
+
+    def _download(self, url: str) -> bytes:
+        try:
+            with urllib.request.urlopen(url, timeout=self.settings.timeout_s) as r:
+                return r.read()
+        except (OSError, ValueError) as exc:
+            raise MalformedAnswer(f"the image URL the remote returned failed: {exc}") from None
+
+    def _metered(self, client: RemoteClient, make) -> Metered:
+        budget = client.budget()
+        try:
+            return Metered(client.run(make(budget)), budget.usage)
+        except Exception as exc:  # noqa: BLE001 - redacted and typed for the servicer
+            raise self.redact.error(exc) from None
 
 
 class VLLMBackend(OpenAIBackend):

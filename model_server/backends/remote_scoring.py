@@ -8,24 +8,28 @@ Remote APIs expose different things, so there are two ways to score:
   only: the completions endpoint takes no images.
 - ``chat-letter`` (LetterScoring): /v1/chat/completions with ``top_logprobs`` on
   the first generated token; one call per question. Only letters can be ranked
-  this way, so it implements the leaderboard's "PPL for A/B/C/D" method.
+  this way, so it implements the leaderboard's "PPL for A/B/C/D" method. When
+  none of the options' letters is among the returned tokens the question is
+  Unparsed: ranking would only break a tie.
 
-A mode checks a task before any call goes out, splits it into independent
-calls (`calls`), and names what it scores and which settings change scores
-(`details`, `fingerprint_parts`).
+A mode checks a task before any call goes out, scores it with the client's
+retrying `call` (one budget per question), and names what it scores and which
+settings change scores (`details`, `fingerprint_parts`).
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from model_server.backends.base import OptionScore, ScoreTask
+from model_server.backends.base import OptionScore, ScoreTask, Unparsed
+from model_server.backends.remote_client import Budget, MalformedAnswer, RemoteClient
 from model_server.backends.remote_settings import OpenAISettings
-from serving.errors import InvalidRequest, NotSupported, UpstreamError
+from serving.errors import InvalidRequest, NotSupported
 from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -33,14 +37,13 @@ log = logging.getLogger(__name__)
 # Characters around a letter token that still mean "this letter": " C", "C.", "(C".
 LETTER_STRIP = " \t\n\r.:)(][*\"'"
 
-Post = Callable[[str, dict], dict]  # the HTTP client's post(path, body)
 Chat = Callable[[ScoreTask], list[dict]]  # chat messages for a task (images as content parts)
 
 
-def first_choice(resp: dict, path: str) -> dict:
+def first_choice(resp: dict) -> dict:
     choices = resp.get("choices") or []
-    if not choices:
-        raise UpstreamError(f"remote API {path} returned no choices")
+    if not choices or not isinstance(choices[0], dict):
+        raise MalformedAnswer("no choices in the answer")
     return choices[0]
 
 
@@ -61,7 +64,8 @@ def letter_logprobs(top: Sequence[dict], letters: Sequence[str], k: int) -> tupl
     the top k has a probability below the smallest listed one; it gets the floor
     ``min(listed) - ln(k)``, strictly below every listed letter, so it ranks last
     and never ties with a letter the model actually considered. Returns the
-    scores and how many letters got the floor.
+    scores and how many letters got the floor; the caller treats "all floored"
+    as unparsed, since the floors would only tie.
     """
     found: dict[str, list[float]] = {}
     listed = []
@@ -110,7 +114,8 @@ def option_span(offsets: Sequence[int], token_logprobs: Sequence[float | None], 
         total += float(lp)
         n += 1
     if n == 0:
-        raise UpstreamError("the remote echoed no tokens for the option (offsets did not cover it)")
+        raise MalformedAnswer("the remote echoed no tokens for the option (offsets did not "
+                              "cover it)")
     return OptionScore(logprob_sum=total, num_tokens=n)
 
 
@@ -119,10 +124,10 @@ class ScoringMode(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, settings: OpenAISettings, model: str, post: Post, chat: Chat):
+    def __init__(self, settings: OpenAISettings, model: str, client: RemoteClient, chat: Chat):
         self.settings = settings
         self.model = model
-        self.post = post
+        self.client = client
         self.chat = chat
 
     @abc.abstractmethod
@@ -130,8 +135,8 @@ class ScoringMode(abc.ABC):
         """Refuse a task this mode cannot score, before any call goes out."""
 
     @abc.abstractmethod
-    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
-        """Independent calls whose results, concatenated in order, are the task's scores."""
+    async def score(self, task: ScoreTask, budget: Budget) -> list[OptionScore] | Unparsed:
+        """The task's option scores, in order, or Unparsed; calls share the budget."""
 
     @abc.abstractmethod
     def details(self) -> dict[str, str]:
@@ -162,20 +167,22 @@ class LetterScoring(ScoringMode):
         if len({o.strip() for o in task.options}) != len(task.options):
             raise InvalidRequest("options", "letters must be distinct")
 
-    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
-        return [lambda: self._score(task)]
-
-    def _score(self, task: ScoreTask) -> list[OptionScore]:
+    async def score(self, task: ScoreTask, budget: Budget) -> list[OptionScore] | Unparsed:
         s = self.settings
         body = {"model": self.model, "messages": self.chat(task), "logprobs": True,
                 "top_logprobs": s.top_logprobs, "temperature": 0, s.max_tokens_field: 1}
-        choice = first_choice(self.post("chat/completions", body), "chat/completions")
+        choice = await self.client.call("chat/completions", body, budget, first_choice)
         content = (choice.get("logprobs") or {}).get("content") or []
         if not content:
             raise NotSupported("the remote returned no logprobs for chat/completions; it cannot "
-                               "score in chat-letter mode")
+                               "score in chat-letter mode (use --method generate)")
         top = content[0].get("top_logprobs") or [content[0]]
-        values, floored = letter_logprobs(top, [o.strip() for o in task.options], s.top_logprobs)
+        letters = [o.strip() for o in task.options]
+        values, floored = letter_logprobs(top, letters, s.top_logprobs)
+        if floored == len(letters):
+            shown = ", ".join(repr(str(t.get("token", ""))) for t in top[:5])
+            return Unparsed(f"none of {', '.join(letters)} among the top {len(top)} first tokens "
+                            f"(most likely: {shown})")
         if floored:
             log.debug("[%s] %d letters absent from top_logprobs, floored", task.request_id, floored)
         return [OptionScore(logprob_sum=v, num_tokens=1) for v in values]
@@ -204,10 +211,10 @@ class EchoScoring(ScoringMode):
                                "images); set text_only=true to drop images knowingly, or use "
                                "score_mode=chat-letter")
 
-    def calls(self, task: ScoreTask) -> list[Callable[[], list[OptionScore]]]:
-        return [lambda o=option: [self._score(task, o)] for option in task.options]
+    async def score(self, task: ScoreTask, budget: Budget) -> list[OptionScore]:
+        return list(await asyncio.gather(*(self._score(task, o, budget) for o in task.options)))
 
-    def _score(self, task: ScoreTask, option: str) -> OptionScore:
+    async def _score(self, task: ScoreTask, option: str, budget: Budget) -> OptionScore:
         question = task.text.replace(PLACEHOLDER, "") if task.images else task.text
         if task.raw_prompt:  # the request's text is the whole prompt; the option follows directly
             context, full = question, question + option
@@ -216,13 +223,16 @@ class EchoScoring(ScoringMode):
             full = context + self.settings.option_prefix + option
         body = {"model": self.model, "prompt": full, "echo": True, "logprobs": 1,
                 "max_tokens": self.settings.echo_max_tokens, "temperature": 0}
-        choice = first_choice(self.post("completions", body), "completions")
-        lp = choice.get("logprobs") or {}
-        offsets, token_lps = lp.get("text_offset"), lp.get("token_logprobs")
-        if not offsets or not token_lps or len(offsets) != len(token_lps):
-            raise NotSupported("the remote did not echo prompt log-probs with text offsets; it "
-                               "cannot score in completions-echo mode")
-        return option_span(offsets, token_lps, len(context), len(full))
+
+        def read(answer: dict) -> OptionScore:
+            lp = first_choice(answer).get("logprobs") or {}
+            offsets, token_lps = lp.get("text_offset"), lp.get("token_logprobs")
+            if not offsets or not token_lps or len(offsets) != len(token_lps):
+                raise NotSupported("the remote did not echo prompt log-probs with text offsets; "
+                                   "it cannot score in completions-echo mode")
+            return option_span(offsets, token_lps, len(context), len(full))
+
+        return await self.client.call("completions", body, budget, read)
 
     def details(self) -> dict[str, str]:
         return {"score_method": "PPL (option tokens echoed by /v1/completions, text only)",

@@ -15,16 +15,20 @@ class OpenAISettings:
     base_url: str = setting("", "API root; empty: $OPENAI_BASE_URL, else https://api.openai.com/v1")
     api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the API key; "
                                                  "unset or empty: no Authorization header")
+    api_key_file: str = setting("", "file holding the API key (first line); wins over "
+                                    "api_key_env. Keys are never taken from the command line")
     score_mode: str = setting("chat-letter", "chat-letter (first-token top_logprobs of A/B/C/D) "
                                              "or completions-echo (echoed option log-probs)")
     capabilities: str = setting("score,generate", "what the remote supports, from score, "
                                                   "generate, generate_image")
-    concurrency: int = setting(8, "HTTP calls in flight for one score batch")
+    concurrency: int = setting(8, "most HTTP calls in flight; halved on a 429, regained slowly")
     timeout_s: float = setting(120.0, "socket timeout of each HTTP call")
-    max_retries: int = setting(4, "retries of one HTTP call on 408/409/429/5xx and connection "
-                                  "errors: it costs at most max_retries + 1 upstream calls")
-    backoff_s: float = setting(1.0, "first backoff; doubles per retry with jitter, capped at 60 s; "
-                                    "Retry-After from the server wins")
+    max_retries: int = setting(4, "retries one question may spend (408/409/429/5xx, timeouts, "
+                                  "resets, malformed answers), shared by its HTTP requests")
+    question_timeout_s: float = setting(100.0, "time one question's calls and retries may take; "
+                                               "keep it below the evaluator's --deadline-s")
+    backoff_s: float = setting(1.0, "backoff step: a retry waits uniform(0, backoff_s * 2**n), "
+                                    "capped at 60 s; Retry-After from the server wins")
     top_logprobs: int = setting(20, "K of top_logprobs in chat-letter mode")
     prompt_template: str = setting("{question}\nAnswer:", "completions-echo prompt; must contain "
                                                           "{question}; a literal \\n is a newline")
@@ -36,11 +40,17 @@ class OpenAISettings:
     max_tokens_field: str = setting("max_tokens", "e.g. max_completion_tokens for models that "
                                                   "reject max_tokens")
     image_model: str = setting("", "model for /v1/images/generations; empty: the model id")
+    image_base_url: str = setting("", "API root of the images endpoint when it is another "
+                                      "service (a composite model); empty: base_url")
+    image_api_key_env: str = setting("", "key variable for image_base_url; empty: api_key_env")
+    image_api_key_file: str = setting("", "key file for image_base_url; empty: api_key_file")
     image_size: str = setting("", "e.g. 1024x1024; empty: not sent")
     image_response_format: str = setting("b64_json", "empty: not sent (a returned url is fetched)")
     max_images: int = setting(16, "images per prompt the server accepts")
     revision: str = setting("", "free text hashed into the fingerprint: set it when the remote "
                                 "model changed behind the same id")
+    check_at_start: bool = setting(True, "GET models at start-up: an unreachable API or a "
+                                         "refused key stops the server with one line")
 
     def __post_init__(self) -> None:
         """Refuse values that convert but make no sense, naming the setting."""

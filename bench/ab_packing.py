@@ -1,0 +1,60 @@
+"""Packed vs cache-copy scoring in ONE process, alternating batch by batch.
+
+Separate processes measured one after another see different machine load on a
+shared machine; alternating batches in one process does not, so this is the
+measurement behind `packing=auto` on a device. Prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.inproc import load_tasks  # noqa: E402
+from model_server import backends  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="a `seedbench sample-data` directory")
+    ap.add_argument("--device", default="")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    data = Path(args.data)
+    tasks, _ = load_tasks(str(data / "SEED-Bench_v2_level1_2_3.json"),
+                          [f"cc3m={data / 'cc3m'}", f"SEED-Bench v2={data / 'seed_bench_v2'}"], None)
+    b = backends.create("hf", args.model, device=args.device, threads=args.threads,
+                        packing="true")
+    if not b.packed:
+        raise SystemExit(f"packing does not apply here: {b.scoring_note}")
+    for t in tasks[:2]:
+        b.score([t])
+    sync = __import__("torch").cuda.synchronize if b.device.startswith("cuda") else (lambda: None)
+    seconds = {True: 0.0, False: 0.0}
+    for r in range(args.rounds):
+        for k in range(0, len(tasks), args.batch):
+            order = (True, False) if (k // args.batch + r) % 2 == 0 else (False, True)
+            for packed in order:
+                b.packed = packed
+                sync()
+                t0 = time.perf_counter()
+                b.score(tasks[k:k + args.batch])
+                sync()
+                seconds[packed] += time.perf_counter() - t0
+    n = args.rounds * len(tasks)
+    print(f"{Path(args.model).name} on {b.device}: packed {n / seconds[True]:.2f} questions/s, "
+          f"cache copy {n / seconds[False]:.2f} questions/s; packed / cache copy "
+          f"{seconds[False] / seconds[True]:.2f}x ({n} questions each, alternating batches of "
+          f"{args.batch})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

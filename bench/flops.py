@@ -1,0 +1,58 @@
+"""Model FLOPs of one question and the device's peak: the numbers behind MFU.
+
+Counted for the work a question needs when every option follows the prefix once
+(what packed and cache-copy scoring do): the vision tower per image, the projector
+per image token, the language model over the prefix once plus each option's
+tokens, attention over the context each token actually sees, and the output head
+at the scored positions. A multiply-add is 2 FLOPs. The reference method does
+about `options` times the language-model work; its MFU row uses the same useful
+FLOPs, so it shows how far it is from the hardware for the same answers.
+"""
+
+from __future__ import annotations
+
+# Dense bf16 peak (no sparsity), FLOP/s, by a name fragment of the device.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+
+
+def peak_flops(device_name: str) -> float | None:
+    return next((v for k, v in PEAK_BF16.items() if k in device_name), None)
+
+
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class FlopCounter:
+    """Per-question FLOPs for a LLaVA-style model (vision tower, projector, decoder)."""
+
+    def __init__(self, model):
+        inner = model.model
+        text = model.config.text_config
+        self.d_text = text.hidden_size
+        self.layers = text.num_hidden_layers
+        lm = inner.language_model
+        self.lm_matmul = _params(lm) - _params(lm.embed_tokens) - _params(lm.norm)
+        self.head = _params(model.get_output_embeddings())
+        self.vision = _params(inner.vision_tower) if hasattr(inner, "vision_tower") else 0
+        self.projector = _params(inner.multi_modal_projector) if hasattr(
+            inner, "multi_modal_projector") else 0
+        vc = getattr(model.config, "vision_config", None)
+        if vc is not None and hasattr(vc, "image_size"):
+            self.vision_tokens = (vc.image_size // vc.patch_size) ** 2 + 1
+            self.d_vision, self.vision_layers = vc.hidden_size, vc.num_hidden_layers
+        else:
+            self.vision_tokens = self.d_vision = self.vision_layers = 0
+
+    def question(self, prefix_len: int, option_lens: list[int], scored: int, images: int,
+                 image_tokens: int) -> float:
+        tokens = prefix_len + sum(option_lens)
+        flops = 2.0 * self.lm_matmul * tokens + 2.0 * self.head * scored
+        # attention: QK^T and AV, 4*d FLOPs per (query, visible key) pair per layer
+        pairs = prefix_len * (prefix_len + 1) / 2
+        pairs += sum(m * prefix_len + m * (m + 1) / 2 for m in option_lens)
+        flops += 4.0 * self.d_text * self.layers * pairs
+        v = self.vision_tokens
+        flops += images * (2.0 * self.vision * v + 4.0 * self.d_vision * self.vision_layers * v * v)
+        flops += 2.0 * self.projector * image_tokens
+        return flops

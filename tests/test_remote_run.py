@@ -1,0 +1,196 @@
+"""A whole evaluator run against a remote chat model whose API misbehaves (loopback stand-in).
+
+The run must complete with faults injected, spend at most the documented
+upstream calls per question, leave a failing question as an error that a rerun
+of the same output directory finishes without duplicates, and keep an API key
+that the upstream echoes out of every file the run writes and every log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from evaluator import cli
+from tests.evaluator_runs import files, run_args, write_sample
+from tests.procs import model_server, stop
+from tests.test_remote_api import FakeAPI, chat_prompt_tokens
+
+KEY = "sk-run-secret-5555666677778888"
+MAX_RETRIES = 3
+DIMS = "1,2,3"
+PER_DIM = 3
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("data"), per_dim=PER_DIM)
+
+
+@pytest.fixture(scope="module")
+def api():
+    fake = FakeAPI().start()
+    yield fake
+    fake.stop()
+
+
+@contextlib.contextmanager
+def chat_server(api: FakeAPI):
+    args = ["--backend", "openai", "--model", "chat-model", "--max-wait-ms", "20",
+            "--backend-arg", f"base_url={api.url}", "--backend-arg", "backoff_s=0.01",
+            "--backend-arg", f"max_retries={MAX_RETRIES}", "--backend-arg", "timeout_s=1"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", KEY)
+        with model_server(args, timeout=60) as running:
+            mp.undo()
+            yield running
+
+
+def questions_text(api: FakeAPI) -> list[str]:
+    return [b["messages"][0]["content"][-1]["text"] for b in api.calls("/v1/chat/completions")]
+
+
+def unique_prompt(ann: Path) -> str:
+    """The start of one selected question's letter prompt (question and listed options),
+    unique among the selected questions, to aim a fault at it."""
+    selected = [q for q in json.loads(ann.read_text())["questions"]
+                if str(q["question_type_id"]) in DIMS.split(",")]
+    heads = [q["question"] + "\n" + "\n".join(f"{k}. {q['choice_' + k.lower()]}" for k in "ABCD")
+             for q in selected]
+    return next(h for h in heads if heads.count(h) == 1)
+
+
+def aim(head: str) -> str:
+    """The head as it appears in a request's JSON body (fail_when matches the body text)."""
+    return json.dumps(head)[1:-1]
+
+
+def run(ann, roots, target, out) -> int:
+    return cli.main(run_args(ann, roots, target, out, "--method", "letter", "--dimensions", DIMS,
+                             "--retries", "5"))
+
+
+def test_faults_are_absorbed_within_the_budget(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    api.slow_s = 2.5
+    api.script = [(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.1"}),
+                  (500, {"error": {"message": "boom"}}, {}), ("badjson", {}, {}),
+                  ("truncate", {}, {}), ("slow", {}, {}), ("reset", {}, {})]
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    n = 3 * PER_DIM
+    assert s["counts"]["answered"] == n and s["counts"]["errors"] == 0
+    sent = questions_text(api)
+    assert len(sent) == n + 6  # every fault cost exactly one retry
+    assert max(sent.count(t) for t in set(sent)) <= 1 + MAX_RETRIES
+    # run.json tallies what the API's `usage` said, and the requests and retries it cost
+    (endpoint,) = json.loads((tmp_path / "run.json").read_text())["endpoints"]
+    up = endpoint["upstream"]
+    # every attempt counts, also one on a pooled connection the stand-in had already closed
+    assert up["requests"] == n + up["retries"] >= len(sent) and up["retries"] >= 6
+    assert up["completion_tokens"] == n  # one letter token per answered question
+    assert up["prompt_tokens"] == sum(chat_prompt_tokens(b["messages"][0]["content"])
+                                      for b in api.calls("/v1/chat/completions")[-n:])
+
+
+def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    target_line = unique_prompt(ann)
+    api.fail_when = {aim(target_line): (503, {"error": {"message": "overloaded"}}, {})}
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+        s = json.loads((tmp_path / "summary.json").read_text())
+        assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
+        sent = questions_text(api)
+        # the evaluator did not retry the upstream failure: 1 + max_retries calls, no more
+        assert sum(target_line in t for t in sent) == 1 + MAX_RETRIES
+        assert len(sent) == 3 * PER_DIM - 1 + 1 + MAX_RETRIES
+        api.reset()
+        assert run(ann, roots, target, tmp_path) == 0
+    assert json.loads((tmp_path / "run.json").read_text())["todo"] == 1
+    assert len(questions_text(api)) == 1
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 3 * PER_DIM
+    lines = (tmp_path / "submission.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["question_id"] for line in lines]
+    assert len(ids) == len(set(ids)) == 3 * PER_DIM
+    assert files(tmp_path)[0]  # summary written
+
+
+def test_a_question_with_no_letter_among_the_top_tokens_is_never_an_a(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    head = unique_prompt(ann)
+    api.chat_replies = {head: ("I cannot see the image.", [{"token": "I", "logprob": -0.1},
+                                                           {"token": "Sorry", "logprob": -1.0}])}
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        (error,) = db.execute("SELECT error FROM answers WHERE status='error'").fetchone()
+    assert error.startswith("unparsed: none of A, B, C, D among the top 2 first tokens")
+
+
+def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    api.fail_when = {aim(unique_prompt(ann)): (401, {"error": {
+        "message": f"Incorrect API key provided: {KEY}; got 'Authorization: Bearer {KEY}'"}}, {})}
+    with chat_server(api) as (target, proc):
+        assert run(ann, roots, target, tmp_path) == 0
+        stop(proc)
+        log = Path(proc.log).read_text()
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 1
+    assert "Incorrect API key provided" in log
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert "results.sqlite" in written and "summary.json" in written and "run.json" in written
+    sqlite = written["results.sqlite"]
+    assert b"Incorrect API key provided" in sqlite + b"".join(
+        p.read_bytes() for p in tmp_path.glob("results.sqlite*"))
+    for name, raw in written.items():
+        assert KEY.encode() not in raw, name
+    for p in tmp_path.glob("results.sqlite*"):  # the write-ahead log too, if any
+        assert KEY.encode() not in p.read_bytes(), p.name
+    assert KEY not in log
+
+
+# -- composite L3: a chat model plus an images endpoint elsewhere, with the tiny CLIP server -------
+
+@pytest.fixture(scope="module")
+def images_api():
+    fake = FakeAPI().start()
+    yield fake
+    fake.stop()
+
+
+def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, tmp_path):
+    from tests.procs import server_process
+
+    ann, roots = data
+    api.reset()
+    images_api.reset()
+    args = ["--backend", "openai", "--model", "chat-model", "--max-wait-ms", "20",
+            "--backend-arg", f"base_url={api.url}", "--backend-arg", f"image_base_url={images_api.url}",
+            "--backend-arg", "image_model=painter",
+            "--backend-arg", "capabilities=score,generate,generate_image"]
+    with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) \
+            as (clip, _), model_server(args, timeout=60) as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "letter",
+                                 "--clip", clip)) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 27 * PER_DIM
+    assert all(s["dimensions"][str(d)]["total"] == PER_DIM for d in range(1, 28))
+    assert s["averages"]["L3"] is not None
+    generated = images_api.calls("/v1/images/generations")
+    assert len(generated) >= 2 * PER_DIM  # dims 25 and 26 at least
+    assert all(b["model"] == "painter" for b in generated)
+    assert not api.calls("/v1/images/generations")
