@@ -9,6 +9,7 @@ as the text the template itself writes for an image, and the option appended.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from serving.errors import InvalidRequest
@@ -51,6 +52,7 @@ def render(apply_template, text: str, n_images: int, option: str) -> Rendered:
     return Rendered(prompt, answer_end, full)
 
 
+log = logging.getLogger(__name__)
 PROBE = "seedbench image marker probe"
 
 
@@ -61,7 +63,9 @@ def image_marker(apply_template) -> str:
     try:
         with_image = apply_template(messages(PROBE, 1), add_generation_prompt=True)
         without = apply_template(messages(PROBE, 0), add_generation_prompt=True)
-    except Exception:  # noqa: BLE001 - a template that cannot say it: raw prompts take no images
+    except Exception as exc:  # noqa: BLE001 - a template that cannot say it: raw prompts take no images
+        log.warning("the chat template cannot render a one-image probe (%r); raw prompts with "
+                    "images will be refused", exc)
         return ""
     head = common_prefix_len(with_image, without)
     tail = common_prefix_len(with_image[head:][::-1], without[head:][::-1])

@@ -199,8 +199,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
         else:
             self.scoring_note = "cache copy"
         self.arch = arch or model_cls.__name__
-        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
+        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
