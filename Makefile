@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-evaluator protos test lint demo bench up down render clean
+.PHONY: install install-evaluator protos test lint demo demo-model demo-check bench up eval status down render clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ protos: install
 		protos/seedbench.proto protos/clip.proto
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -40,17 +40,36 @@ lint: install
 demo: install
 	$(PY) -m evaluator.demo
 
+# Retrain the committed demo model (models/demo-llava) from scratch: deterministic, 2 CPU threads.
+demo-model: install
+	$(PY) models/train_demo.py --out models/demo-llava
+
+# The demo model's answers vs prefix sharing, batch size, option and request order, method.
+demo-check: install
+	$(PY) bench/demo_check.py --out demo-out/check.md
+
 bench: install
 	$(PY) bench/run_bench.py --out docs/performance.md
 
 render: install
 	$(PY) -m deploy.render
 
-up: render
-	kubectl apply -k deploy/k8s/overlays/local
+# A cluster when kubectl reaches one (OVERLAY=local|gpu), else local processes
+# (two tiny model-server replicas + the CLIP server on 127.0.0.1). See docs/deploy.md.
+OVERLAY ?= local
+OUT ?= results
+MODEL ?=
+up: install
+	$(PY) -m deploy.workflow up --overlay $(OVERLAY) --model "$(MODEL)"
 
-down:
-	kubectl delete -k deploy/k8s/overlays/local
+eval: install
+	$(PY) -m deploy.workflow eval --overlay $(OVERLAY) --out $(OUT) --model "$(MODEL)"
+
+status: install
+	$(PY) -m deploy.workflow status --overlay $(OVERLAY)
+
+down: install
+	$(PY) -m deploy.workflow down --overlay $(OVERLAY)
 
 clean:
 	rm -rf $(VENV) .venv-evaluator build *.egg-info .pytest_cache demo-out

@@ -28,6 +28,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
         add_servicer=lambda s: cpb_grpc.add_ClipServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
+        metrics_port=args.metrics_port,
+        batchers=lambda: [("images", servicer.image_batcher), ("texts", servicer.text_batcher)],
     ))
 
 
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-items", type=int, default=256, help="images or texts per request")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
     s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
     return p

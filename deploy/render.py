@@ -11,7 +11,10 @@ deploy/rendered/<overlay>.yaml (or --out), then checked three ways:
 3. the project's own rules (see `project_problems`): gRPC probes on the container
    port, headless Services, evaluator targets that name a real Service and port,
    server/evaluator args that the programs' own parsers accept, pinned images,
-   a termination grace period longer than the drain.
+   a termination grace period longer than the drain, requests and limits on
+   every container, hardened containers (non-root, read-only root filesystem,
+   no privilege escalation, all capabilities dropped), and per model server a
+   PodDisruptionBudget, a HorizontalPodAutoscaler and a NetworkPolicy.
 
 Every problem is printed as `<overlay>: <Kind>/<name>: <message>`; the exit
 status is 1 when any check fails, 2 when rendering itself fails.
@@ -291,6 +294,8 @@ def project_problems(docs: list[dict]) -> list[Problem]:
     for doc in workloads:
         pod = _pod_spec(doc)
         for c in _containers(pod):
+            for msg in _hardening_problems(pod, c):
+                add(doc, msg)
             image = c.get("image", "")
             repo, tag = image_repo_tag(image)
             if tag is None or tag == "latest":
@@ -378,6 +383,54 @@ def project_problems(docs: list[dict]) -> list[Problem]:
                     if not target.startswith("dns:"):
                         add(doc, f"{flag} {target!r}: use dns:///{name}:{port} so the client "
                                  "resolves every replica of the headless Service")
+    return out + companion_problems(docs)
+
+
+def _hardening_problems(pod: dict, c: dict) -> list[str]:
+    """Requests + limits (cpu, memory) and a locked-down security context."""
+    out = []
+    res = c.get("resources") or {}
+    for kind in ("requests", "limits"):
+        missing = [r for r in ("cpu", "memory") if r not in (res.get(kind) or {})]
+        if missing:
+            out.append(f"container {c['name']}: no {kind} for {', '.join(missing)}")
+    sc, pod_sc = c.get("securityContext") or {}, pod.get("securityContext") or {}
+    if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")) \
+            or 0 in (sc.get("runAsUser"), pod_sc.get("runAsUser")):
+        out.append(f"container {c['name']}: must run as non-root (runAsNonRoot: true)")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        out.append(f"container {c['name']}: allowPrivilegeEscalation must be false")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        out.append(f"container {c['name']}: readOnlyRootFilesystem must be true")
+    if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+        out.append(f"container {c['name']}: capabilities must drop ALL")
+    return out
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    match = selector.get("matchLabels") or {}
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def companion_problems(docs: list[dict]) -> list[Problem]:
+    """Each model-server Deployment has a PDB, an HPA and a NetworkPolicy of its own."""
+    out = []
+    for dep in docs:
+        if dep.get("kind") != "Deployment":
+            continue
+        labels = ((dep["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if labels.get(COMPONENT_LABEL) != "model-server":
+            continue
+        name = dep["metadata"]["name"]
+        if not any(d.get("kind") == "PodDisruptionBudget"
+                   and _selects(d["spec"].get("selector") or {}, labels) for d in docs):
+            out.append(Problem("project", where(dep), "no PodDisruptionBudget selects its pods"))
+        if not any(d.get("kind") == "HorizontalPodAutoscaler"
+                   and (d["spec"].get("scaleTargetRef") or {}).get("name") == name for d in docs):
+            out.append(Problem("project", where(dep), "no HorizontalPodAutoscaler scales it"))
+        if not any(d.get("kind") == "NetworkPolicy"
+                   and _selects(d["spec"].get("podSelector") or {}, labels) for d in docs):
+            out.append(Problem("project", where(dep), "no NetworkPolicy selects its pods"))
     return out
 
 

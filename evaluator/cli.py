@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,8 +20,10 @@ from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryP
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
 from evaluator.store import Store
+from evaluator.video_frames import FrameCache
 
 err = Console(stderr=True)
+FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.video_frames)
 
 
 def _error(message: str) -> int:
@@ -92,10 +95,15 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         try:
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
             store.set_meta("run", run_plan.record)
-            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                ctx = runner.RunContext(servers.pool, config.method, config.preset,
-                                        config.deadline_s, media)
-                stats = await runner.run_questions(ds.questions, store, run_plan, ctx, progress)
+            video_frames = FrameCache(config.out / FRAME_CACHE)
+            try:
+                with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
+                    ctx = runner.RunContext(servers.pool, config.method, config.preset,
+                                            config.deadline_s, media, video_frames)
+                    stats = await runner.run_questions(ds.questions, store, run_plan, ctx,
+                                                       progress)
+            finally:
+                video_frames.close()
             summary = report.write_outputs(store, config.out)
         finally:
             store.close()
@@ -106,7 +114,10 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                 "in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
-                "endpoints": stats.endpoints, "clip": clip_stats}
+                "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
+                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
+                "video_sources": {str(d): s for d, s in ds.video_sources.items()},
+                "videos_decoded": video_frames.decoded}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -143,6 +154,9 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
         return None
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}",
               markup=False, highlight=False, soft_wrap=True)
+    for dim, source in ds.video_sources.items():
+        err.print(f"  video dimension {dim}: {source}", markup=False, highlight=False,
+                  soft_wrap=True)
     return ds
 
 
@@ -173,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             Console().print(run_plan.table())
         return 0
     report.print_report(result["summary"])
+    report.print_run(result["run"])
     return 1 if report.all_failed(result["summary"]) else 0
 
 
@@ -187,10 +202,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _error(str(exc))
     finally:
         store.close()
+    # Files first: a reader that leaves the printed tables early must not cost the page.
+    rc = _pages([args.dir], None, args.html, args.png)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
+    if rc:
+        return rc
     return 1 if report.all_failed(summary) else 0
 
 
@@ -219,6 +238,47 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | None,
+           result: dict | None = None) -> int:
+    """The HTML page and PNG exports of `seedbench report` / `compare`, when asked for."""
+    if not html and not png:
+        return 0
+    from evaluator import compare
+
+    try:
+        result = result or compare.build(dirs, reference)
+    except compare.CompareError as exc:
+        return _error(str(exc))
+    if html:
+        from evaluator import html_report
+
+        err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+    if png:
+        from evaluator import png_export
+
+        try:
+            for path in png_export.write(result, png):
+                err.print(f"wrote {path}", highlight=False)
+        except png_export.MatplotlibMissing as exc:
+            return _error(str(exc))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluator import compare
+
+    try:
+        result = compare.build(args.dirs, args.reference)
+    except compare.CompareError as exc:
+        return _error(str(exc))
+    rc = _pages(args.dirs, args.reference, args.html, args.png, result)
+    if args.json:
+        print(json.dumps(compare.public(result), indent=2))
+    else:
+        compare.print_compare(result)
+    return rc
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
@@ -238,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate a model server on an annotation file")
     r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
     r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
-                   help="media root per source (cc3m, 'SEED-Bench v2', image, video); "
-                        "a bare DIR applies to every source (repeatable)")
+                   help="media root per source: SEED-Bench-2 cc3m, 'SEED-Bench v2'; "
+                        "SEED-Bench-1 image (dims 1-9), frames (the 8-frame folders, dims "
+                        "10-12) or the raw videos ssv2, epic-kitchens, breakfast; a bare DIR "
+                        "applies to every source (repeatable)")
     r.add_argument("--model", action="append", required=True, metavar="TARGET[,TARGET...]",
                    help="model server(s): HOST:PORT or any gRPC target (dns:///name:port)")
     r.add_argument("--out", required=True, help="output dir (results store, summary, submission)")
@@ -274,12 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")
     rep.add_argument("dir")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
+    rep.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
+                     "(needs matplotlib: pip install 'seedbench-platform[reports]')")
     rep.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("presets", help="list the reference-interface presets and the "
                                         "published rows each is meant to reproduce")
     pr.add_argument("--json", action="store_true", help="print them as JSON")
     pr.set_defaults(func=cmd_presets)
+    cmp = sub.add_parser("compare", help="runs side by side, with paired tests and published rows")
+    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("--reference", metavar="NAME",
+                     help="put each run beside a published row (evaluator/references.json): "
+                          + ", ".join(sorted(_reference_names())))
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
+    cmp.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
+                     "(needs matplotlib: pip install 'seedbench-platform[reports]')")
+    cmp.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True)
@@ -294,9 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _reference_names() -> list[str]:
+    from evaluator import compare
+
+    return list(compare.references())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader left early (`seedbench report RUN --json | head -1`): end quietly,
+        # and keep the interpreter's final flush from complaining too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

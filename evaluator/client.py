@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -69,12 +70,13 @@ class Endpoint:
     ok: int = 0
     failures: int = 0
     status: str = "unknown"
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # of answered calls
     # What answered calls cost a remote API behind this replica (responses' `usage`).
     upstream: dict[str, int] = field(default_factory=lambda: dict.fromkeys(USAGE_FIELDS, 0))
 
     def stats(self) -> dict:
         out = {"target": self.target, "status": self.status, "calls": self.calls, "ok": self.ok,
-               "failures": self.failures}
+               "failures": self.failures, "latency_ms": percentiles_ms(self.latencies_s)}
         if any(self.upstream.values()):  # a remote model: its requests and tokens
             out["upstream"] = dict(self.upstream)
         return out
@@ -83,6 +85,18 @@ class Endpoint:
         if "usage" in resp.DESCRIPTOR.fields_by_name and resp.HasField("usage"):
             for name in USAGE_FIELDS:
                 self.upstream[name] += getattr(resp.usage, name)
+
+
+def percentiles_ms(values_s: list[float]) -> dict[str, float]:
+    """p50/p90/p99 (nearest rank) in milliseconds; {} when there is nothing to rank."""
+    if not values_s:
+        return {}
+    ranked = sorted(values_s)
+
+    def rank(q: float) -> float:
+        return ranked[min(len(ranked) - 1, max(0, math.ceil(q * len(ranked)) - 1))]
+
+    return {f"p{round(q * 100)}": round(rank(q) * 1000, 2) for q in (0.5, 0.9, 0.99)}
 
 
 @dataclass
@@ -199,9 +213,11 @@ class ModelPool:
             ep = self._choose(prev[0])
             ep.outstanding += 1
             ep.calls += 1
+            t0 = time.monotonic()
             try:
                 resp = await getattr(ep.stub, method)(request, timeout=deadline_s or self.deadline_s)
                 ep.ok += 1
+                ep.latencies_s.append(time.monotonic() - t0)
                 ep.add_usage(resp)
                 return resp
             except grpc.aio.AioRpcError as exc:

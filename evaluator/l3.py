@@ -80,6 +80,11 @@ def prompt_text(text: str, n_images: int) -> str:
     return text
 
 
+def option_paths(q: Question) -> list[str]:
+    """Where the option images were read (kept with the answer for the reports' gallery)."""
+    return [str(p) for p in q.image_paths[-N_OPTIONS:]]
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -163,7 +168,8 @@ class L3Scorer:
         letter, sims = await self._pick(generated, options)
         return Answer(prediction=letter, scores={
             "clip": self.clip_fingerprint, "generated": record, "similarities": sims,
-            "image_prediction": letter})
+            "image_prediction": letter, "option_images": option_paths(q),
+            "question_images": [str(p) for p in q.image_paths[:-N_OPTIONS]]})
 
     async def text_to_image(self, q: Question, ctx: RunContext) -> Answer:
         """Dim 25."""
@@ -180,7 +186,7 @@ class L3Scorer:
         text = await rank_options(text_q, ctx, [])
         scores = {"clip": self.clip_fingerprint, "text_prediction": text.prediction,
                   "text_scores": text.scores, "image_prediction": None, "generated": None,
-                  "similarities": None}
+                  "similarities": None, "option_images": option_paths(q)}
         if text.prediction != q.answer:
             return Answer(prediction=text.prediction, scores=scores)
         generated, record = await self._generate(q, ctx, [])

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from evaluator import coverage, failures, metrics, submission
 from evaluator import dimensions as D
+from evaluator import stats as intervals
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 
@@ -52,7 +53,7 @@ def build_summary(store: Store) -> dict:
         gap = coverage.missing(cov, spec[k])
         averages[k] = {**v, "task": _r(v["task"]), "all": _r(v["all"]),
                        "complete": gap is None, "missing": gap}
-    return {
+    summary = {
         "benchmark": run["benchmark"],
         "annotations": run["annotations"],
         "model": run["model"],
@@ -76,6 +77,8 @@ def build_summary(store: Store) -> dict:
         "error_reasons": [g.as_dict() for g in failures.group(failures.errored(rows))],
         "notes": notes,
     }
+    intervals.add_intervals(summary, D.averages_spec(run["benchmark"]))
+    return summary
 
 
 def write_outputs(store: Store, out_dir: str | Path) -> dict:
@@ -101,6 +104,10 @@ def all_failed(summary: dict) -> bool:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"{ci[0]:.1f}-{ci[1]:.1f}"
 
 
 def heading(summary: dict) -> str:
@@ -145,7 +152,8 @@ def tables(summary: dict) -> list[Table]:
                     if (clip := summary.get("clip")) else "") + f"\n{head}"))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
                       ("answered", "right"), ("unparsed", "right"), ("errors", "right"),
-                      ("accuracy %", "right"), ("selected", "right"), ("all-questions %", "right")):
+                      ("accuracy %", "right"), ("95% CI (Wilson)", "right"), ("selected", "right"),
+                      ("all-questions %", "right")):
         dims.add_column(col, justify=just)
     every = summary["all_questions"]["dimensions"]
     for d, s in summary["dimensions"].items():
@@ -153,17 +161,19 @@ def tables(summary: dict) -> list[Table]:
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
                      str(s["unparsed"]) if s["unparsed"] else "",
                      str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]),
-                     str(a["selected"]), _pct(a["accuracy"]))
+                     _ci(s.get("ci95")), str(a["selected"]), _pct(a["accuracy"]))
     avg = Table(title="Averages over answered questions (task avg = mean of per-dimension "
                       f"accuracies; question-weighted = correct / answered)\n{head}")
-    for col in ("group", "task avg %", "question-weighted %", "dims answered", "coverage"):
+    for col in ("group", "task avg %", "95% CI (bootstrap)", "question-weighted %",
+                "95% CI (Wilson)", "n", "dims answered", "coverage"):
         avg.add_column(col, justify="left" if col in ("group", "coverage") else "right")
     for k, v in summary["averages"].items():
         if v is None:
-            avg.add_row(k, "n/a", "n/a", "", "no answers")
+            avg.add_row(k, "n/a", "", "n/a", "", "", "", "no answers")
         else:
             mark = "" if v["complete"] else " (partial)"
-            avg.add_row(k, _pct(v["task"]) + mark, _pct(v["all"]) + mark,
+            avg.add_row(k, _pct(v["task"]) + mark, _ci(v.get("ci95")), _pct(v["all"]) + mark,
+                        _ci(v.get("all_ci95")), str(v.get("n", "")),
                         f"{v['dims_answered']}/{v['dims']}", _partial(v))
     lead = Table(title="Leaderboard view: every selected question counts, unanswered and "
                        f"errored ones as wrong\n{head}")
@@ -190,6 +200,26 @@ def error_table(reasons: list[dict], head: str = "") -> Table:
     for g in reasons:
         t.add_row(str(g["count"]), g["status"], Text(g["reason"]), Text(", ".join(g["examples"])))
     return t
+
+
+def _latency(ms: dict[str, float]) -> str:
+    return " / ".join(f"{ms[k]:g}" for k in ("p50", "p90", "p99")) + " ms" if ms else "-"
+
+
+def print_run(run: dict, console: Console | None = None) -> None:
+    """This run's throughput, call latencies and how the replicas shared the calls."""
+    console = console or Console()
+    console.print(f"run: {run['answered']} answered in {run['elapsed_s']:g} s "
+                  f"({run['throughput_qps']:g} questions/s, client CPU {run['cpu_s']:g} s); "
+                  f"call latency p50 / p90 / p99: {_latency(run['latency_ms'])}", highlight=False)
+    table = Table(title="Replicas")
+    for col in ("replica", "status", "calls", "ok", "failures", "share", "latency p50 / p90 / p99"):
+        table.add_column(col, justify="left" if col in ("replica", "status") else "right")
+    total = sum(e["ok"] for e in run["endpoints"]) or 1
+    for e in run["endpoints"]:
+        table.add_row(e["target"], e["status"], str(e["calls"]), str(e["ok"]), str(e["failures"]),
+                      f"{100 * e['ok'] / total:.0f}%", _latency(e.get("latency_ms", {})))
+    console.print(table)
 
 
 def print_report(summary: dict, console: Console | None = None) -> None:

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evaluator import methods
-from evaluator.client import ModelPool
+from evaluator.client import ModelPool, percentiles_ms
 from evaluator.dataset import LETTERS, Question
 from evaluator.failures import QuestionError, error_text
 from evaluator.media import MediaError, read_image
 from evaluator.presets import Preset
 from evaluator.store import Store
+from evaluator.video_frames import FrameCache
 from protos import seedbench_pb2 as pb
 from serving.answer_parser import parse_answer
 
@@ -51,6 +52,7 @@ class RunContext:
     preset: Preset
     deadline_s: float
     media_pool: ThreadPoolExecutor
+    video_frames: FrameCache | None = None  # samples SEED-Bench-1 raw videos (dims 10-12)
 
     async def off_loop(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
@@ -61,9 +63,15 @@ class RunContext:
         Images the server could not receive (over its Info `max_message_bytes`) are this
         question's error before anything is sent.
         """
+        paths = q.image_paths
+        if q.video is not None:  # a raw video: its sampled frames, decoded once and cached
+            if self.video_frames is None:
+                raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
+            paths = await self.video_frames.paths(q.video)
+
         def read() -> list[pb.Image]:
             out = []
-            for p in q.image_paths:
+            for p in paths:
                 im = read_image(p)
                 out.append(pb.Image(data=im.data, sha256=im.sha256))
             return out
@@ -131,6 +139,7 @@ class RunStats:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # this process's CPU time while answering: the client's own cost
     endpoints: list[dict] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # over all replicas' answered calls
 
 
 class Progress:
@@ -188,4 +197,5 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
     stats.elapsed_s = time.monotonic() - t0
     stats.cpu_s = time.process_time() - c0
     stats.endpoints = [ep.stats() for ep in ctx.pool.endpoints]
+    stats.latency_ms = percentiles_ms([x for ep in ctx.pool.endpoints for x in ep.latencies_s])
     return stats

@@ -207,3 +207,15 @@ class Store:
             if not out or out[-1].question_id != r[0]:
                 out.append(Row(*r))
         return out
+
+    def scores(self, key: RunKey, question_ids: Iterable[str]) -> dict[str, object]:
+        """The stored evidence (option scores, L3 records) of these questions' answers."""
+        wanted = set(question_ids)
+        cur = self.db.execute(
+            f"SELECT question_id, scores FROM answers WHERE {_OF_KEY.format(a='')}"
+            " AND status='ok' ORDER BY clip = ''", (*key.params(), key.clip))
+        out: dict[str, object] = {}
+        for qid, sc in cur:  # a CLIP-keyed row comes first and wins, as in rows()
+            if qid in wanted and sc and qid not in out:
+                out[qid] = json.loads(sc)
+        return out

@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
         add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
+        metrics_port=args.metrics_port, batchers=lambda: [("score", servicer.batcher)],
     ))
 
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
     s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="backend setting (repeatable), e.g. prefix_sharing=false; "
                    "`seedbench-model-server backends` lists every backend's settings")

@@ -35,6 +35,12 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self.batches_run = 0
         self.items_run = 0
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size (metrics)
+
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting for a batch."""
+        return len(self._queue) if self._queue is not None else 0
 
     async def submit(self, item: Any) -> Any:
         if self._task is None:
@@ -87,6 +93,8 @@ class MicroBatcher:
             if not live:
                 continue
             items = [item for item, _ in live]
+            if self.on_batch is not None:
+                self.on_batch(len(items))
             try:
                 results = await loop.run_in_executor(self._executor, self._fn, items)
                 if len(results) != len(items):

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,17 +53,20 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 
 
 def _load_in_daemon_thread(load: Callable[[], Any]) -> asyncio.Future:
-    """Run a slow load in a daemon thread so a SIGTERM during loading can still exit."""
+    """Run a slow load in a daemon thread so a SIGTERM during loading can still exit.
+
+    The future's result is (loaded object, seconds it took)."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
 
     def run():
+        t0 = time.monotonic()
         try:
             result = load()
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop
             loop.call_soon_threadsafe(settle, fut, None, exc)
         else:
-            loop.call_soon_threadsafe(settle, fut, result, None)
+            loop.call_soon_threadsafe(settle, fut, (result, time.monotonic() - t0), None)
 
     threading.Thread(target=run, name="model-load", daemon=True).start()
     return fut
@@ -71,9 +75,23 @@ def _load_in_daemon_thread(load: Callable[[], Any]) -> asyncio.Future:
 async def run_server(
     *, host: str, port: int, service_names: list[str], add_servicer: Callable[[grpc.aio.Server], None],
     load: Callable[[], Any], on_loaded: Callable[[Any], None], max_message_bytes: int,
-    grace_s: float = 30.0, ready_line: str = "",
+    grace_s: float = 30.0, ready_line: str = "", metrics_port: int | None = None,
+    batchers: Callable[[], list[tuple[str, Any]]] = list,
 ) -> int:
-    server = grpc.aio.server(options=server_options(max_message_bytes))
+    """Serve until SIGTERM/SIGINT. metrics_port: Prometheus /metrics there (0: any free
+    port, None: none); batchers: the (name, MicroBatcher) pairs on_loaded made, to watch."""
+    metrics = None
+    if metrics_port is not None:
+        from serving import metrics  # prometheus_client: a server dependency only
+
+        try:
+            bound_metrics = metrics.serve(metrics_port, host)
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%s: %s", host, metrics_port, exc)
+            return 2
+        print(f"metrics on {host}:{bound_metrics}/metrics", flush=True)
+    interceptors = [metrics.CallMetrics()] if metrics else []
+    server = grpc.aio.server(options=server_options(max_message_bytes), interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     for name in ["", *service_names]:
         await health_servicer.set(name, NOT_SERVING)
@@ -99,7 +117,11 @@ async def run_server(
     await asyncio.wait({load_fut, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     if not stop.is_set():
         try:
-            on_loaded(load_fut.result())
+            loaded, load_s = load_fut.result()
+            on_loaded(loaded)
+            if metrics:
+                metrics.model_loaded(load_s)
+                metrics.watch_batchers(batchers())
         except (ValueError, OSError) as exc:  # a setting or file the operator must fix: one line
             log.error("model failed to load: %s", exc)
             await server.stop(0)

@@ -107,3 +107,12 @@ def test_job_args_run_against_local_replicas(tmp_path):
         assert [e["calls"] > 0 for e in info["endpoints"]] == [True, True]
     finally:
         assert cli("down", "--run-dir", run).returncode == 0 or not state
+
+
+def test_a_second_up_while_one_is_starting_is_refused(tmp_path):
+    run = tmp_path / "run"
+    with launcher.starting(run) as ok:
+        assert ok
+        r = cli("up", "--backend", "synthetic", "--model-dir", "synthetic", "--run-dir", str(run))
+    assert r.returncode == 2 and "another `up` is starting processes" in r.stderr
+    assert not (run / "state.json").exists()

@@ -33,7 +33,8 @@ print(json.dumps({"modules": names, "found": found}))
 
 # The server extras: what an evaluator-only install lacks. (grpc itself imports the
 # empty top-level grpc_reflection package when it is installed, so its service is named.)
-SERVER_EXTRAS = ["torch", "torchvision", "transformers", "open_clip", "grpc_reflection.v1alpha"]
+SERVER_EXTRAS = ["torch", "torchvision", "transformers", "open_clip", "openai", "prometheus_client",
+                 "grpc_reflection.v1alpha"]
 RULES = {
     "clip_server": ["model_server", "evaluator"],
     "evaluator": ["model_server", "clip_server", *SERVER_EXTRAS],

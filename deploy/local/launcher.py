@@ -16,11 +16,15 @@ makes the servers drain in-flight calls, and SIGKILL after --timeout-s.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from serving.processes import ServerExited, alive, health, start_server, stop, wait_serving
@@ -84,13 +88,73 @@ def _ports(value: str, n: int, what: str) -> list[int]:
 
 # ----------------------------------------------------------------------------- commands
 
-def cmd_up(args: argparse.Namespace) -> int:
-    run_dir: Path = args.run_dir
+@dataclass
+class Spec:
+    """One process to start: `python -m MODULES[role] serve ARGS --host H --port P`."""
+
+    name: str
+    role: str  # model | clip
+    args: list[str]
+    port: int = 0  # 0: a free one
+
+
+@contextlib.contextmanager
+def starting(run_dir: Path) -> Iterator[bool]:
+    """Hold the run dir's lock while an `up` starts processes; False if another holds it."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".up.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"error: another `up` is starting processes in {run_dir}", file=sys.stderr)
+            yield False
+            return
+        yield True
+
+
+def already_running(run_dir: Path) -> bool:
     old = load_state(run_dir)
     if old and any(alive(p) for p in old["procs"]):
         print(f"error: already running (state {run_dir / STATE_FILE}); "
               "run `python -m deploy.local down` first", file=sys.stderr)
+        return True
+    return False
+
+
+def start_all(run_dir: Path, specs: list[Spec], host: str, timeout_s: float,
+              settings: dict) -> dict | None:
+    """Start every process, wait for SERVING, record the state; on any failure stop
+    all of them and say why. Returns the state, or None."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[Proc] = []
+    try:
+        for spec in specs:
+            procs.append(spawn(spec.name, spec.role, spec.args, host, spec.port, run_dir))
+        err = wait_ready(procs, timeout_s)
+    except BaseException:
+        stop(procs, 5)
+        raise
+    if err:
+        notes = stop(procs, 5)
+        print(f"error: {err}", file=sys.stderr)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        print("stopped: " + ", ".join(f"{p.name} (pid {p.pid})" for p in procs), file=sys.stderr)
+        return None
+    state = save_state(run_dir, procs, settings)
+    for p in procs:
+        print(f"{p.name}: {p.target} SERVING (pid {p.pid}, log {p.log})")
+    return state
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    with starting(args.run_dir) as ok:
+        return _up(args) if ok else 2
+
+
+def _up(args: argparse.Namespace) -> int:
+    run_dir: Path = args.run_dir
+    if already_running(run_dir):
         return 2
     if args.backend != "synthetic" and not Path(args.model_dir).is_dir():
         print(f"error: --model-dir {args.model_dir} is not a directory", file=sys.stderr)
@@ -103,31 +167,17 @@ def cmd_up(args: argparse.Namespace) -> int:
                   "--grace-s", str(args.grace_s),
                   *(["--device", args.device] if args.device else []),
                   *(["--dtype", args.dtype] if args.dtype else []), *args.server_arg]
-    procs: list[Proc] = []
-    try:
-        for i, port in enumerate(model_ports):
-            procs.append(spawn(f"model-{i}", "model", model_args, args.host, port, run_dir))
-        if args.clip:
-            clip_args = ["--model", args.clip_model, "--grace-s", str(args.grace_s),
-                         *(["--checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []),
-                         *(["--device", args.device] if args.device else [])]
-            procs.append(spawn("clip-0", "clip", clip_args, args.host, args.clip_port, run_dir))
-        err = wait_ready(procs, args.timeout_s)
-    except BaseException:
-        stop(procs, 5)
-        raise
-    if err:
-        notes = stop(procs, 5)
-        print(f"error: {err}", file=sys.stderr)
-        for note in notes:
-            print(f"warning: {note}", file=sys.stderr)
-        print("stopped: " + ", ".join(f"{p.name} (pid {p.pid})" for p in procs), file=sys.stderr)
-        return 1
+    specs = [Spec(f"model-{i}", "model", model_args, port) for i, port in enumerate(model_ports)]
+    if args.clip:
+        specs.append(Spec("clip-0", "clip", [
+            "--model", args.clip_model, "--grace-s", str(args.grace_s),
+            *(["--checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []),
+            *(["--device", args.device] if args.device else [])], args.clip_port))
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("func", "command")}
-    state = save_state(run_dir, procs, settings)
-    for p in procs:
-        print(f"{p.name}: {p.target} SERVING (pid {p.pid}, log {p.log})")
+    state = start_all(run_dir, specs, args.host, args.timeout_s, settings)
+    if state is None:
+        return 1
     t = state["targets"]
     hint = f"seedbench run --annotations FILE --media-root DIR --out DIR --model {t['model']}"
     if "clip" in t:

@@ -1,0 +1,88 @@
+"""Prometheus metrics of real server processes, scraped over HTTP after real calls."""
+
+from __future__ import annotations
+
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from protos import clip_pb2 as cpb
+from protos import clip_pb2_grpc as cpb_grpc
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+from serving.processes import free_port
+from tests.images import png
+from tests.procs import server_process
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} from the /metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def score(rid: str, options: list[str]) -> pb.ScoreRequest:
+    return pb.ScoreRequest(request_id=rid, options=options,
+                           prompt=pb.Prompt(text="q?", images=[pb.Image(data=png(1))]))
+
+
+def test_model_server_metrics_after_good_and_bad_calls():
+    port = free_port()
+    args = ["--backend", "synthetic", "--backend-arg", "load_delay_s=1", "--backend-arg",
+            "latency_ms=50", "--max-batch", "4", "--max-wait-ms", "100", "--metrics-port", str(port)]
+    with server_process("model_server.cli", args) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            stub = pb_grpc.ModelServiceStub(ch)
+            stub.Info(pb.InfoRequest(), timeout=10)
+            with ThreadPoolExecutor(8) as pool:  # concurrent: they share device batches
+                answers = list(pool.map(lambda k: stub.Score(score(f"q{k}", ["a", "b"]), timeout=30),
+                                        range(8)))
+            assert all(len(a.scores) == 2 for a in answers)
+            for k in range(2):
+                try:
+                    stub.Score(score(f"bad{k}", []), timeout=10)
+                    raise AssertionError("an empty option list was accepted")
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        m = scrape(port)
+    svc = {"service": "ModelService"}
+    assert value(m, "seedbench_requests_total", method="Score", code="OK", **svc) == 8
+    assert value(m, "seedbench_requests_total", method="Score", code="INVALID_ARGUMENT", **svc) == 2
+    assert value(m, "seedbench_requests_total", method="Info", code="OK", **svc) == 1
+    assert value(m, "seedbench_request_duration_seconds_count", method="Score", **svc) == 10
+    # Each good call waited for at least one 50 ms batch.
+    assert value(m, "seedbench_request_duration_seconds_sum", method="Score", **svc) >= 8 * 0.05
+    assert value(m, "seedbench_in_flight_requests", **svc) == 0
+    # The 8 good calls ran in device batches of at most 4: all 8 items, in 2 or more batches.
+    assert value(m, "seedbench_batch_size_sum", batcher="score") == 8
+    assert 2 <= value(m, "seedbench_batch_size_count", batcher="score") <= 8
+    assert value(m, "seedbench_batch_size_bucket", batcher="score", le="4.0") == \
+        value(m, "seedbench_batch_size_count", batcher="score")
+    assert value(m, "seedbench_queue_depth", batcher="score") == 0
+    assert 1.0 <= value(m, "seedbench_model_load_seconds") < 60
+    assert not any(dict(k[1]).get("service", "").startswith("Health") for k in m)
+
+
+def test_clip_server_metrics_name_its_two_batchers():
+    port = free_port()
+    with server_process("clip_server.cli", ["--model", "tiny", "--metrics-port", str(port),
+                                            "--log-level", "WARNING"]) as (target, _):
+        with grpc.insecure_channel(target) as ch:
+            stub = cpb_grpc.ClipServiceStub(ch)
+            assert len(stub.EmbedTexts(cpb.EmbedTextsRequest(texts=["a", "b", "c"]),
+                                       timeout=60).embeddings) == 3
+        m = scrape(port)
+    svc = {"service": "ClipService", "method": "EmbedTexts"}
+    assert value(m, "seedbench_requests_total", code="OK", **svc) == 1
+    assert value(m, "seedbench_batch_size_sum", batcher="texts") == 3
+    assert value(m, "seedbench_batch_size_count", batcher="images") == 0
+    assert value(m, "seedbench_model_load_seconds") > 0
