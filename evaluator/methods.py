@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evaluator import presets
 from evaluator.dataset import LETTERS, Question
 from evaluator.presets import Preset
 
@@ -53,6 +54,11 @@ def score_prompt(q: Question, method: str, preset: Preset) -> ScorePrompt:
         raise ValueError(f"method {method!r} does not rank options; choose ppl or letter")
     return ScorePrompt(text=preset.text(body), options=tuple(preset.options(options)),
                        raw_prompt=preset.raw, include_end_of_turn=preset.end_token)
+
+
+def build(q: Question, method: str) -> ScorePrompt:
+    """The Score prompt of a ranking method under the default preset (chat-mean)."""
+    return score_prompt(q, method, presets.get(presets.DEFAULT))
 
 
 def pick(preset: Preset, scores: Sequence[tuple[float, int]]) -> str:
