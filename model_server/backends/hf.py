@@ -1,8 +1,9 @@
-"""Transformers vision-language backend: the official answer ranking ("PPL").
+"""Transformers vision-language backend: answer ranking ("PPL") and generation.
 
 For each option: the summed log-probability of the option's tokens given the
 images and the question, rendered with the model's own chat template (user turn
-= images + question, assistant turn = the option).
+= images + question, assistant turn = the option), or, for a raw prompt, the
+text as sent with the option appended (chat_prompt.render_raw).
 
 Three ways to compute it, with equal results:
 - per-option: one full forward pass per option (the reference method);
@@ -37,7 +38,13 @@ from model_server.backends.base import (
     ScoreTask,
     score_each,
 )
-from model_server.backends.chat_prompt import answer_span, messages, render
+from model_server.backends.chat_prompt import (
+    answer_span,
+    image_marker,
+    messages,
+    raw_renders,
+    render,
+)
 from model_server.backends.hf_packed import (
     MASKABLE_ATTENTION,
     option_logprobs,
@@ -193,6 +200,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
             self.scoring_note = "cache copy"
         self.arch = arch or model_cls.__name__
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
+        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -204,6 +212,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
+                     "raw_prompt_image": repr(self.image_marker),
                      "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "attention": str(getattr(self.model.config, "_attn_implementation", "")),
@@ -245,7 +254,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
         """The rendered texts per option, the unexpanded prompt tokens, and per option the
         unexpanded (sequence, begin, end) to score."""
         n = len(task.images)
-        rendered = [render(self._template, task.text, n, opt) for opt in task.options]
+        if task.raw_prompt:
+            rendered = raw_renders(task, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self._template, task.text, n, opt) for opt in task.options]
         prompt_ids = self._tokens(rendered[0].prompt)
         spans = []
         for r in rendered:
