@@ -272,3 +272,14 @@ def test_clip_server_takes_the_same_tls_and_token(certs, tmp_path, token_file):
     log = (tmp_path / "clip.log").read_text()
     assert "(mutual TLS, token auth)" in log and "refused /seedbench.v1.ClipService/Info" in log
     assert TOKEN not in log
+
+
+def test_servers_bind_loopback_unless_told_and_images_bind_all_interfaces():
+    from clip_server.cli import build_parser as clip_parser
+    from model_server.cli import build_parser as model_parser
+
+    assert model_parser().parse_args(["serve", "--backend", "synthetic"]).host == "127.0.0.1"
+    assert clip_parser().parse_args(["serve", "--model", "tiny"]).host == "127.0.0.1"
+    for image in ("model-server", "clip-server"):
+        cmd = (ROOT / "deploy" / "docker" / f"Dockerfile.{image}").read_text()
+        assert '"--host", "0.0.0.0"' in cmd
