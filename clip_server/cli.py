@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
         metrics_port=args.metrics_port,
         batchers=lambda: [("images", servicer.image_batcher), ("texts", servicer.text_batcher)],
+        busy_s=servicer.device.busy_s,
     ))
 
 

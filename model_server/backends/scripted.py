@@ -14,8 +14,9 @@ ranking is right but whose image is wrong, and the other way round:
                 "A blue star": "solid:#3046dc"},
       "default_score": 0,                         # optional, unmatched prompts
       "default_image": "solid:#808080",           # optional, unmatched prompts
-      "log": "calls.jsonl"                        # optional: one JSON line per call
-    }
+      "log": "calls.jsonl",                       # optional: one JSON line per call
+      "delay_s": {"slow question": 5}             # optional: substring -> seconds the
+    }                                             #   device thread sleeps on it
 
 Image directives: `file:PATH` (an image file, relative to the script's folder),
 `copy_input:K` (the K-th image of the request), `solid:#rrggbb` (a 32x32 fill).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +74,8 @@ class ScriptedBackend(Backend[ScoreTask]):
                                             for k, v in script.get("score", {}).items()}
         self.image_rules: dict[str, str] = {str(k): str(v)
                                             for k, v in script.get("image", {}).items()}
+        self.delays: dict[str, float] = {str(k): float(v)
+                                         for k, v in script.get("delay_s", {}).items()}
         self.default_score = int(script.get("default_score", 0))
         self.default_image = str(script.get("default_image", DEFAULT_IMAGE))
         for d in (*self.image_rules.values(), self.default_image):
@@ -113,6 +117,7 @@ class ScriptedBackend(Backend[ScoreTask]):
         out = []
         for t in tasks:
             self._log("Score", t.request_id, t.text)
+            time.sleep(self._match(self.delays, t.text, 0.0))
             favour = self._match(self.score_rules, t.text, self.default_score)
             row = []
             for i, option in enumerate(t.options):
@@ -126,6 +131,7 @@ class ScriptedBackend(Backend[ScoreTask]):
         if not self.can_generate_image:
             return super().generate_image(task)
         self._log("GenerateImage", task.request_id, task.text)
+        time.sleep(self._match(self.delays, task.text, 0.0))
         kind, _, arg = self._match(self.image_rules, task.text, self.default_image).partition(":")
         if kind == "file":
             with Image.open(self.base / arg) as im:
