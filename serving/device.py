@@ -50,7 +50,7 @@ class DeviceThread(concurrent.futures.ThreadPoolExecutor):
 
     @contextlib.contextmanager
     def reserve(self) -> Iterator[None]:
-        """A place among the jobs waiting for the device, or QueueFull at once."""
+        """A place among the jobs waiting for (or running on) the device, or QueueFull at once."""
         with self._lock:
             if self._waiting >= self.max_waiting:
                 raise QueueFull(f"device queue full: {self._waiting} requests waiting "

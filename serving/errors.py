@@ -13,7 +13,7 @@ import logging
 
 import grpc
 
-from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE, ERROR_SOURCE_UPSTREAM
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ class TooLarge(ServiceError):
 
 
 class QueueFull(TooLarge):
-    """The server's queue of waiting requests is full: backpressure, a client retries later."""
+    """The server's queue of waiting requests is full: backpressure, a client retries later
+    (the trailing metadata tells it from a request that is too large, protos/wire.py)."""
+
+    trailing_metadata = ((ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE),)
 
 
 class DeadlinePassed(ServiceError):

@@ -19,6 +19,7 @@ from PIL import Image
 
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from serving.processes import health
 from tests.images import png, sha
 from tests.procs import model_server
@@ -325,6 +326,7 @@ def test_queue_full_is_refused_at_once(scripted):
             stub.Score(score(rid="one-too-many"), timeout=30)
         assert err.value.code() == EXHAUSTED
         assert "queue full" in err.value.details() and "max_queue 2" in err.value.details()
+        assert (ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE) in err.value.trailing_metadata()
         assert time.perf_counter() - t0 < 2.0  # backpressure: at once, not after the queue
         # The device queue (image generation) is bounded the same way: one running, one
         # waiting, the third refused.
