@@ -403,3 +403,26 @@ def test_sigterm_when_idle_exits_zero(scripted):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert time.monotonic() - t0 < 5
+
+
+def test_hf_generation_stops_at_the_deadline(tmp_path_factory):
+    """In process: the tiny model stops early on its own, too fast to time over gRPC."""
+    from model_server.backends.base import GenerateTask
+    from model_server.backends.hf import HFBackend
+    from model_server.backends.local_settings import HFSettings
+    from serving.errors import DeadlinePassed
+
+    backend = HFBackend(str(tiny_model("llava", tmp_path_factory.getbasetemp())),
+                        HFSettings(device="cpu"))
+    task = GenerateTask(request_id="d", text="Hello", images=(), max_new_tokens=500)
+    backend.generate(task)  # warm up: time the second run
+    t0 = time.monotonic()
+    free = backend.tokenizer(backend.generate(task), add_special_tokens=False)["input_ids"]
+    free_s = time.monotonic() - t0
+    tight = GenerateTask(request_id="d", text="Hello", images=(), max_new_tokens=500,
+                         deadline=time.monotonic() + free_s / 10)
+    cut = backend.tokenizer(backend.generate(tight), add_special_tokens=False)["input_ids"]
+    assert len(free) >= 40 and len(cut) < len(free) / 2, (len(cut), len(free))
+    with pytest.raises(DeadlinePassed):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
+                                      deadline=time.monotonic() - 1))

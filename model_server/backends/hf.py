@@ -509,16 +509,15 @@ class HFBackend(Backend[ScoreTask | Planned]):
     # ---------------------------------------------------------- generation
     @torch.inference_mode()
     def generate(self, task: GenerateTask) -> str:
+        if task.deadline is not None and time.monotonic() >= task.deadline:
+            raise DeadlinePassed("the client's deadline passed before generation began")
         prompt = self._template(messages(task.text, len(task.images)), add_generation_prompt=True)
         enc = self._encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
               "pad_token_id": self.pad_id}
         if task.deadline is not None:  # stop at the client's deadline: nobody waits after it
-            left = task.deadline - time.monotonic()
-            if left <= 0:
-                raise DeadlinePassed("the client's deadline passed before generation began")
-            kw["max_time"] = left
+            kw["max_time"] = max(1e-3, task.deadline - time.monotonic())
         if task.temperature > 0:
             kw["temperature"] = task.temperature
         out = self.model.generate(**enc, **kw)
