@@ -405,24 +405,37 @@ def test_sigterm_when_idle_exits_zero(scripted):
         assert time.monotonic() - t0 < 5
 
 
-def test_hf_generation_stops_at_the_deadline(tmp_path_factory):
-    """In process: the tiny model stops early on its own, too fast to time over gRPC."""
+def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
+    """In process, on a clock that moves one second per look: the tiny model is too fast
+    (and stops on its own too soon) to time a deadline over gRPC."""
+    from model_server.backends import hf
     from model_server.backends.base import GenerateTask
-    from model_server.backends.hf import HFBackend
     from model_server.backends.local_settings import HFSettings
     from serving.errors import DeadlinePassed
 
-    backend = HFBackend(str(tiny_model("llava", tmp_path_factory.getbasetemp())),
-                        HFSettings(device="cpu"))
-    task = GenerateTask(request_id="d", text="Hello", images=(), max_new_tokens=500)
-    backend.generate(task)  # warm up: time the second run
-    t0 = time.monotonic()
-    free = backend.tokenizer(backend.generate(task), add_special_tokens=False)["input_ids"]
-    free_s = time.monotonic() - t0
-    tight = GenerateTask(request_id="d", text="Hello", images=(), max_new_tokens=500,
-                         deadline=time.monotonic() + free_s / 10)
-    cut = backend.tokenizer(backend.generate(tight), add_special_tokens=False)["input_ids"]
-    assert len(free) >= 40 and len(cut) < len(free) / 2, (len(cut), len(free))
+    backend = hf.HFBackend(str(tiny_model("llava", tmp_path_factory.getbasetemp())),
+                           HFSettings(device="cpu"))
+
+    def tokens(task):
+        text = backend.generate(task)
+        return text, backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                          max_new_tokens=50))
+
+    class Clock:  # each look at the clock: one second later
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls):
+            cls.now += 1.0
+            return cls.now
+
+    monkeypatch.setattr(hf, "time", Clock)
+    cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                        max_new_tokens=50, deadline=5.5))
+    # One look before generating, then one per token: the 5th look is past 5.5.
+    assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
+    assert free_text.startswith(cut_text)
     with pytest.raises(DeadlinePassed):
-        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
-                                      deadline=time.monotonic() - 1))
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))

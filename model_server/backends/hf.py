@@ -517,12 +517,23 @@ class HFBackend(Backend[ScoreTask | Planned]):
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
               "pad_token_id": self.pad_id}
         if task.deadline is not None:  # stop at the client's deadline: nobody waits after it
-            kw["max_time"] = max(1e-3, task.deadline - time.monotonic())
+            kw["stopping_criteria"] = transformers.StoppingCriteriaList([_Until(task.deadline)])
         if task.temperature > 0:
             kw["temperature"] = task.temperature
         out = self.model.generate(**enc, **kw)
         new = out[0, enc["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
+
+
+class _Until(transformers.StoppingCriteria):
+    """Stop generating once time.monotonic() reaches the deadline (checked every token)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw) -> torch.Tensor:
+        done = time.monotonic() >= self.deadline
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
