@@ -199,7 +199,8 @@ def tiny_hf(tmp_path_factory):
     args = ["--backend", "hf", "--model", str(path), "--device", "cpu", "--max-batch", "4",
             "--max-new-tokens", "100000", "--backend-arg", "max_option_tokens=300"]
     with model_server(args, timeout=300) as (target, _):
-        with grpc.insecure_channel(target) as ch:
+        with grpc.insecure_channel(target, options=[("grpc.max_send_message_length",
+                                                     16 << 20)]) as ch:
             stub = pb_grpc.ModelServiceStub(ch)
             context = int(stub.Info(pb.InfoRequest(), timeout=30).details["context_tokens"])
             yield stub, context
@@ -226,12 +227,21 @@ def _refused(stub, method: str, req, *needles: str) -> str:
 def test_prompt_over_the_context_is_refused_at_admission(tiny_hf):
     stub, context = tiny_hf
     before = _good_hf(stub)
-    long_text = "<img> " + "word " * (2 * context) + "What colour?"
+    long_text = "<img> " + "w " * (2 * context) + "What colour?"  # short words: tokenised
     details = _refused(stub, "Score", score(text=long_text), "prompt.text",
                        "context length", str(context))
     assert "images expanded" in details
     after = _good_hf(stub)
     assert after < max(5.0, 5 * before)
+
+
+def test_a_huge_prompt_is_refused_without_tokenising_it(tiny_hf):
+    stub, context = tiny_hf
+    huge = "<img> " + "x" * (5 << 20)  # 5 MB of text
+    details = _refused(stub, "Score", score(text=huge), "prompt.text", "characters is at least",
+                       f"context length of {context}")
+    assert str(len(huge)) in details
+    _good_hf(stub)
 
 
 def test_generation_longer_than_the_context_is_refused(tiny_hf):

@@ -199,6 +199,9 @@ class HFBackend(Backend[ScoreTask | Planned]):
                                or getattr(text_config, "max_position_embeddings", 0) or 0)
         self.max_option_tokens = settings.max_option_tokens
         self._image_tokens: dict[tuple[int, int], int] = {}  # tokens one image adds, by size
+        # No token covers more characters than the longest vocabulary entry, so a text
+        # longer than context x this is refused without tokenising it (a 10 MB prompt).
+        self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.arch = arch or model_cls.__name__
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
@@ -278,6 +281,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
         image adds is measured once per image size and remembered.
         """
         n = len(task.images)
+        least = len(task.text) // max(1, self._max_token_chars)
+        if self.context_tokens and least > self.context_tokens:
+            raise TooLarge(f"prompt.text: {len(task.text)} characters is at least {least} tokens, "
+                           f"over the context length of {self.context_tokens} tokens")
         if isinstance(task, ScoreTask):
             options = [len(self._tokens_plain(o)) for o in task.options]
             longest = max(options) + 1  # + the end-of-turn token
