@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-evaluator protos test lint demo bench up eval status down render clean
+.PHONY: install install-evaluator protos test lint demo demo-model demo-check bench up eval status down render clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,21 @@ protos: install
 		protos/seedbench.proto protos/clip.proto
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 demo: install
 	$(PY) -m evaluator.demo
+
+# Retrain the committed demo model (models/demo-llava) from scratch: deterministic, 2 CPU threads.
+demo-model: install
+	$(PY) models/train_demo.py --out models/demo-llava
+
+# The demo model's answers vs prefix sharing, batch size, option and request order, method.
+demo-check: install
+	$(PY) bench/demo_check.py --out demo-out/check.md
 
 bench: install
 	$(PY) bench/run_bench.py --out docs/performance.md

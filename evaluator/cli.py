@@ -21,8 +21,10 @@ from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
 from evaluator.methods import METHODS
 from evaluator.store import Store
+from evaluator.video_frames import FrameCache
 
 err = Console(stderr=True)
+FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.video_frames)
 
 
 def _error(message: str) -> int:
@@ -94,10 +96,15 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         try:
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
             store.set_meta("run", run_plan.record)
-            with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                ctx = runner.RunContext(servers.pool, config.method, config.include_eot,
-                                        config.deadline_s, media)
-                stats = await runner.run_questions(ds.questions, store, run_plan, ctx, progress)
+            video_frames = FrameCache(config.out / FRAME_CACHE)
+            try:
+                with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
+                    ctx = runner.RunContext(servers.pool, config.method, config.include_eot,
+                                            config.deadline_s, media, video_frames)
+                    stats = await runner.run_questions(ds.questions, store, run_plan, ctx,
+                                                       progress)
+            finally:
+                video_frames.close()
             summary = report.write_outputs(store, config.out)
         finally:
             store.close()
@@ -108,7 +115,9 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
                 "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
-                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats}
+                "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
+                "video_sources": {str(d): s for d, s in ds.video_sources.items()},
+                "videos_decoded": video_frames.decoded}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -145,6 +154,9 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
         return None
     err.print(f"{ds.benchmark}: {len(ds.questions)} question(s) selected from {ds.file}",
               markup=False, highlight=False, soft_wrap=True)
+    for dim, source in ds.video_sources.items():
+        err.print(f"  video dimension {dim}: {source}", markup=False, highlight=False,
+                  soft_wrap=True)
     return ds
 
 
@@ -261,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate a model server on an annotation file")
     r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
     r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
-                   help="media root per source (cc3m, 'SEED-Bench v2', image, video); "
-                        "a bare DIR applies to every source (repeatable)")
+                   help="media root per source: SEED-Bench-2 cc3m, 'SEED-Bench v2'; "
+                        "SEED-Bench-1 image (dims 1-9), frames (the 8-frame folders, dims "
+                        "10-12) or the raw videos ssv2, epic-kitchens, breakfast; a bare DIR "
+                        "applies to every source (repeatable)")
     r.add_argument("--model", action="append", required=True, metavar="TARGET[,TARGET...]",
                    help="model server(s): HOST:PORT or any gRPC target (dns:///name:port)")
     r.add_argument("--out", required=True, help="output dir (results store, summary, submission)")

@@ -15,6 +15,8 @@ from evaluator import annotation_file as AF
 from evaluator import dimensions as D
 from evaluator.annotation_file import AnnotationError
 from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
+from evaluator.video_frames import VideoClip
+from evaluator.video_sources import VIDEO_DIMS, VideoSources
 from serving.images import PLACEHOLDER
 
 LETTERS = ("A", "B", "C", "D")
@@ -36,7 +38,9 @@ class Question:
     level: str = ""
     subpart: str = ""
     version: str = ""
+    segment: tuple[float, float] | None = None  # SEED-Bench-1 dims 11-12: part of the video
     image_paths: tuple[Path, ...] = field(default=(), compare=False)
+    video: VideoClip | None = field(default=None, compare=False)  # raw video: frames sampled
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Dataset:
     questions: list[Question]  # valid and selected, in file order
     invalid: list[Invalid]  # every problem found (a question may have several)
     warnings: list[str] = field(default_factory=list)  # ignored content, misfit questions
+    video_sources: dict[int, str] = field(default_factory=dict)  # SEED-Bench-1 dim -> source
 
     @property
     def rejected(self) -> int:
@@ -161,6 +166,7 @@ def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | Non
     else:
         bad("data_id", "must be a string or a non-empty list of strings")
         data_ids = ()
+    segment = _segment(q.get("segment"), bad)
     opt = {}
     for fld in ("data_type", "data_source", "level", "subpart", "version"):
         v = q.get(fld, "")
@@ -183,7 +189,19 @@ def _parse(q: object, i: int, benchmark: str, file: str) -> tuple[Question | Non
     if errs:
         return None, errs
     return Question(index=i, question_id=qid, question=question, choices=choices,
-                    answer=answer.strip(), dimension=dim, data_ids=data_ids, **opt), []
+                    answer=answer.strip(), dimension=dim, data_ids=data_ids, segment=segment,
+                    **opt), []
+
+
+def _segment(v: object, bad) -> tuple[float, float] | None:
+    """`segment`: absent/null, or [start, end] numbers (seconds or frame indices)."""
+    if v is None:
+        return None
+    if (isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+        return v[0], v[1]
+    bad("segment", f"must be [start, end] (two numbers), got {v!r}")
+    return None
 
 
 def select(q: Question, benchmark: str, f: Filters) -> bool:
@@ -201,9 +219,8 @@ def select(q: Question, benchmark: str, f: Filters) -> bool:
 
 
 def source_key(q: Question, benchmark: str) -> str:
-    if benchmark == D.V2:
-        return q.data_source
-    return "image" if q.dimension <= 9 else "video"
+    """The media-root key of an image question (SEED-Bench-1 video: see video_sources)."""
+    return q.data_source if benchmark == D.V2 else "image"
 
 
 def resolve_media(q: Question, benchmark: str, roots: dict[str, Path]) -> list[Path]:
@@ -214,25 +231,39 @@ def resolve_media(q: Question, benchmark: str, roots: dict[str, Path]) -> list[P
     for k, rel in enumerate(q.data_ids):
         fld = f"data_id[{k}]" if multi else "data_id"
         p = safe_join(root, rel, fld)
-        if not p.exists() and benchmark == D.V1 and p.suffix:
-            p = safe_join(root, str(Path(rel).with_suffix("")), fld)  # v1 video: frames/<stem>/
         if p.is_dir():
-            frames = frame_files(p)
-            if not frames:
-                raise MediaError(fld, f"frame folder {p} holds no images")
-            for fr in frames:
-                inside = safe_join(p, fr.name, fld)  # a frame symlinked outside is refused
-                check_image(inside, fld)
-            paths.extend(frames)
+            paths.extend(_folder_frames(p, fld))
         else:
             check_image(p, fld)
             paths.append(p)
     return paths
 
 
-def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str):
+def _folder_frames(folder: Path, fld: str) -> list[Path]:
+    frames = frame_files(folder)
+    if not frames:
+        raise MediaError(fld, f"frame folder {folder} holds no images")
+    for fr in frames:
+        check_image(safe_join(folder, fr.name, fld), fld)  # a frame linked outside is refused
+    return frames
+
+
+def resolve_video(q: Question, videos: VideoSources) -> tuple[list[Path], VideoClip | None]:
+    """A SEED-Bench-1 video question: its frame files, or the raw clip to sample at run time."""
+    folder, clip = videos.resolve(q.dimension, q.question_id, q.data_ids, q.segment)
+    if clip is not None:
+        return [], clip
+    return _folder_frames(folder, "question_id"), None
+
+
+def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str,
+                 videos: VideoSources | None = None):
+    clip = None
     try:
-        paths = resolve_media(q, benchmark, roots)
+        if benchmark == D.V1 and q.dimension in VIDEO_DIMS:
+            paths, clip = resolve_video(q, videos or VideoSources(roots))
+        else:
+            paths = resolve_media(q, benchmark, roots)
     except MediaError as exc:
         return None, Invalid(file, q.question_id, exc.field, exc.reason, q.index)
     except (OSError, ValueError) as exc:  # what the file system refuses is this question's error
@@ -247,7 +278,7 @@ def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str)
         return None, Invalid(file, q.question_id, "question",
                              f"has {n} {PLACEHOLDER} placeholders but data_id gives "
                              f"{len(paths)} images", q.index)
-    return Question(**{**q.__dict__, "image_paths": tuple(paths)}), None
+    return Question(**{**q.__dict__, "image_paths": tuple(paths), "video": clip}), None
 
 
 def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
@@ -288,12 +319,15 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
             parsed.append(q)
     if filters.limit is not None:
         parsed = parsed[: filters.limit]
+    videos = VideoSources(roots) if benchmark == D.V1 else None
     with ThreadPoolExecutor(check_workers) as pool:
-        checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file), parsed))
+        checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file, videos),
+                                parsed))
     good = [q for q, err in checked if q is not None]
     invalid.extend(err for _, err in checked if err is not None)
+    sources = videos.describe({q.dimension for q in parsed}) if videos else {}
     return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
-                   warnings=warnings)
+                   warnings=warnings, video_sources=sources)
 
 
 def _examples(ids: list[str], n: int = 5) -> str:

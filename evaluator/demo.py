@@ -3,9 +3,13 @@
 Servers run as child processes (this module never imports them) on free
 loopback ports and are always stopped, on success, error or Ctrl-C. A tiny
 CLIP server (`clip_server.cli serve --model tiny`) runs for the whole demo and
-is passed as `--clip`. The first model (tiny LLaVA by default) cannot generate
-images, so its L3 shows n/a; then a tiny Janus model, which scores and
-generates images, is evaluated on all levels, L3 included.
+is passed as `--clip`. The first model is the committed demo LLaVA
+(models/demo-llava, trained on the sample data's pixels by `make demo-model`,
+evaluated on a seed it was not trained on); it cannot generate images, so its L3
+shows n/a; it also answers the SEED-Bench-1 sample, whose video dims are
+sampled from real webm/mp4/avi files. Then a tiny Janus model with random weights, which scores and
+generates images, is evaluated on all levels to show the L3 plumbing: its
+scores are chance-level by design.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 
 from evaluator import cli, sample_data
 from serving import processes
+
+DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-llava"
 
 
 @dataclass
@@ -44,10 +50,16 @@ def serve(spec: ServerSpec, log_path: Path, timeout_s: float = 600.0) -> Iterato
         processes.stop(proc)
 
 
+def uses_demo_model(args: argparse.Namespace) -> bool:
+    return args.arch == "llava" and not args.random and (DEMO_MODEL / "config.json").exists()
+
+
 def model_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec:
     if args.backend == "synthetic":
         return ServerSpec("model", "model_server.cli",
                           ["--backend", "synthetic", "--model", "demo"])
+    if uses_demo_model(args):
+        return ServerSpec("model", "model_server.cli", ["--backend", "hf", "--model", str(DEMO_MODEL)])
     model_dir = out / "model"
     if not (model_dir / "config.json").exists():
         print(f"building tiny {args.arch} model in {model_dir}", file=sys.stderr)
@@ -74,17 +86,33 @@ def clip_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec | None:
 
 
 def evaluate(title: str, spec: Callable[[], ServerSpec], clip: str | None,
-             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path) -> int:
-    """Build and serve one model, evaluate it (all levels), print its tables; always stop it."""
+             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path,
+             v1: Path | None = None) -> int:
+    """Build and serve one model, evaluate it (all levels), print its tables; always stop it.
+
+    With `v1` (a SEED-Bench-1 sample file) the same server also answers SEED-Bench-1,
+    its video dims sampled from the raw videos, into `results`-v1.
+    """
     print(f"\n=== {title} ===", file=sys.stderr)
     with serve(spec(), log) as target:
-        return cli.main([
+        rc = cli.main([
             "run", "--annotations", str(ann),
             "--media-root", f"cc3m={data / 'cc3m'}",
             "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
             "--model", target, "--out", str(results), "--method", args.method,
             *(["--clip", clip] if clip else []),
         ])
+        if v1 is not None:
+            print(f"\n=== {title}: SEED-Bench-1 (video dims from the raw videos) ===",
+                  file=sys.stderr)
+            d = v1.parent
+            rc = cli.main([
+                "run", "--annotations", str(v1), "--media-root", f"image={d / 'image'}",
+                *(x for key in ("ssv2", "epic-kitchens", "breakfast")
+                  for x in ("--media-root", f"{key}={d / key}")),
+                "--model", target, "--out", f"{results}-v1", "--method", args.method,
+            ]) or rc
+        return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="demo-out")
     p.add_argument("--backend", choices=["hf", "synthetic"], default="hf")
     p.add_argument("--arch", default="llava", help="tiny model architecture (hf backend)")
+    p.add_argument("--random", action="store_true",
+                   help="a random-weight tiny model instead of the trained demo LLaVA")
     p.add_argument("--per-dim", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", default="ppl")
@@ -103,16 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     data = out / "data"
     t0 = time.monotonic()
     ann = sample_data.write_v2(data, seed=args.seed, per_dim=args.per_dim)
+    v1 = sample_data.write_v1(out / "data-v1", seed=args.seed, per_dim=args.per_dim)
     rc = 0
     with contextlib.ExitStack() as stack:
         clip_spec = clip_server_spec(args, out)
         clip = (stack.enter_context(serve(clip_spec, out / "clip-server.log"))
                 if clip_spec is not None else None)
-        first = "synthetic model" if args.backend == "synthetic" else f"tiny {args.arch}"
+        first = ("synthetic model" if args.backend == "synthetic"
+                 else f"demo LLaVA trained on sample-data seed {sample_data.DEMO_TRAIN_SEED}, "
+                      f"evaluated on seed {args.seed}" if uses_demo_model(args)
+                 else f"tiny {args.arch} (random weights)")
         rc = evaluate(first, lambda: model_server_spec(args, out), clip, args, ann, data,
-                      out / "results", out / "model-server.log") or rc
+                      out / "results", out / "model-server.log", v1=v1) or rc
         if not args.no_janus and args.backend == "hf":
-            rc = evaluate("tiny janus (scores and generates images: L3)",
+            rc = evaluate("tiny janus, random weights: L3 plumbing only, chance-level scores",
                           lambda: janus_server_spec(args, out), clip, args, ann, data,
                           out / "results-janus", out / "janus-server.log") or rc
     print(f"demo finished in {time.monotonic() - t0:.1f}s", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Media roots and safe resolution of a question's data_id to image files.
 
 Roots are keyed by the annotation's source: SEED-Bench-2 uses `data_source`
-("cc3m", "SEED-Bench v2"); SEED-Bench-1 uses "image" (dims 1-9) and "video"
-(dims 10-12, a folder of frames per data_id). A root with key "" applies to
-every source. Paths that escape their root are refused, symlinks included.
+("cc3m", "SEED-Bench v2"); SEED-Bench-1 uses "image" (dims 1-9) and, for the
+video dims 10-12, "frames" (the 8-frame folders) or the raw video roots "ssv2",
+"epic-kitchens", "breakfast" (see evaluator.video_sources). A root with key ""
+applies to every source. Paths that escape their root are refused, symlinks included.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -78,8 +80,16 @@ def safe_join(root: Path, rel: str, field: str = "data_id") -> Path:
     return path
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key reading digit runs as numbers: `2.png` before `10.png`."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", name) if part)
+
+
 def frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files of a frame folder, in numeric file-name order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: natural_key(p.name))
 
 
 def check_image(path: Path, field: str) -> None:

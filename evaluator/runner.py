@@ -23,6 +23,7 @@ from evaluator.dataset import Question
 from evaluator.failures import QuestionError, error_text
 from evaluator.media import MediaError, read_image
 from evaluator.store import Store
+from evaluator.video_frames import FrameCache
 from protos import seedbench_pb2 as pb
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class RunContext:
     include_end_of_turn: bool
     deadline_s: float
     media_pool: ThreadPoolExecutor
+    video_frames: FrameCache | None = None  # samples SEED-Bench-1 raw videos (dims 10-12)
 
     async def off_loop(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
@@ -58,9 +60,15 @@ class RunContext:
         Images the server could not receive (over its Info `max_message_bytes`) are this
         question's error before anything is sent.
         """
+        paths = q.image_paths
+        if q.video is not None:  # a raw video: its sampled frames, decoded once and cached
+            if self.video_frames is None:
+                raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
+            paths = await self.video_frames.paths(q.video)
+
         def read() -> list[pb.Image]:
             out = []
-            for p in q.image_paths:
+            for p in paths:
                 im = read_image(p)
                 out.append(pb.Image(data=im.data, sha256=im.sha256))
             return out

@@ -5,8 +5,12 @@ Layout written under OUT (SEED-Bench-2 format):
   OUT/cc3m/...                        data_source "cc3m" (dims 1-9, JPEG)
   OUT/seed_bench_v2/...               data_source "SEED-Bench v2" (dims 10-27, PNG)
 Run with --media-root cc3m=OUT/cc3m --media-root "SEED-Bench v2=OUT/seed_bench_v2".
+`--format v1` writes SEED-Bench-1 instead (OUT/SEED-Bench.json, OUT/image/, and the
+video dims in both real layouts: see evaluator.sample_video).
 
-Images come from a bounded pool named by their content (shape, colour, count,
+Dimension 4 asks which quadrant a shape is in, 6 where one circle is relative to
+another, 5 counts circles; the other single-image dimensions ask a shape's colour
+or kind. Images come from a bounded pool named by their content (shape, colour, count,
 motion frame), written on first use: `--full` (~24K questions) adds questions,
 not files. Everything is a function of the seed: a rerun is byte-identical.
 """
@@ -26,8 +30,14 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
            "yellow": (230, 200, 30), "purple": (140, 50, 170)}
 SHAPES = ("circle", "square", "triangle", "star")
 DIRECTIONS = ("left", "right", "up", "down")
+# Instance Location: the quadrant a shape sits in; Spatial Relation: where one shape
+# stands relative to another.
+QUADRANTS = {"top left": (0, 0), "top right": (1, 0), "bottom left": (0, 1), "bottom right": (1, 1)}
+RELATIONS = ("left", "right", "above", "below")
 SIZE = 64
 FRAMES = 8
+# The seed of the demo model's training split (models/train_demo.py); evaluate it on others.
+DEMO_TRAIN_SEED = 1000
 V2_FILE = "SEED-Bench_v2_level1_2_3.json"
 V1_FILE = "SEED-Bench.json"
 SOURCE_DIRS = {"cc3m": "cc3m", "SEED-Bench v2": "seed_bench_v2"}
@@ -91,6 +101,27 @@ class Pool:
             _draw_shape(d, "circle", 16 + 32 * (k % 2), 16 + 32 * (k // 2), 10, COLOURS[colour])
         return self._save(source, f"count/{n}_{colour}.{self._ext(source)}", img)
 
+    def position(self, source: str, shape: str, colour: str, quadrant: str) -> str:
+        col, row = QUADRANTS[quadrant]
+        img = Image.new("RGB", (SIZE, SIZE), "white")
+        _draw_shape(ImageDraw.Draw(img), shape, SIZE / 4 + col * SIZE / 2, SIZE / 4 + row * SIZE / 2,
+                    SIZE / 6, COLOURS[colour])
+        return self._save(source, f"position/{shape}_{colour}_{quadrant.replace(' ', '_')}"
+                                  f".{self._ext(source)}", img)
+
+    def relation(self, source: str, colour: str, other: str, relation: str) -> str:
+        """`colour` circle `relation` (left/right/above/below) of an `other` circle."""
+        img = Image.new("RGB", (SIZE, SIZE), "white")
+        near, far = SIZE / 4, 3 * SIZE / 4
+        (x1, y1), (x2, y2) = {"left": ((near, SIZE / 2), (far, SIZE / 2)),
+                              "right": ((far, SIZE / 2), (near, SIZE / 2)),
+                              "above": ((SIZE / 2, near), (SIZE / 2, far)),
+                              "below": ((SIZE / 2, far), (SIZE / 2, near))}[relation]
+        d = ImageDraw.Draw(img)
+        _draw_shape(d, "circle", x1, y1, SIZE / 7, COLOURS[colour])
+        _draw_shape(d, "circle", x2, y2, SIZE / 7, COLOURS[other])
+        return self._save(source, f"relation/{colour}_{relation}_{other}.{self._ext(source)}", img)
+
     def frame(self, source: str, direction: str, colour: str, k: int) -> str:
         img = Image.new("RGB", (SIZE, SIZE), "white")
         step = (k - (FRAMES - 1) / 2) * 5
@@ -121,6 +152,17 @@ def _v2_question(rng: random.Random, pool: Pool, dim: int, i: int) -> dict:
         opts, ans = _options(rng, str(n), ["1", "2", "3", "4", "5"])
         q.update(question="How many circles are in the image?",
                  data_id=pool.count(source, n, colour), data_type="Single Image")
+    elif dim == 4:
+        quadrant = rng.choice(list(QUADRANTS))
+        opts, ans = _options(rng, quadrant, list(QUADRANTS))
+        q.update(question="Where is the shape in the image?",
+                 data_id=pool.position(source, shape, colour, quadrant), data_type="Single Image")
+    elif dim == 6:
+        other = rng.choice([c for c in COLOURS if c != colour])
+        relation = rng.choice(RELATIONS)
+        opts, ans = _options(rng, relation, list(RELATIONS))
+        q.update(question=f"Where is the {colour} circle relative to the {other} circle?",
+                 data_id=pool.relation(source, colour, other, relation), data_type="Single Image")
     elif dim <= 16:
         if rng.random() < 0.5:
             opts, ans = _options(rng, colour, list(COLOURS))
@@ -220,36 +262,62 @@ def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = Fals
 
 
 def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
-    """SEED-Bench-1 style: OUT/SEED-Bench.json, OUT/image/ (dims 1-9), OUT/video/<id>/ frames."""
+    """SEED-Bench-1 layout: OUT/SEED-Bench.json, OUT/image/ (dims 1-9), and for dims 10-12
+    both the raw videos and the 8-frame folders (see evaluator.sample_video)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     pool = Pool(out)
+    videos: dict = {"written": set()}  # (dim, k) -> (data_id, directions, colour)
     questions = []
     for dim in range(1, 13):
         for i in range(per_dim):
-            colour = rng.choice(list(COLOURS))
             if dim <= 9:
+                colour = rng.choice(list(COLOURS))
                 shape = rng.choice(SHAPES)
                 opts, ans = _options(rng, colour, list(COLOURS))
-                rel = pool.shape("image", shape, colour)
-                q = {"question": "What colour is the shape in the image?", "data_id": rel,
-                     "data_type": "image"}
+                q = {"question_id": f"{dim}_{i}", "question": "What colour is the shape in the image?",
+                     "data_id": pool.shape("image", shape, colour), "data_type": "image"}
             else:
-                direction = rng.choice(DIRECTIONS)
-                opts, ans = _options(rng, direction, list(DIRECTIONS))
-                for k in range(FRAMES):
-                    pool.frame("video", direction, colour, k)
-                q = {"question": "In which direction does the circle move?",
-                     "data_id": f"motion/{direction}_{colour}", "data_type": "video"}
-                if dim == 11:
-                    q["segment"] = [0.0, 4.0]
-                elif dim == 12:
-                    q["segment"] = [0, 60]
-            q.update(question_id=f"{dim}_{i}", question_type_id=dim, choice_a=opts[0],
-                     choice_b=opts[1], choice_c=opts[2], choice_d=opts[3], answer=ans)
+                q, opts, ans = _v1_video_question(rng, out, dim, i, videos)
+            q.update(question_type_id=dim, choice_a=opts[0], choice_b=opts[1], choice_c=opts[2],
+                     choice_d=opts[3], answer=ans)
             questions.append(q)
     doc = {"questions": questions, "question_type": {n: d for d, n in D.V1_NAMES.items()}}
     path = out / V1_FILE
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+BREAKFAST = ("cereals", "coffee", "juice", "milk", "pancake", "salat", "tea")
+
+
+def _v1_video_question(rng: random.Random, out: Path, dim: int, i: int, videos: dict):
+    """A video question: dim 10 a whole clip; dims 11-12 one phase (segment) of a long video."""
+    from evaluator import sample_video as V
+
+    qid = f"v{dim}_{i}"
+    if dim == 10:
+        direction = rng.choice(DIRECTIONS)
+        colour = rng.choice(list(COLOURS))
+        data_id = f"{90000 + 10 * DIRECTIONS.index(direction) + list(COLOURS).index(colour)}.webm"
+        path = V.clip_video(out, dim, data_id, [direction], COLOURS[colour], videos["written"])
+        segment = None
+    else:
+        k, phase = divmod(i, V.PHASES)
+        if (dim, k) not in videos:
+            directions = [rng.choice(DIRECTIONS) for _ in range(V.PHASES)]
+            name = (f"P01/P01_{k + 1:02d}.MP4" if dim == 11
+                    else f"P03/cam01/P03_{BREAKFAST[k % len(BREAKFAST)]}{k // len(BREAKFAST) or ''}.avi")
+            videos[(dim, k)] = (name, directions, rng.choice(list(COLOURS)))
+        data_id, directions, colour = videos[(dim, k)]
+        direction = directions[phase]
+        path = V.clip_video(out, dim, data_id, directions, COLOURS[colour], videos["written"])
+        segment = V.segment_of(dim, phase)
+    V.write_frame_folder(out, dim, qid, path, data_id, segment)
+    opts, ans = _options(rng, direction, list(DIRECTIONS))
+    q = {"question_id": qid, "question": "In which direction does the circle move?",
+         "data_id": data_id, "data_type": "video"}
+    if segment is not None:
+        q["segment"] = segment
+    return q, opts, ans

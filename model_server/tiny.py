@@ -74,7 +74,7 @@ def _text_dims(vocab_size: int) -> dict:
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
 
 
-# Sizes: "tiny" for tests and the demo; "small" (LLaVA-1.5's 224 px / 256 image
+# Sizes: "tiny" for tests; "demo" for the trained demo model; "small" (LLaVA-1.5's 224 px / 256 image
 # tokens layout at toy width) for CPU benchmarks; "mid" (~1B parameters, 336 px /
 # 576 image tokens like LLaVA-1.5) for GPU benchmarks; "7b": LLaVA-1.5-7B's shapes
 # (Vicuna-7B language model, CLIP ViT-L/14-336 tower, 2-layer MLP projector). Its
@@ -82,6 +82,10 @@ def _text_dims(vocab_size: int) -> dict:
 LLAVA_PRESETS = {
     "tiny": dict(image_size=32, patch=8, vision=dict(hidden_size=32, intermediate_size=64,
                  num_hidden_layers=2, num_attention_heads=2), text={}),
+    # The trained demo model (models/demo-llava): 4 image tokens, ~0.9M parameters.
+    "demo": dict(image_size=32, patch=16, vision=dict(hidden_size=64, intermediate_size=256,
+                 num_hidden_layers=3, num_attention_heads=4),
+                 text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3)),
     "small": dict(image_size=224, patch=14, vision=dict(hidden_size=64, intermediate_size=128,
                   num_hidden_layers=2, num_attention_heads=2),
                   text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2)),

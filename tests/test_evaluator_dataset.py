@@ -85,18 +85,19 @@ def test_bare_list_and_v1_detection(tmp_path):
     root = tmp_path / "img"
     root.mkdir()
     Image.new("RGB", (8, 8)).save(root / "a.png")
-    frames = tmp_path / "vid" / "clip1"
+    frames = tmp_path / "vid" / "task10" / "ssv2_8_frame" / "v1"  # keyed by question id
     frames.mkdir(parents=True)
-    for k in range(8):
+    for k in range(1, 11):
         Image.new("RGB", (8, 8), (k, 0, 0)).save(frames / f"{k}.png")
-    qs = [good("1"), good("v1", dim=10, data_id="clip1.mp4")]
+    qs = [good("1"), good("v1", dim=10, data_id="94328.webm")]
     for q in qs:
         for k in ("data_source", "level", "subpart", "version"):
             del q[k]
     ds = dataset.load(write(tmp_path, qs, wrap=False),
-                      parse_media_roots([f"image={root}", f"video={tmp_path / 'vid'}"]))
+                      parse_media_roots([f"image={root}", f"frames={tmp_path / 'vid'}"]))
     assert ds.benchmark == D.V1 and not ds.invalid
-    assert len(ds.questions[1].image_paths) == 8
+    # numeric order: 2.png before 10.png
+    assert [p.name for p in ds.questions[1].image_paths] == [f"{k}.png" for k in range(1, 11)]
 
 
 def test_media_root_parsing(tmp_path):

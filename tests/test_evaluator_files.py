@@ -50,6 +50,8 @@ def test_sample_data_deterministic_and_valid(tmp_path):
     assert by_dim[23]["question"].count("<img>") == len(by_dim[23]["data_id"])
     assert len(by_dim[25]["data_id"]) == 4 and by_dim[25]["choice_a"] == "1.jpg"
     assert len(by_dim[26]["data_id"]) == 7 and len(by_dim[27]["data_id"]) == 4
+    assert {by_dim[4][f"choice_{c}"] for c in "abcd"} == set(sample_data.QUADRANTS)
+    assert {by_dim[6][f"choice_{c}"] for c in "abcd"} == set(sample_data.RELATIONS)
     ds = load(a / sample_data.V2_FILE, parse_media_roots(
         [f"cc3m={a / 'cc3m'}", f"SEED-Bench v2={a / 'seed_bench_v2'}"]))
     assert not ds.invalid and len(ds.questions) == 54
@@ -57,10 +59,26 @@ def test_sample_data_deterministic_and_valid(tmp_path):
 
 def test_sample_data_v1(tmp_path):
     path = sample_data.write_v1(tmp_path, per_dim=1)
-    ds = load(path, parse_media_roots([f"image={tmp_path / 'image'}",
-                                       f"video={tmp_path / 'video'}"]))
-    assert ds.benchmark == "SEED-Bench-1" and not ds.invalid and len(ds.questions) == 12
-    assert len(ds.questions[-1].image_paths) == 8
+    again = sample_data.write_v1(tmp_path / "again", per_dim=1)
+    assert digest(path.parent / "v1_video") == digest(again.parent / "v1_video")
+    assert digest(path.parent / "epic-kitchens") == digest(again.parent / "epic-kitchens")
+    # Another seed written over the same folder leaves no stale video behind.
+    sample_data.write_v1(tmp_path / "again", seed=5, per_dim=1)
+    fresh = sample_data.write_v1(tmp_path / "fresh", seed=5, per_dim=1)
+    for sub in ("epic-kitchens", "breakfast", "v1_video"):
+        assert digest(again.parent / sub) == digest(fresh.parent / sub)
+    image = f"image={tmp_path / 'image'}"
+    frames = load(path, parse_media_roots([image, f"frames={tmp_path / 'v1_video'}"]))
+    raw = load(path, parse_media_roots([image, f"ssv2={tmp_path / 'ssv2'}",
+                                        f"epic-kitchens={tmp_path / 'epic-kitchens'}",
+                                        f"breakfast={tmp_path / 'breakfast'}"]))
+    for ds in (frames, raw):
+        assert ds.benchmark == "SEED-Bench-1" and not ds.invalid and len(ds.questions) == 12
+        assert sorted(ds.video_sources) == [10, 11, 12]
+    assert all("8-frame folders" in s for s in frames.video_sources.values())
+    assert all("raw videos" in s for s in raw.video_sources.values())
+    assert len(frames.questions[-1].image_paths) == 8 and frames.questions[-1].video is None
+    assert raw.questions[-1].image_paths == () and raw.questions[-1].video.rule == "frames"
 
 
 def test_methods():

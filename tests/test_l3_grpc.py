@@ -64,6 +64,7 @@ def count(out):
 # -- tiny Janus: the whole benchmark, L3 included -------------------------------------------
 
 
+@pytest.mark.timeout(600)  # 108 questions through tiny Janus: ~85 s alone, far more on a loaded machine
 def test_janus_all_levels_with_clip(data, janus, clip, tmp_path):
     ann, roots = data
     assert cli.main(run_args(ann, roots, janus, tmp_path, "--clip", clip)) == 0

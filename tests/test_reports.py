@@ -197,7 +197,8 @@ def test_compare_against_a_published_reference(runs):
 def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
     ann = sample_data.write_v1(tmp_path / "data", per_dim=3)
     roots = ["--media-root", f"image={tmp_path / 'data' / 'image'}",
-             "--media-root", f"video={tmp_path / 'data' / 'video'}"]
+             *(x for key in ("ssv2", "epic-kitchens", "breakfast")
+               for x in ("--media-root", f"{key}={tmp_path / 'data' / key}"))]
     with model_server(["--backend", "synthetic", "--model", "one"]) as (target, _):
         for method in ("ppl", "ppl-sum"):
             assert cli.main(run_args(ann, roots, target, tmp_path / method, "--method", method)) == 0
