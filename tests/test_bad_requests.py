@@ -356,6 +356,47 @@ def test_queue_full_is_refused_at_once(scripted):
         assert "one-too-many" not in _calls(log) and "g-too-many" not in _calls(log)
 
 
+def test_the_evaluator_retries_queue_full_but_not_other_limits():
+    from evaluator.client import worth_retrying
+
+    def error(code, metadata=()):
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*metadata),
+                                    "details")
+
+    assert worth_retrying(error(EXHAUSTED, [(ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE)]))
+    assert not worth_retrying(error(EXHAUSTED))  # over a limit: fails the same way again
+    assert not worth_retrying(error(INVALID, [(ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE)]))
+    assert worth_retrying(error(grpc.StatusCode.UNAVAILABLE))
+
+
+def test_an_evaluator_run_rides_through_queue_full_with_no_errors(tmp_path):
+    """Many calls in flight against a queue of one: refused at once, retried, all answered."""
+    import subprocess
+    import sys
+
+    from serving.processes import child_env, free_port
+    from tests.evaluator_runs import run_args, write_sample
+    from tests.test_metrics import scrape, value
+
+    ann, roots = write_sample(tmp_path / "data", per_dim=1)
+    port = free_port()
+    args = ["--backend", "synthetic", "--model", "busy", "--max-batch", "1", "--max-queue", "1",
+            "--max-wait-ms", "0", "--backend-arg", "latency_ms=30", "--metrics-port", str(port),
+            "--log-level", "WARNING"]
+    out = tmp_path / "out"
+    with model_server(args) as (target, _):
+        r = subprocess.run([sys.executable, "-m", "evaluator.cli",
+                            *run_args(ann, roots, target, out, "--in-flight", "8",
+                                      "--retries", "30")],
+                           env=child_env(), capture_output=True, text=True, timeout=300)
+        refused = value(scrape(port), "seedbench_requests_total", service="ModelService",
+                        method="Score", code="RESOURCE_EXHAUSTED")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["errors"] == 0 and summary["counts"]["answered"] > 8, summary["counts"]
+    assert refused > 0  # the queue really was full, and those calls were retried
+
+
 def test_health_not_serving_while_the_device_is_stuck(scripted):
     server, log = scripted("--stuck-after-s", "1", delay_s=6.0)
     with server as (target, _), grpc.insecure_channel(target) as ch:
