@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from bench.flops import FlopCounter  # noqa: E402
-from evaluator import dataset, methods  # noqa: E402
+from evaluator import dataset, methods, presets  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
 from model_server import backends  # noqa: E402
 from model_server.backends.base import ScoreTask  # noqa: E402
@@ -35,7 +35,7 @@ def load_tasks(annotations: str, roots: list[str], limit: int | None) -> tuple[l
                       dataset.Filters(level="L2", limit=limit))
     tasks, decode_s = [], 0.0
     for q in ds.questions:
-        prompt = methods.build(q, "ppl")
+        prompt = methods.score_prompt(q, "ppl", presets.get(presets.DEFAULT))
         t0 = time.perf_counter()
         images = [Image.open(io.BytesIO(Path(p).read_bytes())).convert("RGB") for p in q.image_paths]
         decode_s += time.perf_counter() - t0

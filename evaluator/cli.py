@@ -15,11 +15,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from evaluator import dataset, l3, plan, report, runner
+from evaluator import dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
-from evaluator.methods import METHODS
 from evaluator.store import Store
 from evaluator.video_frames import FrameCache
 
@@ -99,7 +98,7 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
             video_frames = FrameCache(config.out / FRAME_CACHE)
             try:
                 with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                    ctx = runner.RunContext(servers.pool, config.method, config.include_eot,
+                    ctx = runner.RunContext(servers.pool, config.method, config.preset,
                                             config.deadline_s, media, video_frames)
                     stats = await runner.run_questions(ds.questions, store, run_plan, ctx,
                                                        progress)
@@ -111,7 +110,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         clip_stats = servers.clip.stats() if servers.clip else None
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
-    run_info = {"in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
+    run_info = {"method": config.method, "preset": config.preset.name,
+                "in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
                 "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
@@ -213,6 +213,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if report.all_failed(summary) else 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps({name: p.record() for name, p in presets.PRESETS.items()}, indent=2))
+        return 0
+    lines = ["Presets (--preset NAME). Results under different presets are not comparable.", ""]
+    for p in presets.PRESETS.values():
+        joint = f"after {p.option_prefix!r}" if p.option_prefix else "directly"
+        prompt = (f"raw {p.prompt!r}, option appended {joint} (no chat template)"
+                  if p.raw else "the model's chat template")
+        scored = ("option + " + ("EOS" if p.raw else "end-of-turn")) if p.end_token else "option"
+        placement = ("the first image only" if p.images == "first" else "all, before the text")
+        lines += [f"{p.name}{' (default)' if p.name == presets.DEFAULT else ''}",
+                  f"  interface:            {p.interface}",
+                  f"  prompt:               {prompt}",
+                  f"  scored tokens:        {scored}",
+                  f"  reduction:            {p.reduction}",
+                  f"  images without <img>: {placement}",
+                  f"  note:                 {p.note}" if p.note else None,
+                  "  meant to reproduce:   " + ("\n" + " " * 24).join(p.reproduces or ("none",)),
+                  ""]
+    lines += [f"Published row without a preset: {row}" for row in presets.UNMATCHED_ROWS]
+    print("\n".join(line for line in lines if line is not None))
+    return 0
+
+
 def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | None,
            result: dict | None = None) -> int:
     """The HTML page and PNG exports of `seedbench report` / `compare`, when asked for."""
@@ -284,11 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
     r.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
     r.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")
-    r.add_argument("--method", choices=METHODS, default="ppl",
-                   help="ppl: mean log-prob per token (official); ppl-sum; letter: A/B/C/D")
+    r.add_argument("--method", choices=methods.METHODS, default="ppl",
+                   help="ppl: rank the choice texts (Score); letter: options listed, letters "
+                        "ranked (Score); generate: options listed, the model's greedy answer "
+                        "parsed for its letter (Generate)")
+    r.add_argument("--preset", choices=list(presets.PRESETS), default=presets.DEFAULT,
+                   help="reference interface: prompt format, reduction, end token, image "
+                        "placement (`seedbench presets` lists them)")
     r.add_argument("--limit", type=int, help="first N selected questions only")
-    r.add_argument("--include-end-of-turn", action="store_true",
-                   help="also score the end-of-turn token after each option")
     r.add_argument("--in-flight", type=int, default=0,
                    help="calls in flight (default: suggested_in_flight x replicas)")
     r.add_argument("--deadline-s", type=float, default=120.0, help="deadline of each call")
@@ -313,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(needs matplotlib: pip install 'seedbench-platform[reports]')")
     rep.set_defaults(func=cmd_report)
 
+    pr = sub.add_parser("presets", help="list the reference-interface presets and the "
+                                        "published rows each is meant to reproduce")
+    pr.add_argument("--json", action="store_true", help="print them as JSON")
+    pr.set_defaults(func=cmd_presets)
     cmp = sub.add_parser("compare", help="runs side by side, with paired tests and published rows")
     cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR")
     cmp.add_argument("--reference", metavar="NAME",

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluator import dimensions as D
+from evaluator import methods, presets
 from evaluator.dataset import Filters
 from evaluator.media import parse_media_roots
+from evaluator.presets import Preset
 
 
 class ConfigError(ValueError):
@@ -27,13 +29,18 @@ class RunConfig:
     media_roots: dict[str, Path] = field(default_factory=dict, hash=False)
     filters: Filters = Filters()
     method: str = "ppl"
-    include_eot: bool = False
+    preset: Preset = presets.PRESETS[presets.DEFAULT]
     in_flight: int = 0  # 0: the replicas' suggestion
     deadline_s: float = 120.0
     retries: int = 4
     connect_timeout_s: float = 10.0
     clip: str | None = None  # CLIP server target (L3)
     dry_run: bool = False
+
+    @property
+    def include_eot(self) -> bool:
+        """The end token after the option counts: the preset decides."""
+        return self.preset.end_token
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
@@ -47,6 +54,13 @@ class RunConfig:
         if args.subpart is not None and args.subpart not in D.SUBPARTS:
             raise ConfigError(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
                               f"choose from: {', '.join(D.SUBPARTS)}")
+        try:
+            preset = presets.get(args.preset)
+        except ValueError as exc:
+            raise ConfigError(f"--preset: {exc}") from None
+        why = methods.refusal(args.method, preset)
+        if why:
+            raise ConfigError(why)
         for name in ("deadline_s", "connect_timeout_s"):
             if not getattr(args, name) > 0:
                 opt = "--" + name.replace("_", "-")
@@ -63,7 +77,7 @@ class RunConfig:
             targets=targets(args.model), media_roots=roots,
             filters=Filters(level=args.level, version=args.version, subpart=args.subpart,
                             dimensions=dimensions(args.dimensions), limit=args.limit),
-            method=args.method, include_eot=args.include_end_of_turn,
+            method=args.method, preset=preset,
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
             dry_run=args.dry_run)

@@ -1,9 +1,16 @@
-"""Answer-ranking methods: what text and options go to Score, and how the answer is picked.
+"""Answer methods: what goes to the model for a question, and how its reply becomes a letter.
 
-`ppl` is the official method (mean log-prob per option token), `ppl-sum` the
-summed variant one reference interface used, `letter` the leaderboard's
-"PPL for A/B/C/D" (options listed in the prompt, the letters scored). The
-server applies the model's own prompt template and places `<img>` images.
+- `ppl`: rank the four choice texts by their likelihood as the answer (Score);
+  the preset (evaluator.presets) says how: prompt format, reduction, end token,
+  image placement.
+- `letter`: the leaderboard's "PPL for A/B/C/D": the options listed in the
+  prompt, the four letters ranked (Score).
+- `generate`: the same listed prompt, the model's greedy answer (Generate), and
+  the letter read from it by the one answer parser (serving.answer_parser); an
+  answer naming no single option is recorded as unparsed, never guessed.
+
+`letter` and `generate` list the options with one formatter (`listed_prompt`).
+The servers place `<img>` images.
 """
 
 from __future__ import annotations
@@ -11,36 +18,60 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evaluator import presets
 from evaluator.dataset import LETTERS, Question
+from evaluator.presets import Preset
 
-METHODS = ("ppl", "ppl-sum", "letter")
-LETTER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+METHODS = ("ppl", "letter", "generate")
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+# Generate settings: greedy and seeded, so a rerun reads the same text; short, because
+# the answer is a letter (room is left for "The answer is B." and the like).
+GENERATE_MAX_NEW_TOKENS = 32
+GENERATE_SEED = 0
 
 
 @dataclass(frozen=True)
 class ScorePrompt:
     text: str
     options: tuple[str, ...]
+    raw_prompt: bool
+    include_end_of_turn: bool
+
+
+def listed_prompt(q: Question) -> str:
+    """The question, its options as "A. text" lines, and the instruction (letter and generate)."""
+    listed = "\n".join(f"{k}. {c}" for k, c in zip(LETTERS, q.choices, strict=True))
+    return f"{q.question}\n{listed}\n{INSTRUCTION}"
+
+
+def score_prompt(q: Question, method: str, preset: Preset) -> ScorePrompt:
+    """The Score request's text and options for a ranking method under a preset."""
+    if method == "ppl":
+        body, options = q.question, q.choices
+    elif method == "letter":
+        body, options = listed_prompt(q), LETTERS
+    else:
+        raise ValueError(f"method {method!r} does not rank options; choose ppl or letter")
+    return ScorePrompt(text=preset.text(body), options=tuple(preset.options(options)),
+                       raw_prompt=preset.raw, include_end_of_turn=preset.end_token)
 
 
 def build(q: Question, method: str) -> ScorePrompt:
-    if method in ("ppl", "ppl-sum"):
-        return ScorePrompt(text=q.question, options=tuple(q.choices))
-    if method == "letter":
-        listed = "\n".join(f"{k}. {c}" for k, c in zip(LETTERS, q.choices, strict=True))
-        return ScorePrompt(text=f"{q.question}\n{listed}\n{LETTER_INSTRUCTION}", options=LETTERS)
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    """The Score prompt of a ranking method under the default preset (chat-mean)."""
+    return score_prompt(q, method, presets.get(presets.DEFAULT))
 
 
-def reduce(method: str, logprob_sum: float, num_tokens: int) -> float:
-    """The option's score: mean over tokens (ppl, letter) or the plain sum (ppl-sum)."""
-    if method == "ppl-sum":
-        return logprob_sum
-    return logprob_sum / max(1, num_tokens)
+def pick(preset: Preset, scores: Sequence[tuple[float, int]]) -> str:
+    """The letter of the best option under the preset's reduction (ties: earliest letter)."""
+    return LETTERS[preset.pick(scores)]
 
 
-def pick(method: str, scores: Sequence[tuple[float, int]]) -> str:
-    """The letter of the best option; ties go to the earliest letter, deterministically."""
-    values = [reduce(method, s, n) for s, n in scores]
-    best = max(range(len(values)), key=lambda i: (values[i], -i))
-    return LETTERS[best]
+def refusal(method: str, preset: Preset) -> str | None:
+    """Why this method cannot run under this preset, or None."""
+    if method not in METHODS:
+        return f"unknown method {method!r}; choose from {', '.join(METHODS)}"
+    if method == "generate" and preset.raw:
+        return (f"--method generate sends the model's chat template (Generate has no raw "
+                f"prompt); preset {preset.name} uses a raw prompt. Use a chat-template "
+                f"preset such as chat-mean or llava-1.5")
+    return None

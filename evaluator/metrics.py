@@ -1,9 +1,11 @@
 """Scores: per-dimension accuracy and the benchmark's averages. Pure functions, no I/O.
 
 Accuracy is over ANSWERED questions; errored questions are counted apart and
-never scored as wrong. Every average comes two ways: "task" (mean of the
-per-dimension accuracies, the SEED-Bench-2 paper's Task Average) and "all"
-(question-weighted, the leaderboard's All Average and SEED-Bench-1's numbers).
+never scored as wrong. An unparsed reply (generate method: the text named no
+single option) is answered and wrong, and counted as `unparsed` too. Every
+average comes two ways: "task" (mean of the per-dimension accuracies, the
+SEED-Bench-2 paper's Task Average) and "all" (question-weighted, the
+leaderboard's All Average and SEED-Bench-1's numbers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Outcome:
     dimension: int
     status: str | None  # "ok", "error", or None (not attempted)
     correct: bool = False
+    unparsed: bool = False  # answered, but the reply named no single option
 
 
 @dataclass
@@ -27,6 +30,7 @@ class DimStat:
     correct: int = 0
     total: int = 0  # answered questions
     errors: int = 0
+    unparsed: int = 0  # answered questions whose reply named no single option (wrong)
 
     @property
     def accuracy(self) -> float | None:
@@ -40,7 +44,8 @@ def dimension_stats(benchmark: str, outcomes: Iterable[Outcome]) -> dict[int, Di
         s = stats.setdefault(o.dimension, DimStat(name=f"dimension {o.dimension}"))
         if o.status == "ok":
             s.total += 1
-            s.correct += int(o.correct)
+            s.correct += int(o.correct and not o.unparsed)
+            s.unparsed += int(o.unparsed)
         elif o.status == "error":
             s.errors += 1
     return stats

@@ -58,7 +58,7 @@ class RunPlan:
         return {
             "benchmark": self.record["benchmark"], "annotations": self.record["annotations"],
             "model": self.record["model"], "clip": self.record["clip"],
-            "method": self.record["method"],
+            "method": self.record["method"], "preset": self.record["preset"],
             "include_end_of_turn": self.record["include_end_of_turn"],
             "filters": self.record["filters"], "skipped_invalid": self.record["skipped_invalid"],
             "key": self.key.to_dict(), "in_flight": self.in_flight,
@@ -71,7 +71,7 @@ class RunPlan:
     def table(self) -> Table:
         m = self.record["model"]
         t = Table(title=Text(f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
-                        f"method {self.key.method}{' +eot' if self.key.include_eot else ''} - "
+                        f"method {self.key.method}, preset {self.key.preset} - "
                         f"in flight {self.in_flight}"))
         for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
                           ("handler", "left"), ("not run because", "left")):
@@ -89,7 +89,7 @@ class PlanError(Exception):
 # What each method asks of the model: the Info capability it needs, and whether
 # any option text can be scored (a letter-only scorer ranks just "A".."D").
 METHOD_NEEDS = {
-    "ppl": ("score", True), "ppl-sum": ("score", True), "letter": ("score", False),
+    "ppl": ("score", True), "letter": ("score", False),
     "generate": ("generate", False),
 }
 
@@ -150,7 +150,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         for d, h in l3_handlers.items():
             chosen.setdefault(d, h)
     key = RunKey(info.fingerprint, config.method, config.include_eot,
-                 clip_used["fingerprint"] if clip_used else "")
+                 clip_used["fingerprint"] if clip_used else "", config.preset.name)
     per_dim = Counter(q.dimension for q in ds.questions)
     names = D.names(ds.benchmark)
     dims = []
@@ -167,7 +167,8 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
                         + "; ".join(reasons))
     record = {
         "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
-        "method": config.method, "include_end_of_turn": config.include_eot,
+        "method": config.method, "preset": config.preset.record(),
+        "include_end_of_turn": config.include_eot,
         "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
     }

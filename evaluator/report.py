@@ -32,7 +32,8 @@ def build_summary(store: Store) -> dict:
         raise ValueError(f"{store.path}: no run recorded yet")
     key = RunKey.from_run(run)
     rows = store.rows(key)
-    outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer)
+    outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
+                                unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]
     stats = metrics.dimension_stats(run["benchmark"], outcomes)
     avgs = metrics.averages(run["benchmark"], stats)
@@ -40,6 +41,7 @@ def build_summary(store: Store) -> dict:
                                 ((r.dimension, r.status, r.prediction == r.answer) for r in rows))
     answered = sum(1 for o in outcomes if o.status == "ok")
     errors = sum(1 for o in outcomes if o.status == "error")
+    unparsed = sum(1 for o in outcomes if o.unparsed)
     unsupported = sum(1 for r in rows if r.unsupported)
     notes = sorted({r.unsupported for r in rows if r.unsupported})
     spec = {label: dims for label, dims, _ in D.averages_spec(run["benchmark"])}
@@ -56,18 +58,19 @@ def build_summary(store: Store) -> dict:
         "annotations": run["annotations"],
         "model": run["model"],
         "method": run["method"],
+        "preset": run.get("preset") or {"name": key.preset},
         "include_end_of_turn": run["include_end_of_turn"],
         "clip": run.get("clip"),
         "filters": run["filters"],
         "dimensions": {
             str(d): {"name": s.name, "correct": s.correct, "total": s.total, "errors": s.errors,
-                     "accuracy": _r(s.accuracy)}
+                     "unparsed": s.unparsed, "accuracy": _r(s.accuracy)}
             for d, s in sorted(stats.items())
         },
         "averages": averages,
         "all_questions": coverage.all_questions(run["benchmark"], cov),
         "counts": {
-            "selected": len(rows), "answered": answered, "errors": errors,
+            "selected": len(rows), "answered": answered, "errors": errors, "unparsed": unparsed,
             "pending": len(outcomes) - answered - errors,
             "skipped_invalid": run["skipped_invalid"], "skipped_unsupported": unsupported,
         },
@@ -85,8 +88,10 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
     rows = store.rows(RunKey.from_run(store.meta("run")))
+    # An unparsed reply (prediction None) gets no line: the submission never carries a guess.
     submission.write(out / "submission.jsonl",
-                     ((r.question_id, r.prediction) for r in rows if r.status == "ok"))
+                     ((r.question_id, r.prediction) for r in rows
+                      if r.status == "ok" and r.prediction is not None))
     failures.write_jsonl(out / failures.ERRORS_FILE, failures.errored(rows))
     return summary
 
@@ -108,8 +113,9 @@ def _ci(ci: list[float] | None) -> str:
 def heading(summary: dict) -> str:
     """Method, preset, coverage and errors: the line that heads every table."""
     c = summary["counts"]
-    method = summary["method"] + (" +eot" if summary["include_end_of_turn"] else "")
-    preset = f" - preset {summary['preset']}" if summary.get("preset") else ""
+    method = summary["method"]
+    preset = summary.get("preset") or {}
+    preset = f" - preset {preset.get('name') if isinstance(preset, dict) else preset}"
     share = f" ({100.0 * c['answered'] / c['selected']:.1f}%)" if c["selected"] else ""
     return (f"method {method}{preset} - answered {c['answered']}/{c['selected']}{share} - "
             f"errors {c['errors']}")
@@ -145,14 +151,15 @@ def tables(summary: dict) -> list[Table]:
                  + (f" - CLIP {clip['name']} ({clip['fingerprint']})"
                     if (clip := summary.get("clip")) else "") + f"\n{head}"))
     for col, just in (("dim", "right"), ("name", "left"), ("correct", "right"),
-                      ("answered", "right"), ("errors", "right"), ("accuracy %", "right"),
-                      ("95% CI (Wilson)", "right"), ("selected", "right"),
+                      ("answered", "right"), ("unparsed", "right"), ("errors", "right"),
+                      ("accuracy %", "right"), ("95% CI (Wilson)", "right"), ("selected", "right"),
                       ("all-questions %", "right")):
         dims.add_column(col, justify=just)
     every = summary["all_questions"]["dimensions"]
     for d, s in summary["dimensions"].items():
         a = every.get(d, {"selected": 0, "accuracy": None})
         dims.add_row(d, s["name"], str(s["correct"]), str(s["total"]),
+                     str(s["unparsed"]) if s["unparsed"] else "",
                      str(s["errors"]) if s["errors"] else "", _pct(s["accuracy"]),
                      _ci(s.get("ci95")), str(a["selected"]), _pct(a["accuracy"]))
     avg = Table(title="Averages over answered questions (task avg = mean of per-dimension "
@@ -220,7 +227,8 @@ def print_report(summary: dict, console: Console | None = None) -> None:
     for t in tables(summary):
         console.print(t)
     c = summary["counts"]
-    console.print(f"answered {c['answered']}/{c['selected']}, errors {c['errors']}, "
+    console.print(f"answered {c['answered']}/{c['selected']} (unparsed {c['unparsed']}), "
+                  f"errors {c['errors']}, "
                   f"pending {c['pending']}, skipped invalid {c['skipped_invalid']}, "
                   f"skipped unsupported {c['skipped_unsupported']}")
     for note in summary["notes"]:

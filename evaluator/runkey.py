@@ -1,7 +1,7 @@
 """The key answers are stored under, and its one serialised form.
 
 Two runs share answers only when they ask the same model (fingerprint) the same
-way (method, end-of-turn flag). L3 answers also depend on the CLIP model that
+way (method, preset, end-of-turn flag). L3 answers also depend on the CLIP model that
 picked the option image, so their rows carry its fingerprint; every other row
 carries "" and belongs to a key whatever its CLIP. Which dimensions depend on
 CLIP is decided here, so the store stays ignorant of dimension numbers.
@@ -20,10 +20,11 @@ class RunKey:
     method: str
     include_eot: bool
     clip: str = ""  # CLIP fingerprint, part of the key of L3 answers only
+    preset: str = "chat-mean"  # evaluator.presets name
 
     def params(self) -> tuple:
-        """(fingerprint, method, include_eot) as stored."""
-        return (self.fingerprint, self.method, int(self.include_eot))
+        """(fingerprint, method, preset, include_eot) as stored."""
+        return (self.fingerprint, self.method, self.preset, int(self.include_eot))
 
     def clip_for(self, dimension: int) -> str:
         """The CLIP fingerprint an answer of this dimension is stored with ("" if none)."""
@@ -33,15 +34,18 @@ class RunKey:
         return (*self.params(), self.clip_for(dimension))
 
     def to_dict(self) -> dict:
-        return {"fingerprint": self.fingerprint, "method": self.method,
+        return {"fingerprint": self.fingerprint, "method": self.method, "preset": self.preset,
                 "include_end_of_turn": self.include_eot, "clip": self.clip}
 
     @classmethod
     def from_run(cls, run: dict) -> RunKey:
-        """The key of a recorded run (the `run` meta record; older records lack `key`)."""
+        """The key of a recorded run (the `run` meta record; older records lack `key`, and
+        records made before presets used what is now "chat-mean")."""
         if "key" in run:
             k = run["key"]
-            return cls(k["fingerprint"], k["method"], bool(k["include_end_of_turn"]), k["clip"])
+            return cls(k["fingerprint"], k["method"], bool(k["include_end_of_turn"]), k["clip"],
+                       k.get("preset", "chat-mean"))
         clip = run.get("clip")
         return cls(run["model"]["fingerprint"], run["method"], bool(run["include_end_of_turn"]),
-                   clip["fingerprint"] if clip else "")
+                   clip["fingerprint"] if clip else "",
+                   (run.get("preset") or {}).get("name", "chat-mean"))

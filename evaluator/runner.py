@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from evaluator import methods
 from evaluator.client import ModelPool, percentiles_ms
-from evaluator.dataset import Question
+from evaluator.dataset import LETTERS, Question
 from evaluator.failures import QuestionError, error_text
 from evaluator.media import MediaError, read_image
+from evaluator.presets import Preset
 from evaluator.store import Store
 from evaluator.video_frames import FrameCache
 from protos import seedbench_pb2 as pb
+from serving.answer_parser import parse_answer
 
 if TYPE_CHECKING:
     from evaluator.plan import RunPlan
@@ -34,9 +36,10 @@ MESSAGE_MARGIN = 64 << 10  # room for the text, options and protobuf framing of 
 
 @dataclass(frozen=True)
 class Answer:
-    """What a handler returns: the predicted letter and JSON-able evidence (option scores)."""
+    """What a handler returns: the predicted letter (None: the reply named no single option,
+    "unparsed") and JSON-able evidence (option scores, or the generated text)."""
 
-    prediction: str
+    prediction: str | None
     scores: dict | list | None = None
 
 
@@ -46,7 +49,7 @@ class RunContext:
 
     pool: ModelPool
     method: str
-    include_end_of_turn: bool
+    preset: Preset
     deadline_s: float
     media_pool: ThreadPoolExecutor
     video_frames: FrameCache | None = None  # samples SEED-Bench-1 raw videos (dims 10-12)
@@ -86,11 +89,15 @@ Handler = Callable[[Question, RunContext], Awaitable[Answer]]
 
 
 async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> Answer:
-    """One Score call with the run's method: the predicted letter and the option scores."""
-    prompt = methods.build(q, ctx.method)
+    """Choose among the question's text options with the run's method and preset."""
+    images = ctx.preset.select_images(q.question, images)
+    if ctx.method == "generate":
+        return await generated_choice(q, ctx, images)
+    prompt = methods.score_prompt(q, ctx.method, ctx.preset)
     request = pb.ScoreRequest(
         request_id=q.question_id, prompt=pb.Prompt(text=prompt.text, images=images),
-        options=list(prompt.options), include_end_of_turn=ctx.include_end_of_turn)
+        options=list(prompt.options), include_end_of_turn=prompt.include_end_of_turn,
+        raw_prompt=prompt.raw_prompt)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
     if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens)
         raise QuestionError(f"unparsed: {resp.unparsed_reason}")
@@ -98,17 +105,29 @@ async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> 
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
                             f"{len(prompt.options)} options")
     pairs = [(s.logprob_sum, s.num_tokens) for s in resp.scores]
-    return Answer(prediction=methods.pick(ctx.method, pairs),
+    return Answer(prediction=methods.pick(ctx.preset, pairs),
                   scores=[{"logprob_sum": s, "num_tokens": n} for s, n in pairs])
 
 
+async def generated_choice(q: Question, ctx: RunContext, images: list[pb.Image]) -> Answer:
+    """One greedy Generate call; the letter is read by the answer parser, or left unparsed
+    (prediction None) with the text kept as evidence."""
+    request = pb.GenerateRequest(
+        request_id=q.question_id, prompt=pb.Prompt(text=methods.listed_prompt(q), images=images),
+        max_new_tokens=methods.GENERATE_MAX_NEW_TOKENS, temperature=0.0,
+        seed=methods.GENERATE_SEED)
+    resp = await ctx.pool.call("Generate", request, ctx.deadline_s)
+    parsed = parse_answer(resp.text, q.choices, LETTERS)
+    return Answer(prediction=parsed.letter, scores={"text": resp.text, "parse": parsed.reason})
+
+
 async def score_handler(q: Question, ctx: RunContext) -> Answer:
-    """Rank the four options with one Score call (dims 1-24)."""
+    """Choose among the four options (dims 1-24): Score, or Generate for the generate method."""
     return await rank_options(q, ctx, await ctx.images(q))
 
 
 def default_handlers() -> dict[int, Handler]:
-    """Dims 1-24: rank the options with Score."""
+    """Dims 1-24: choose among the options (Score, or Generate for the generate method)."""
     return {d: score_handler for d in range(1, 25)}
 
 

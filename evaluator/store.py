@@ -1,6 +1,6 @@
 """SQLite results store: one row per answered (or errored) question, committed at once.
 
-Rows are keyed by (model fingerprint, method, include_end_of_turn, clip,
+Rows are keyed by (model fingerprint, method, preset, include_end_of_turn, clip,
 question_id), so a rerun skips what is answered, a killed run loses at most
 the calls in flight, and INSERT OR REPLACE can never duplicate an answer. WAL
 mode keeps every commit durable against a killed process. `clip` is the
@@ -27,6 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     fingerprint TEXT NOT NULL,
     method TEXT NOT NULL,
+    preset TEXT NOT NULL,
     include_eot INTEGER NOT NULL,
     clip TEXT NOT NULL DEFAULT '',
     question_id TEXT NOT NULL,
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL,
     scores TEXT,
     error TEXT,
-    PRIMARY KEY (fingerprint, method, include_eot, clip, question_id)
+    PRIMARY KEY (fingerprint, method, preset, include_eot, clip, question_id)
 );
 CREATE TABLE IF NOT EXISTS selection (
     question_id TEXT PRIMARY KEY,
@@ -47,9 +48,15 @@ CREATE TABLE IF NOT EXISTS selection (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# The rows of a key: same model and method, made without CLIP or with the key's CLIP.
-_OF_KEY = "{a}fingerprint=? AND {a}method=? AND {a}include_eot=? AND {a}clip IN ('', ?)"
+_INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = ("fingerprint, method, preset, include_eot, clip, question_id, dimension, status,"
+            " prediction, answer, scores, error")
+# Rows written before presets: the chat-template mean without end token is today's
+# "chat-mean"; other old variants (ppl-sum, end-of-turn) match no preset and stay apart.
+_OLD_PRESET = "CASE WHEN method IN ('ppl', 'letter') AND include_eot = 0 THEN 'chat-mean' ELSE '' END"
+# The rows of a key: same model, method and preset, made without CLIP or with the key's CLIP.
+_OF_KEY = ("{a}fingerprint=? AND {a}method=? AND {a}preset=? AND {a}include_eot=?"
+           " AND {a}clip IN ('', ?)")
 
 __all__ = ["Row", "RunKey", "Store"]
 
@@ -81,19 +88,19 @@ class Store:
         self._writer_error: Exception | None = None
 
     def _migrate(self) -> None:
-        """Stores written before L3 lack the `clip` key column: rebuild, rows keep clip=''."""
+        """Older stores lack key columns: `clip` (before L3; rows keep clip='') and `preset`
+        (before presets; see _OLD_PRESET). Rebuild the table with every row kept."""
         cols = [r[1] for r in self.db.execute("PRAGMA table_info(answers)")]
-        if "clip" in cols:
+        if "clip" in cols and "preset" in cols:
             return
+        old = _COLUMNS.replace("preset", "preset" if "preset" in cols else _OLD_PRESET)
+        if "clip" not in cols:
+            old = old.replace("clip", "''")
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("ALTER TABLE answers RENAME TO answers_old")
             self.db.execute(SCHEMA.split(";")[0])
-            self.db.execute(
-                "INSERT INTO answers (fingerprint, method, include_eot, clip, question_id,"
-                " dimension, status, prediction, answer, scores, error) SELECT fingerprint,"
-                " method, include_eot, '', question_id, dimension, status, prediction, answer,"
-                " scores, error FROM answers_old")
+            self.db.execute(f"INSERT INTO answers ({_COLUMNS}) SELECT {old} FROM answers_old")
             self.db.execute("DROP TABLE answers_old")
 
     def close(self) -> None:
@@ -175,7 +182,8 @@ class Store:
             (*key.params(), key.clip))
         return {r[0] for r in cur}
 
-    def put_answer(self, key: RunKey, q: Question, prediction: str, scores) -> None:
+    def put_answer(self, key: RunKey, q: Question, prediction: str | None, scores) -> None:
+        """An answer; prediction None is an unparsed reply (answered, wrong, no guess)."""
         self._write((*key.row_params(q.dimension), q.question_id, q.dimension, "ok", prediction,
                      q.answer, json.dumps(scores), None))
 

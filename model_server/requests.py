@@ -96,7 +96,7 @@ def score_task(req: pb.ScoreRequest, decode: bool = True) -> ScoreTask:
     return ScoreTask(
         request_id=req.request_id, text=req.prompt.text, images=images,
         options=list(req.options), include_end_of_turn=req.include_end_of_turn,
-        image_sha256=image_hashes(req.prompt),
+        raw_prompt=req.raw_prompt, image_sha256=image_hashes(req.prompt),
     )
 
 

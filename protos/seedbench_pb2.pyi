@@ -74,16 +74,18 @@ class InfoResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., fingerprint: _Optional[str] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("request_id", "prompt", "options", "include_end_of_turn")
+    __slots__ = ("request_id", "prompt", "options", "include_end_of_turn", "raw_prompt")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
+    RAW_PROMPT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     prompt: Prompt
     options: _containers.RepeatedScalarFieldContainer[str]
     include_end_of_turn: bool
-    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., options: _Optional[_Iterable[str]] = ..., include_end_of_turn: _Optional[bool] = ...) -> None: ...
+    raw_prompt: bool
+    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., options: _Optional[_Iterable[str]] = ..., include_end_of_turn: _Optional[bool] = ..., raw_prompt: _Optional[bool] = ...) -> None: ...
 
 class OptionScore(_message.Message):
     __slots__ = ("logprob_sum", "num_tokens")

@@ -28,8 +28,10 @@ class ParsedAnswer:
         return self.letter is not None
 
 
-# A letter that stands alone: not inside a word ("it's", "3-D", "Vitamin").
-_ALONE = r"(?<![\w'’-]){L}(?![\w'’-])"
+# A letter that stands alone: not inside a word ("it's", "A's", "3-D", "Vitamin"); quotes
+# around it are fine ('B').
+_END = r"(?![\w-])(?!['’]\w)"
+_ALONE = r"(?<![\w-])(?<!\w['’]){L}" + _END
 # Words after "A" that show it is the letter, not the article ("A is right").
 _VERB_AFTER = (r"is|was|seems|would|should|must|could|might|appears|looks|fits|matches|"
                r"or|and|nor|best|correct|describes")
@@ -37,11 +39,11 @@ _ARTICLE_LIKE = {"A", "I"}
 
 # A letter named after a marker: bracketed in any case, bare uppercase, or bare
 # lowercase only when nothing word-like follows ("answer: b", not "answer is a dog").
-_NAMED = (r"(?:\((?P<p>[A-Za-z])\)|\[(?P<s>[A-Za-z])\]|(?P<u>[A-Z])(?![\w'’-])"
-          r"|(?P<l>[a-z])(?=\s*(?:$|[.,;:!?)\]])))")
+_NAMED = (r"[\"'“‘]?(?:\((?P<p>[A-Za-z])\)|\[(?P<s>[A-Za-z])\]|(?P<u>[A-Z])" + _END
+          + r"|(?P<l>[a-z])(?=[\"'”’]?\s*(?:$|[.,;:!?)\]])))")
 # More letters joined to a named one: "A or B", "B, C", "A/B", "A and (B)".
 _MORE = re.compile(r"\s*(?:,|/|&|\bor\b|\band\b)\s*(?:option\s+|choice\s+)?"
-                   r"(?:\((?P<p>[A-Za-z])\)|(?P<u>[A-Z])(?![\w'’-]))")
+                   r"(?:\((?P<p>[A-Za-z])\)|(?P<u>[A-Z])" + _END + ")")
 
 # Marker words match in any case; the letters keep their case rules (scoped (?i:...) flags).
 _ANSWER_MARK = re.compile(
@@ -50,8 +52,8 @@ _ANSWER_MARK = re.compile(
 _OPTION_MARK = re.compile(r"(?i:\b(?:option|choice|letter)\s*[:#]?\s*)" + _NAMED)
 _BRACKETED = re.compile(r"(?<![\w(])\((?P<p>[A-Za-z])\)|(?<![\w(])(?P<u>[A-Z])\)")
 _NEGATED = re.compile(
-    r"(?i:(?:\bnot|n['’]t|\bexcept|\brather than|\binstead of|\bnor)\s+(?:be\s+)?"
-    r"(?:option\s+|choice\s+)?)(?:\((?P<p>[A-Za-z])\)|(?P<u>[A-Z])(?![\w'’-]))")
+    r"(?i:(?:\bnot|n['’]t|\bexcept|\brather than|\binstead of|\bnor|\bneither)\s+(?:be\s+)?"
+    r"(?:option\s+|choice\s+)?)(?:\((?P<p>[A-Za-z])\)|(?P<u>[A-Z])" + _END + ")")
 
 _WHOLE_LETTER = re.compile(r"^[(\[]?\s*([A-Za-z])\s*[)\]]?\s*[.:,;!]?$")
 _LEADING_LETTER = re.compile(

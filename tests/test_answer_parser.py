@@ -21,6 +21,8 @@ OPTIONS = ["a dog", "a cat", "Vitamin C", "two people"]
     "B. a cat", "B) a cat", "(B) a cat", "B: A cat.", "B\nThe animal on the sofa is a cat.",
     "B. The animal has whiskers.", "a cat", "A cat", "A CAT!", "  a cat. ", "The answer is a cat.",
     "It is B, not A.", "B is correct.", "I believe it is B", "I'm not sure, but the answer is B.",
+    "The answer is 'B'.", 'The answer is "B".', "Answer:\nB", "ANSWER: B", "The correct option is B.",
+    "Option (B) is correct.", "The answer is: **B. a cat**", "I'd pick 'B'",
 ])
 def test_reads_b(text):
     got = parse_answer(text, OPTIONS)
@@ -49,7 +51,8 @@ def test_reads_other_letters(text, letter):
     ("A cat is sitting on the mat.", "no option"), ("A man holds a sign.", "no option"),
     ("I see two dogs and a man.", "no option"), ("Hmm, hard to say.", "no option"),
     ("The image shows Vitamin C tablets", "no option"), ("The answer is not A.", "rules"),
-    ("B. a dog", "ambiguous"),
+    ("B. a dog", "ambiguous"), ("Neither A nor B.", "rules"), ("All of the above.", "no option"),
+    ("Both A and C are right.", "several"), ("It's A's turn and B's turn", "no option"),
 ])
 def test_refuses_to_guess(text, why):
     got = parse_answer(text, OPTIONS)

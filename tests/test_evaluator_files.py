@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from evaluator import methods, sample_data, submission
+from evaluator import methods, presets, sample_data, submission
 from evaluator.dataset import Question, load
 from evaluator.media import parse_media_roots
 
@@ -83,14 +83,15 @@ def test_sample_data_v1(tmp_path):
 
 def test_methods():
     q = Question(0, "1", "What is it?", ("cat", "dog", "a red car", "sky"), "B", 1, ("x",))
-    assert methods.build(q, "ppl").options == ("cat", "dog", "a red car", "sky")
-    letter = methods.build(q, "letter")
+    mean, total = presets.get("chat-mean"), presets.get("seed1-instructblip")
+    assert methods.score_prompt(q, "ppl", mean).options == ("cat", "dog", "a red car", "sky")
+    letter = methods.score_prompt(q, "letter", mean)
     assert letter.options == ("A", "B", "C", "D")
     assert "A. cat\nB. dog\nC. a red car\nD. sky" in letter.text
     scores = [(-2.0, 1), (-3.0, 1), (-4.5, 3), (-9.0, 1)]
-    assert methods.pick("ppl", scores) == "C"       # mean: -1.5 beats -2
-    assert methods.pick("ppl-sum", scores) == "A"   # sum: -2 is best
-    assert methods.pick("ppl", [(-1.0, 1), (-1.0, 1), (-5, 1), (-5, 1)]) == "A"
+    assert methods.pick(mean, scores) == "C"       # mean: -1.5 beats -2
+    assert methods.pick(total, scores) == "A"      # sum: -2 is best
+    assert methods.pick(mean, [(-1.0, 1), (-1.0, 1), (-5, 1), (-5, 1)]) == "A"
 
 
 def test_sample_data_mix_follows_seed_bench_2_proportions(tmp_path):

@@ -201,8 +201,8 @@ def test_refused_questions_are_errors_and_retried_next_run(data, pair, tmp_path)
         assert cli.main(args) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["dimensions"]["17"] == {"name": "Difference Spotting", "correct": 0, "total": 0,
-                                     "errors": 6, "accuracy": None, "n": 0, "ci95": None,
-                                     "ci_method": "wilson"}
+                                     "errors": 6, "unparsed": 0, "accuracy": None, "n": 0,
+                                     "ci95": None, "ci_method": "wilson"}
     assert s["counts"]["errors"] == 6 and s["counts"]["answered"] == 6
     assert s["averages"]["Multi"] is None and s["averages"]["Single"]["all"] is not None
     assert len((tmp_path / "submission.jsonl").read_text().splitlines()) == 6

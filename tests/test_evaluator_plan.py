@@ -50,10 +50,11 @@ async def fake_l3(q, ctx):  # stands for L3Scorer's handlers: the plan only name
 
 def test_config_is_built_once_and_frozen(tmp_path):
     c = config_of("--dimensions", "1, 5", "--level", "L2", "--clip", "c:9", "--limit", "3",
-                  "--media-root", f"cc3m={tmp_path}", "--include-end-of-turn")
+                  "--media-root", f"cc3m={tmp_path}", "--preset", "llava-1.5")
     assert c.targets == ("h:1", "h:2", "h:3")
     assert c.filters == Filters(level="L2", dimensions=frozenset({1, 5}), limit=3)
-    assert c.clip == "c:9" and c.include_eot and not c.dry_run
+    assert c.clip == "c:9" and c.include_eot and not c.dry_run  # llava-1.5 scores end-of-turn
+    assert c.preset.name == "llava-1.5"
     assert c.media_roots == {"cc3m": tmp_path}
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.method = "letter"  # type: ignore[misc]
@@ -65,7 +66,8 @@ def test_config_is_built_once_and_frozen(tmp_path):
     (["--dimensions", "1,x"], "--dimensions"), (["--in-flight", "-1"], "--in-flight"),
     (["--retries", "-2"], "--retries"), (["--deadline-s", "0"], "--deadline-s"),
     (["--connect-timeout-s", "-1"], "--connect-timeout-s"), (["--limit", "-1"], "--limit"),
-    (["--subpart", "Image"], "--subpart 'Image' .*Image Generation")])
+    (["--subpart", "Image"], "--subpart 'Image' .*Image Generation"),
+    (["--method", "generate", "--preset", "seed1-instructblip"], "raw prompt")])
 def test_bad_settings_are_refused_naming_the_option(extra, named):
     with pytest.raises(ConfigError, match=named):
         config_of(*extra)
@@ -99,8 +101,22 @@ def test_plan_without_clip_names_handlers_and_reasons():
     assert p.record["model"]["details"] == {"a": "1", "b": "2"}
     d = json.loads(json.dumps(p.as_dict()))
     assert d["questions"] == 5 and d["runnable"] == 3
-    assert d["key"] == {"fingerprint": "fp", "method": "ppl", "include_end_of_turn": False,
-                        "clip": ""}
+    assert d["key"] == {"fingerprint": "fp", "method": "ppl", "preset": "chat-mean",
+                        "include_end_of_turn": False, "clip": ""}
+    assert d["preset"]["name"] == "chat-mean"
+
+
+def test_plan_refuses_generate_on_a_model_without_it_and_keys_the_preset():
+    cfg = config_of("--method", "generate", "--preset", "llava-1.5")
+    with pytest.raises(plan.PlanError, match="does not advertise generate"):
+        plan.build(cfg, DS, info(True), runner.default_handlers(), clip_record=None,
+                   l3_handlers=None, suggested_in_flight=1)
+    able = info(True)
+    able.capabilities.generate = True
+    p = plan.build(cfg, DS, able, runner.default_handlers(), clip_record=None, l3_handlers=None,
+                   suggested_in_flight=1)
+    assert p.key == RunKey("fp", "generate", True, "", "llava-1.5")
+    assert p.record["preset"]["name"] == "llava-1.5" and p.record["method"] == "generate"
 
 
 def test_plan_with_clip_and_image_generation_runs_l3():
@@ -142,12 +158,13 @@ def test_a_dimension_without_handler_says_so():
 
 def test_run_key_round_trips_through_the_run_record(tmp_path):
     clip = {"name": "tiny", "checkpoint": "", "fingerprint": "clipfp"}
-    p = plan.build(config_of("--include-end-of-turn"), DS, info(True),
+    p = plan.build(config_of("--preset", "llava-1.5"), DS, info(True),
                    runner.default_handlers(), clip_record=clip,
                    l3_handlers={25: fake_l3}, suggested_in_flight=1)
     store = Store(tmp_path)
     store.set_meta("run", p.record)
-    assert RunKey.from_run(store.meta("run")) == p.key == RunKey("fp", "ppl", True, "clipfp")
+    assert RunKey.from_run(store.meta("run")) == p.key == RunKey("fp", "ppl", True, "clipfp",
+                                                                 "llava-1.5")
     # A record written before the key was stored in it is read from its other fields.
     legacy = {k: v for k, v in p.record.items() if k != "key"}
     assert RunKey.from_run(legacy) == p.key

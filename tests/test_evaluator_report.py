@@ -83,7 +83,7 @@ def test_full_groups_are_complete_and_partial_ones_say_what_is_missing(tmp_path)
     # The tables mark partial groups and carry the heading.
     text = render(s)
     assert "(partial)" in text and "no answers in dims 12" in text
-    assert "method ppl - answered 21/24 (87.5%) - errors 1" in text
+    assert "method ppl - preset chat-mean - answered 21/24 (87.5%) - errors 1" in text
     assert "Leaderboard view" in text
     store.close()
 

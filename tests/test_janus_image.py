@@ -125,6 +125,43 @@ def test_score_one_finite_score_per_option(stub):
     assert eot.scores[0].num_tokens == resp.scores[0].num_tokens + 1
 
 
+@pytest.mark.parametrize("eot", [False, True])
+def test_raw_prompt_scores_without_the_chat_template(stub, janus_dir, eot):
+    """raw_prompt: the image token, the text and the option as sent (no <|User|> turn),
+    equal to an independent forward over exactly those tokens."""
+    import torch
+    from transformers import AutoProcessor, JanusForConditionalGeneration
+
+    from model_server.tiny_janus import IMAGE_TOKEN
+
+    text, options = "Question: Which is it?\nAnswer:", [" a cat", " a dog", " none"]
+    images = noise_images(6, 1)
+    got = stub.Score(pb.ScoreRequest(request_id="raw", prompt=pb.Prompt(text=text, images=images),
+                                     options=options, raw_prompt=True, include_end_of_turn=eot),
+                     timeout=30).scores
+    chat = stub.Score(pb.ScoreRequest(request_id="chat", prompt=pb.Prompt(text=text, images=images),
+                                      options=options, include_end_of_turn=eot), timeout=30).scores
+    proc = AutoProcessor.from_pretrained(janus_dir)
+    model = JanusForConditionalGeneration.from_pretrained(janus_dir, dtype=torch.float32).eval()
+    pil = [Image.open(io.BytesIO(im.data)).convert("RGB") for im in images]
+
+    def enc(t):
+        return proc(text=t, images=pil, generation_mode="text", return_tensors="pt")
+
+    prompt_ids = enc(IMAGE_TOKEN + text)["input_ids"][0].tolist()
+    for opt, g, c in zip(options, got, chat, strict=True):
+        inputs = enc(IMAGE_TOKEN + text + opt + (proc.tokenizer.eos_token if eot else ""))
+        ids = inputs["input_ids"][0].tolist()
+        assert "<|User|>" not in proc.tokenizer.decode(ids)
+        assert ids[:len(prompt_ids)] == prompt_ids
+        with torch.no_grad():
+            logp = torch.log_softmax(model(**inputs).logits[0].float(), dim=-1)
+        want = sum(float(logp[k - 1, ids[k]]) for k in range(len(prompt_ids), len(ids)))
+        assert g.num_tokens == len(ids) - len(prompt_ids) == len(opt.encode()) + int(eot)
+        assert abs(g.logprob_sum - want) < 1e-4
+        assert abs(g.logprob_sum - c.logprob_sum) > 1e-6  # the chat template changes the score
+
+
 def test_generate_text(stub):
     resp = stub.Generate(pb.GenerateRequest(request_id="g", prompt=pb.Prompt(text="hello"),
                                             max_new_tokens=4), timeout=30)

@@ -72,7 +72,7 @@ def test_janus_all_levels_with_clip(data, janus, clip, tmp_path):
     for d in ("25", "26", "27"):
         assert s["dimensions"][d]["total"] == 4 and s["dimensions"][d]["errors"] == 0
         assert s["dimensions"][d]["accuracy"] is not None
-    assert s["counts"] == {"selected": 108, "answered": 108, "errors": 0, "pending": 0,
+    assert s["counts"] == {"selected": 108, "answered": 108, "errors": 0, "unparsed": 0, "pending": 0,
                            "skipped_invalid": 0, "skipped_unsupported": 0}
     assert s["averages"]["L3"] is not None and s["averages"]["P3"] is not None
     assert s["averages"]["L3"]["dims_answered"] == 27

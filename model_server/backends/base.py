@@ -29,6 +29,7 @@ class ScoreTask:
     images: Sequence[Image.Image]  # decoded; empty for backends with needs_pixels = False
     options: Sequence[str]
     include_end_of_turn: bool = False
+    raw_prompt: bool = False  # no chat template: text as sent, each option appended directly
     image_sha256: Sequence[str] = ()  # of the encoded bytes, always set
 
 

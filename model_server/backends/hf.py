@@ -1,8 +1,9 @@
-"""Transformers vision-language backend: the official answer ranking ("PPL").
+"""Transformers vision-language backend: answer ranking ("PPL") and generation.
 
 For each option: the summed log-probability of the option's tokens given the
 images and the question, rendered with the model's own chat template (user turn
-= images + question, assistant turn = the option).
+= images + question, assistant turn = the option), or, for a raw prompt, the
+text as sent with the option appended (chat_prompt.render_raw).
 
 Three ways to compute it, with equal results:
 - per-option: one full forward pass per option (the reference method);
@@ -40,7 +41,14 @@ from model_server.backends.base import (
     ScoreTask,
     score_each,
 )
-from model_server.backends.chat_prompt import answer_span, messages, render
+from model_server.backends.chat_prompt import (
+    answer_span,
+    image_marker,
+    messages,
+    raw_renders,
+    raw_text,
+    render,
+)
 from model_server.backends.hf_packed import (
     MASKABLE_ATTENTION,
     option_logprobs,
@@ -204,6 +212,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.arch = arch or model_cls.__name__
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
+        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -215,6 +224,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
+                     "raw_prompt_image": repr(self.image_marker),
                      "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "context_tokens": str(self.context_tokens),
@@ -258,7 +268,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
         """The rendered texts per option, the unexpanded prompt tokens, and per option the
         unexpanded (sequence, begin, end) to score."""
         n = len(task.images)
-        rendered = [render(self._template, task.text, n, opt) for opt in task.options]
+        if task.raw_prompt:
+            rendered = raw_renders(task, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self._template, task.text, n, opt) for opt in task.options]
         prompt_ids = self._tokens(rendered[0].prompt)
         spans = []
         for r in rendered:
@@ -296,7 +309,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
             answer, what = longest, "the longest option"
         else:
             answer, what = task.max_new_tokens, "max_new_tokens"
-        prompt = self._template(messages(task.text, n), add_generation_prompt=True)
+        if getattr(task, "raw_prompt", False):
+            prompt = raw_text(task.text, n, self.image_marker or "")
+        else:
+            prompt = self._template(messages(task.text, n), add_generation_prompt=True)
         tokens = len(self._tokens(prompt)) + sum(self._image_cost(im.size) for im in task.images)
         if self.context_tokens and tokens + answer > self.context_tokens:
             raise TooLarge(f"prompt.text: {tokens} prompt tokens (images expanded) + {answer} for "

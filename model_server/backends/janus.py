@@ -39,7 +39,13 @@ from model_server.backends.base import (  # noqa: E402
     ScoreTask,
     score_each,
 )
-from model_server.backends.chat_prompt import answer_span, render, user_content  # noqa: E402
+from model_server.backends.chat_prompt import (  # noqa: E402
+    answer_span,
+    image_marker,
+    raw_renders,
+    render,
+    user_content,
+)
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
 from model_server.fingerprint import fingerprint_dir  # noqa: E402
@@ -70,6 +76,7 @@ class JanusBackend(Backend[ScoreTask]):
         self.settings = {"cfg_weight": self.cfg_weight, "image_temperature": self.image_temperature}
         self._fp = fingerprint_dir(self.model_dir, extra=json.dumps(
             {**self.settings, "dtype": str(self.dtype)}, sort_keys=True))
+        self.image_marker = image_marker(self._apply_template)  # for raw prompts
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -89,6 +96,9 @@ class JanusBackend(Backend[ScoreTask]):
         )
 
     # -- prompt building ---------------------------------------------------
+
+    def _apply_template(self, msgs, **kw) -> str:
+        return self.processor.apply_chat_template(msgs, **kw)
 
     def _render(self, text: str, n_images: int, answer: str | None = None) -> str:
         messages = [{"role": "user", "content": user_content(text, n_images)}]
@@ -112,17 +122,24 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
-        return score_each(tasks, lambda t: [self._score_option(t, opt) for opt in t.options])
+        return score_each(tasks, self._score_task)
 
-    def _score_option(self, task: ScoreTask, option: str) -> OptionScore:
+    def _score_task(self, t: ScoreTask) -> list[OptionScore]:
+        if t.raw_prompt:
+            rendered = raw_renders(t, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self._apply_template, t.text, len(t.images), opt)
+                        for opt in t.options]
+        return [self._score_option(t, opt, r) for opt, r in zip(t.options, rendered, strict=True)]
+
+    def _score_option(self, task: ScoreTask, option: str, r) -> OptionScore:
         """Sum log p(option tokens | user turn): one forward over prompt + answer.
 
+        `r` holds the rendered texts (chat template, or raw prompt + option).
         The same answer-token rule as the hf backend (chat_prompt.answer_span):
         scoring starts where the tokenisation departs from the prompt's, and
         include_end_of_turn adds the one end-of-turn token after the answer.
         """
-        r = render(lambda msgs, **kw: self.processor.apply_chat_template(msgs, **kw),
-                   task.text, len(task.images), option)
         ids = {name: self._inputs(text, task.images)
                for name, text in (("prompt", r.prompt), ("answer", r.answer_end), ("full", r.full))}
         tokens = {name: enc["input_ids"][0].tolist() for name, enc in ids.items()}

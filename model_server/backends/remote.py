@@ -314,7 +314,7 @@ class OpenAIBackend(Backend[ScoreTask]):
 
 
 class VLLMBackend(OpenAIBackend):
-    """A vLLM OpenAI-compatible server: local by default, official PPL via echoed prompt
+    """A vLLM OpenAI-compatible server: local by default, PPL via echoed prompt
     log-probs (defaults in remote_settings.VLLMSettings)."""
 
     backend_key = "vllm"

@@ -4,7 +4,7 @@ Remote APIs expose different things, so there are two ways to score:
 
 - ``completions-echo`` (EchoScoring): /v1/completions with ``echo`` + ``logprobs``
   returns the log-probability of every prompt token, so the option tokens of
-  ``prompt + option`` give the official PPL score; one call per option. Text
+  ``prompt + option`` give the PPL score; one call per option. Text
   only: the completions endpoint takes no images.
 - ``chat-letter`` (LetterScoring): /v1/chat/completions with ``top_logprobs`` on
   the first generated token; one call per question. Only letters can be ranked
@@ -153,6 +153,10 @@ class LetterScoring(ScoringMode):
     name = "chat-letter"
 
     def check(self, task: ScoreTask) -> None:
+        if task.raw_prompt:
+            raise InvalidRequest("raw_prompt", "a chat API always applies the model's chat "
+                                 "template; it cannot read a raw prompt. Use a chat-template "
+                                 "preset, or a server with score_mode=completions-echo")
         bad = [o for o in task.options if len(o.strip()) != 1 or not ("A" <= o.strip() <= "Z")]
         if bad:
             raise InvalidRequest("options", f"score_mode=chat-letter ranks only single letters "
@@ -212,8 +216,11 @@ class EchoScoring(ScoringMode):
 
     async def _score(self, task: ScoreTask, option: str, budget: Budget) -> OptionScore:
         question = task.text.replace(PLACEHOLDER, "") if task.images else task.text
-        context = self.template.replace("{question}", question)
-        full = context + self.settings.option_prefix + option
+        if task.raw_prompt:  # the request's text is the whole prompt; the option follows directly
+            context, full = question, question + option
+        else:
+            context = self.template.replace("{question}", question)
+            full = context + self.settings.option_prefix + option
         body = {"model": self.model, "prompt": full, "echo": True, "logprobs": 1,
                 "max_tokens": self.settings.echo_max_tokens, "temperature": 0}
 

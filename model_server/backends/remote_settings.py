@@ -71,7 +71,7 @@ class OpenAISettings:
 
 @dataclass(frozen=True)
 class VLLMSettings(OpenAISettings):
-    """vLLM's defaults: a local server, official PPL through echoed prompt log-probs.
+    """vLLM's defaults: a local server, PPL through echoed prompt log-probs.
 
     A separate key variable, so a real OpenAI key is never sent to a self-hosted
     server by accident; vLLM rejects max_tokens=0, so echo requests generate one

@@ -9,14 +9,21 @@ ranking is right but whose image is wrong, and the other way round:
       "name": "scripted-a",                       # optional, default: the file's stem
       "generate_image": true,                     # optional, advertised in Info
       "score": {"Draw a red circle": 2},          # substring -> index of the favoured option
+      "generate": {"Which colour": "The answer is B."},  # substring -> generated text
       "image": {"Draw a red circle": "file:shapes/circle_red.png",
                 "What comes next": "copy_input:2",
                 "A blue star": "solid:#3046dc"},
       "default_score": 0,                         # optional, unmatched prompts
       "default_image": "solid:#808080",           # optional, unmatched prompts
+      "default_generate": "A",                    # optional, unmatched prompts
       "log": "calls.jsonl",                       # optional: one JSON line per call
       "delay_s": {"slow question": 5}             # optional: substring -> seconds the
     }                                             #   device thread sleeps on it
+
+Generate is advertised when the script has "generate" or "default_generate".
+Each log line holds the call, request id, text, image count and, for Score,
+the options and the flags (include_end_of_turn, raw_prompt): the backend never
+applies a chat template, so a raw prompt is read as sent, like any other.
 
 Image directives: `file:PATH` (an image file, relative to the script's folder),
 `copy_input:K` (the K-th image of the request), `solid:#rrggbb` (a 32x32 fill).
@@ -41,6 +48,7 @@ from model_server.backends.base import (
     BackendInfo,
     GeneratedImage,
     GenerateImageTask,
+    GenerateTask,
     OptionScore,
     ScoreResult,
     ScoreTask,
@@ -78,6 +86,10 @@ class ScriptedBackend(Backend[ScoreTask]):
                                          for k, v in script.get("delay_s", {}).items()}
         self.default_score = int(script.get("default_score", 0))
         self.default_image = str(script.get("default_image", DEFAULT_IMAGE))
+        self.generate_rules: dict[str, str] = {str(k): str(v)
+                                               for k, v in script.get("generate", {}).items()}
+        self.default_generate = script.get("default_generate")
+        self.can_generate = bool(self.generate_rules) or self.default_generate is not None
         for d in (*self.image_rules.values(), self.default_image):
             self._check_directive(d)
         log = script.get("log")
@@ -95,14 +107,15 @@ class ScriptedBackend(Backend[ScoreTask]):
     def info(self) -> BackendInfo:
         return BackendInfo(
             name=self.name, backend="scripted", fingerprint=self._fp, can_score=True,
-            can_generate=False, can_generate_image=self.can_generate_image, max_images=16,
+            can_generate=self.can_generate, can_generate_image=self.can_generate_image, max_images=16,
             details={"note": "test double: answers follow a JSON script", "script": self.path.name},
         )
 
-    def _log(self, kind: str, request_id: str, text: str) -> None:
+    def _log(self, kind: str, request_id: str, text: str, images: int, **extra) -> None:
         if self.log_path is None:
             return
-        line = json.dumps({"call": kind, "request_id": request_id, "text": text})
+        line = json.dumps({"call": kind, "request_id": request_id, "text": text, "images": images,
+                           **extra})
         with self._log_lock, open(self.log_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
@@ -116,7 +129,8 @@ class ScriptedBackend(Backend[ScoreTask]):
     def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
         out = []
         for t in tasks:
-            self._log("Score", t.request_id, t.text)
+            self._log("Score", t.request_id, t.text, len(t.images), options=list(t.options),
+                      include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt)
             time.sleep(self._match(self.delays, t.text, 0.0))
             favour = self._match(self.score_rules, t.text, self.default_score)
             row = []
@@ -127,10 +141,18 @@ class ScriptedBackend(Backend[ScoreTask]):
             out.append(row)
         return out
 
+    def generate(self, task: GenerateTask) -> str:
+        if not self.can_generate:
+            return super().generate(task)
+        self._log("Generate", task.request_id, task.text, len(task.images),
+                  max_new_tokens=task.max_new_tokens, temperature=task.temperature, seed=task.seed)
+        time.sleep(self._match(self.delays, task.text, 0.0))
+        return str(self._match(self.generate_rules, task.text, self.default_generate or ""))
+
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
         if not self.can_generate_image:
             return super().generate_image(task)
-        self._log("GenerateImage", task.request_id, task.text)
+        self._log("GenerateImage", task.request_id, task.text, len(task.images))
         time.sleep(self._match(self.delays, task.text, 0.0))
         kind, _, arg = self._match(self.image_rules, task.text, self.default_image).partition(":")
         if kind == "file":

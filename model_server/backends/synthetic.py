@@ -76,7 +76,9 @@ class SyntheticBackend(Backend[ScoreTask]):
             time.sleep(self.latency_s)
         out = []
         for t in tasks:
-            base = t.text.encode() + "".join(t.image_sha256).encode()
+            # No chat template is ever applied; a raw prompt still counts as a different prompt.
+            base = (t.text.encode() + "".join(t.image_sha256).encode()
+                    + (b"\x00raw" if t.raw_prompt else b""))
             out.append([
                 OptionScore(logprob_sum=-10.0 * self._unit(base, o.encode()) * max(1, len(o.split())),
                             num_tokens=max(1, len(o.split())))
