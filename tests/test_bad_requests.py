@@ -231,6 +231,9 @@ def test_prompt_over_the_context_is_refused_at_admission(tiny_hf):
     details = _refused(stub, "Score", score(text=long_text), "prompt.text",
                        "context length", str(context))
     assert "images expanded" in details
+    raw = score(text=long_text)
+    raw.raw_prompt = True  # no chat template: counted as sent
+    _refused(stub, "Score", raw, "prompt.text", "context length", str(context))
     after = _good_hf(stub)
     assert after < max(5.0, 5 * before)
 
