@@ -8,8 +8,8 @@ sharing on, batches of up to 16, annotation order):
 - batch size 1 instead of 16;
 - every question's options sent in a shuffled order (matched back by option text);
 - the questions sent in a shuffled order;
-- the other methods (`letter`; `generate` where the evaluator has it), whose
-  arithmetic differs: only prediction agreement is meaningful there.
+- the other methods (`letter`, `generate`), whose arithmetic differs: only
+  prediction agreement is meaningful there.
 
 For each: how many predictions agree, and the largest difference of any option's
 summed log-probability. Prints a Markdown table (and writes it with --out).
@@ -80,7 +80,7 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
             "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
         chosen[qid] = choices[qid][LETTERS.index(pred)] if pred in LETTERS else None
         correct += pred == answer
-        if method in ("ppl", "ppl-sum"):  # options are the choices, in the annotation's order
+        if method == "ppl":  # options are the choices, in the annotation's order
             logprobs[qid] = {o: s["logprob_sum"]
                              for o, s in zip(choices[qid], json.loads(scores), strict=True)}
     db.close()
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("questions in shuffled order",
                      compare(base, evaluate(target, shuffled_questions(doc, args.seed), data,
                                             work / "ppl-shuffled-questions", "ppl"))))
-        for method in [m for m in METHODS if m not in ("ppl", "ppl-sum")]:
+        for method in [m for m in METHODS if m != "ppl"]:
             rows.append((f"method `{method}` (different arithmetic)",
                          compare(base, evaluate(target, doc, data, work / method, method))))
     with server("per-option-b16", "--max-batch", "16",
@@ -149,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     with server("shared-b1", "--max-batch", "1") as target:
         rows.append(("batch size 1",
                      compare(base, evaluate(target, doc, data, work / "ppl-b1", "ppl"))))
-    missing = "" if "generate" in METHODS else (
-        "\n`generate` is not an evaluator method in this version: not compared.\n")
-    report = render(rows, args, len(doc["questions"]), time.monotonic() - t0) + missing
+    report = render(rows, args, len(doc["questions"]), time.monotonic() - t0)
     print(report)
     if args.out:
         Path(args.out).write_text(report)

@@ -25,8 +25,7 @@ from evaluator.store import Store
 
 REFERENCES_FILE = Path(__file__).with_name("references.json")
 # The leaderboard's method label of each --method.
-LEADERBOARD_METHOD = {"ppl": "PPL", "ppl-sum": "PPL", "letter": "PPL for A/B/C/D",
-                      "generate": "Generate"}
+LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
 # Groups every table shows first: the benchmark's headline numbers.
 HEADLINE = {D.V2: ("L1", "L2", "L3"), D.V1: ("Image", "Video", "All")}
 
