@@ -78,7 +78,7 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
     chosen, logprobs, correct = {}, {}, 0
     for qid, pred, answer, scores in db.execute(
             "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
-        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred in LETTERS else None
+        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred and pred in LETTERS else None
         correct += pred == answer
         if method == "ppl":  # options are the choices, in the annotation's order
             logprobs[qid] = {o: s["logprob_sum"]

@@ -19,11 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from evaluator import dimensions as D
+from evaluator import references as reference_rows
 from evaluator import report, stats
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 
-REFERENCES_FILE = Path(__file__).with_name("references.json")
 # The leaderboard's method label of each --method.
 LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
 # Groups every table shows first: the benchmark's headline numbers.
@@ -181,7 +181,7 @@ def paired(a: Run, b: Run) -> dict:
 # -- published references ----------------------------------------------------------------------
 
 def references() -> dict[str, dict]:
-    return json.loads(REFERENCES_FILE.read_text(encoding="utf-8"))["references"]
+    return reference_rows.load()
 
 
 def against_reference(run: Run, name: str, ref: dict) -> dict:
