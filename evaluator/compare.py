@@ -224,6 +224,7 @@ def _run_record(r: Run) -> dict:
         "filters": s["filters"], "counts": c,
         "coverage": round(c["answered"] / c["selected"], 4) if c["selected"] else None,
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],
+        "all_questions": (s.get("all_questions") or {}).get("averages") or {},
         "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.failures
     }
 
