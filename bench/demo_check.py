@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -89,6 +90,7 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
 
 
 def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> RunResult:
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run each time: a resumed one measures nothing
     ann = out.with_suffix(".json")
     ann.write_text(json.dumps(doc))
     cmd = [sys.executable, "-m", "evaluator.cli", "run", "--annotations", str(ann),
