@@ -99,8 +99,9 @@ async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> 
         options=list(prompt.options), include_end_of_turn=prompt.include_end_of_turn,
         raw_prompt=prompt.raw_prompt)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
-    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens)
-        raise QuestionError(f"unparsed: {resp.unparsed_reason}")
+    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens):
+        # answered and wrong, like a generated reply naming no option; the reason is the evidence
+        return Answer(prediction=None, scores={"unparsed": resp.unparsed_reason})
     if len(resp.scores) != len(prompt.options):
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
                             f"{len(prompt.options)} options")

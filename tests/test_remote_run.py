@@ -133,10 +133,23 @@ def test_a_question_with_no_letter_among_the_top_tokens_is_never_an_a(data, api,
     with chat_server(api) as (target, _):
         assert run(ann, roots, target, tmp_path) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
+    # answered and wrong, counted unparsed (as a generated reply naming no option), never an "A"
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 3 * PER_DIM
+    assert s["counts"]["unparsed"] == 1
+    assert sum(d["unparsed"] for d in s["dimensions"].values()) == 1
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        (error,) = db.execute("SELECT error FROM answers WHERE status='error'").fetchone()
-    assert "unparsed: none of A, B, C, D among the top 2 first tokens" in error
+        (qid, prediction, scores) = db.execute(
+            "SELECT question_id, prediction, scores FROM answers WHERE status='ok' "
+            "AND prediction IS NULL").fetchone()
+    assert prediction is None
+    assert "none of A, B, C, D among the top 2 first tokens" in json.loads(scores)["unparsed"]
+    lines = (tmp_path / "submission.jsonl").read_text().splitlines()
+    assert qid not in {json.loads(line)["question_id"] for line in lines}
+    assert len(lines) == 3 * PER_DIM - 1
+    api.reset()  # a rerun does not ask again: the question is answered
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+    assert not questions_text(api)
 
 
 def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
