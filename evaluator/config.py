@@ -10,8 +10,8 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluator import cost, methods, presets
 from evaluator import dimensions as D
-from evaluator import methods, presets
 from evaluator.dataset import Filters
 from evaluator.media import parse_media_roots
 from evaluator.presets import Preset
@@ -36,6 +36,8 @@ class RunConfig:
     connect_timeout_s: float = 10.0
     clip: str | None = None  # CLIP server target (L3)
     dry_run: bool = False
+    prices: dict[str, cost.Price] | None = field(default=None, hash=False)  # --prices
+    max_cost: float | None = None  # USD; stop sending new questions once the estimate reaches it
 
     @property
     def include_eot(self) -> bool:
@@ -65,6 +67,18 @@ class RunConfig:
             if not getattr(args, name) > 0:
                 opt = "--" + name.replace("_", "-")
                 raise ConfigError(f"{opt} must be a positive number of seconds")
+        max_cost = getattr(args, "max_cost", None)
+        if max_cost is not None and not max_cost > 0:
+            raise ConfigError(f"--max-cost must be a positive number of USD, got {max_cost:g}")
+        prices = None
+        if getattr(args, "prices", None):
+            try:
+                prices = cost.load_prices(Path(args.prices))
+            except cost.PriceError as exc:
+                raise ConfigError(str(exc)) from None
+        if max_cost is not None and prices is None:
+            raise ConfigError("--max-cost needs --prices FILE (USD per 1M prompt and completion "
+                              "tokens per model) to estimate the cost")
         roots = parse_media_roots(args.media_root)
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
@@ -80,7 +94,7 @@ class RunConfig:
             method=args.method, preset=preset,
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
-            dry_run=args.dry_run)
+            dry_run=args.dry_run, prices=prices, max_cost=max_cost)
 
 
 def targets(values: list[str]) -> tuple[str, ...]:

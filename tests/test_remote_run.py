@@ -207,3 +207,71 @@ def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, t
     assert len(generated) >= 2 * PER_DIM  # dims 25 and 26 at least
     assert all(b["model"] == "painter" for b in generated)
     assert not api.calls("/v1/images/generations")
+
+
+# -- cost: prices, the tally in run.json, --max-cost stopping and resuming ----------------------
+
+def test_max_cost_stops_new_questions_and_a_rerun_with_a_higher_cap_finishes(
+        data, api, tmp_path, capsys):
+    ann, roots = data
+    api.reset()
+    prices = tmp_path / "prices.json"
+    # $1 per completion token (one letter per answer) and a little per prompt token
+    prices.write_text(json.dumps({"chat-model": {"prompt": 0.5, "completion": 1_000_000}}))
+    out = tmp_path / "out"
+    n = 3 * PER_DIM
+
+    def run_capped(cap: float) -> int:
+        return cli.main(run_args(ann, roots, target, out, "--method", "letter", "--dimensions",
+                                 DIMS, "--in-flight", "1", "--prices", str(prices),
+                                 "--max-cost", str(cap)))
+
+    def expected_cost(bodies: list[dict]) -> float:
+        prompt = sum(chat_prompt_tokens(b["messages"][0]["content"]) for b in bodies)
+        return round(prompt * 0.5 / 1e6 + len(bodies) * 1.0, 6)
+
+    with chat_server(api) as (target, _):
+        assert run_capped(4) == cli.EXIT_STOPPED
+        first = api.calls("/v1/chat/completions")
+        assert len(first) == 4  # the cap was reached after the fourth answer: no fifth sent
+        run_info = json.loads((out / "run.json").read_text())
+        usage = run_info["usage"]
+        assert usage["requests"] == 4 and usage["retries"] == 0
+        assert usage["completion_tokens"] == 4
+        assert usage["prompt_tokens"] == sum(chat_prompt_tokens(b["messages"][0]["content"])
+                                             for b in first)
+        assert usage["cost_usd"] == expected_cost(first) and usage["max_cost_usd"] == 4
+        assert "--max-cost" in run_info["stopped"]
+        s = json.loads((out / "summary.json").read_text())
+        assert s["counts"]["answered"] == 4 and s["counts"]["pending"] == n - 4
+        assert "rerun with the same --out and a higher --max-cost" in capsys.readouterr().err
+
+        api.reset()
+        assert run_capped(100) == 0
+    second = api.calls("/v1/chat/completions")
+    assert len(second) == n - 4  # only the questions not yet answered
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["stopped"] is None and run_info["usage"]["cost_usd"] == expected_cost(second)
+    lines = (out / "submission.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["question_id"] for line in lines]
+    assert len(ids) == len(set(ids)) == n
+    capsys.readouterr()
+    assert cli.main(["report", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{n - 4} request(s), 0 retried" in shown
+    assert f"estimated cost ${expected_cost(second):.4f} (cap $100)" in shown
+
+
+def test_a_cap_without_a_price_for_the_model_is_refused_before_any_question(
+        data, api, tmp_path, capsys):
+    ann, roots = data
+    api.reset()
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["other-model"]\nprompt = 2.5\ncompletion = 10\n')
+    with chat_server(api) as (target, _):
+        rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
+                               "--dimensions", DIMS, "--prices", str(prices), "--max-cost", "1"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--max-cost needs a price for the model 'chat-model'" in err and "other-model" in err
+    assert not api.calls("/v1/chat/completions")
