@@ -275,3 +275,61 @@ def test_a_cap_without_a_price_for_the_model_is_refused_before_any_question(
     err = capsys.readouterr().err
     assert "--max-cost needs a price for the model 'chat-model'" in err and "other-model" in err
     assert not api.calls("/v1/chat/completions")
+
+
+# -- generate through a chat API: the replies a chat model really gives, parsed or unparsed -------
+
+# (reply template, the letter it means or None: unparsed). {L}/{l}: the letter, {T}: its option's
+# text, {M}: another letter, {U}: another option's text.
+WORDINGS = [
+    ("{L}", "L"), ("({L})", "L"), ("**{L}**", "L"), ("Answer: {L}", "L"),
+    ("The answer is {L}.", "L"), ("I think it's option {L}.", "L"), ("{L}. {T}", "L"),
+    ("{T}", "L"), ("{l}", "L"), ("{L})", "L"),
+    ("I cannot tell from this image.", None), ("{L} or {M}", None), ("{L}. {U}", None),
+]
+
+
+def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    dims = "1,2,3,4,5"
+    selected = [q for q in json.loads(ann.read_text())["questions"]
+                if str(q["question_type_id"]) in dims.split(",")]
+    choices = {q["question_id"]: [q["choice_" + k.lower()] for k in "ABCD"] for q in selected}
+    heads = {q["question_id"]: q["question"] + "\n" + "\n".join(
+        f"{k}. {c}" for k, c in zip("ABCD", choices[q["question_id"]], strict=True)) + "\n"
+        for q in selected}
+    by_head: dict[str, str | None] = {}  # head -> the letter its reply means (None: unparsed)
+    for head in dict.fromkeys(heads.values()):  # a repeated question gets the same reply
+        template, meant = WORDINGS[len(by_head) % len(WORDINGS)]
+        qid = next(i for i, h in heads.items() if h == head)
+        k = (len(by_head) + 1) % 4 or 1  # B, C, D, B, ...: never the article-like "A"
+        letter, other = "ABCD"[k], "ABCD"[(k + 1) % 4]
+        reply = template.format(L=letter, l=letter.lower(), T=choices[qid][k], M=other,
+                                U=choices[qid]["ABCD".index(other)])
+        api.chat_replies[head] = (reply, [])
+        by_head[head] = letter if meant else None
+    assert len(by_head) >= len(WORDINGS)  # every wording is used at least once
+    with chat_server(api) as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
+                                 "--dimensions", dims)) == 0
+    sent = api.calls("/v1/chat/completions")
+    assert len(sent) == len(selected) and not any(b.get("logprobs") for b in sent)
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        rows = {qid: (pred, json.loads(scores)) for qid, pred, scores in db.execute(
+            "SELECT question_id, prediction, scores FROM answers WHERE status='ok'")}
+    assert set(rows) == set(heads)
+    for qid, head in heads.items():
+        pred, evidence = rows[qid]
+        assert pred == by_head[head], (evidence["text"], evidence["parse"])
+        assert evidence["text"] == api.chat_replies[head][0]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    expected_unparsed = sum(by_head[h] is None for h in heads.values())
+    assert s["counts"]["answered"] == len(selected) and s["counts"]["errors"] == 0
+    assert s["counts"]["unparsed"] == expected_unparsed >= 3
+    gt = {q["question_id"]: q["answer"] for q in selected}
+    assert sum(d["correct"] for d in s["dimensions"].values()) == sum(
+        by_head[heads[i]] == gt[i] for i in heads)
+    lines = [json.loads(line) for line in (tmp_path / "submission.jsonl").read_text().splitlines()]
+    assert {x["question_id"]: x["prediction"] for x in lines} == {
+        i: by_head[h] for i, h in heads.items() if by_head[h] is not None}
