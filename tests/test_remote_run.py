@@ -333,3 +333,29 @@ def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp
     lines = [json.loads(line) for line in (tmp_path / "submission.jsonl").read_text().splitlines()]
     assert {x["question_id"]: x["prediction"] for x in lines} == {
         i: by_head[h] for i, h in heads.items() if by_head[h] is not None}
+
+
+# -- presets a chat API cannot take: refused before the run, with what would work ----------------
+
+@pytest.mark.parametrize("preset, reason, generate_works", [
+    ("llava-1.5", "scores the end-of-turn token after each option, and a remote API cannot "
+                  "score the chat template's end-of-turn token", True),
+    ("seed1-instructblip", "end-of-turn token", False),  # a raw prompt: Generate cannot either
+    ("qwen-vl-chat", "sends a raw prompt, and a chat API always applies the model's chat "
+                     "template", False),
+])
+def test_a_preset_the_chat_api_cannot_take_is_refused_before_any_question(
+        data, api, tmp_path, capsys, preset, reason, generate_works):
+    ann, roots = data
+    api.reset()
+    with chat_server(api) as (target, _):
+        for extra in ((), ("--dry-run",)):
+            rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
+                                   "--dimensions", DIMS, "--preset", preset, *extra))
+            assert rc == 2
+            err = " ".join(capsys.readouterr().err.split())  # rich may wrap the line
+            assert f"--preset {preset} cannot run on chat-model (openai)" in err
+            assert reason in err and "use --preset chat-mean" in err
+            assert ("or --method generate" in err) == generate_works
+    assert not api.calls("/v1/chat/completions")
+    assert not (tmp_path / "out" / "results.sqlite").exists()
