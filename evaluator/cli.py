@@ -136,7 +136,9 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
 async def plan_only(config: RunConfig, ds: dataset.Dataset) -> plan.RunPlan:
     """Connect (Info only) and plan; no question is sent and nothing is written."""
     async with connected(config) as servers:
-        return make_plan(config, ds, servers)
+        run_plan = make_plan(config, ds, servers)
+        cost.budget_for(servers.info.name, config.prices, config.max_cost)  # a cap it can't keep
+        return run_plan
 
 
 def _load(config: RunConfig) -> dataset.Dataset | None:

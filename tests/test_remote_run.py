@@ -269,11 +269,14 @@ def test_a_cap_without_a_price_for_the_model_is_refused_before_any_question(
     prices = tmp_path / "prices.toml"
     prices.write_text('["other-model"]\nprompt = 2.5\ncompletion = 10\n')
     with chat_server(api) as (target, _):
-        rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
-                               "--dimensions", DIMS, "--prices", str(prices), "--max-cost", "1"))
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "--max-cost needs a price for the model 'chat-model'" in err and "other-model" in err
+        for extra in ((), ("--dry-run",)):
+            rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
+                                   "--dimensions", DIMS, "--prices", str(prices),
+                                   "--max-cost", "1", *extra))
+            assert rc == 2
+            err = " ".join(capsys.readouterr().err.split())
+            assert "--max-cost needs a price for the model 'chat-model'" in err
+            assert "other-model" in err
     assert not api.calls("/v1/chat/completions")
 
 
