@@ -8,8 +8,8 @@ sharing on, batches of up to 16, annotation order):
 - batch size 1 instead of 16;
 - every question's options sent in a shuffled order (matched back by option text);
 - the questions sent in a shuffled order;
-- the other methods (`letter`; `generate` where the evaluator has it), whose
-  arithmetic differs: only prediction agreement is meaningful there.
+- the other methods (`letter`, `generate`), whose arithmetic differs: only
+  prediction agreement is meaningful there.
 
 For each: how many predictions agree, and the largest difference of any option's
 summed log-probability. Prints a Markdown table (and writes it with --out).
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -78,9 +79,9 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
     chosen, logprobs, correct = {}, {}, 0
     for qid, pred, answer, scores in db.execute(
             "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
-        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred in LETTERS else None
+        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred and pred in LETTERS else None
         correct += pred == answer
-        if method in ("ppl", "ppl-sum"):  # options are the choices, in the annotation's order
+        if method == "ppl":  # options are the choices, in the annotation's order
             logprobs[qid] = {o: s["logprob_sum"]
                              for o, s in zip(choices[qid], json.loads(scores), strict=True)}
     db.close()
@@ -89,6 +90,7 @@ def read_run(out: Path, doc: dict, method: str) -> RunResult:
 
 
 def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> RunResult:
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run each time: a resumed one measures nothing
     ann = out.with_suffix(".json")
     ann.write_text(json.dumps(doc))
     cmd = [sys.executable, "-m", "evaluator.cli", "run", "--annotations", str(ann),
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("questions in shuffled order",
                      compare(base, evaluate(target, shuffled_questions(doc, args.seed), data,
                                             work / "ppl-shuffled-questions", "ppl"))))
-        for method in [m for m in METHODS if m not in ("ppl", "ppl-sum")]:
+        for method in [m for m in METHODS if m != "ppl"]:
             rows.append((f"method `{method}` (different arithmetic)",
                          compare(base, evaluate(target, doc, data, work / method, method))))
     with server("per-option-b16", "--max-batch", "16",
@@ -149,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     with server("shared-b1", "--max-batch", "1") as target:
         rows.append(("batch size 1",
                      compare(base, evaluate(target, doc, data, work / "ppl-b1", "ppl"))))
-    missing = "" if "generate" in METHODS else (
-        "\n`generate` is not an evaluator method in this version: not compared.\n")
-    report = render(rows, args, len(doc["questions"]), time.monotonic() - t0) + missing
+    report = render(rows, args, len(doc["questions"]), time.monotonic() - t0)
     print(report)
     if args.out:
         Path(args.out).write_text(report)

@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
         metrics_port=args.metrics_port,
         batchers=lambda: [("images", servicer.image_batcher), ("texts", servicer.text_batcher)],
+        busy_s=servicer.device.busy_s, stuck_after_s=args.stuck_after_s,
     ))
 
 
@@ -50,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image embeddings kept, by sha256 (0 disables)")
     s.add_argument("--max-items", type=int, default=256, help="images or texts per request")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
-    s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--grace-s", type=float, default=30.0,
+                   help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
+    s.add_argument("--stuck-after-s", type=float, default=600.0,
+                   help="health NOT_SERVING once the device has been on one job this long "
+                   "(0: never)")
     s.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     s.add_argument("--log-level", default="INFO")

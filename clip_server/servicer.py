@@ -10,13 +10,13 @@ so an option image shared by many questions is embedded once.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 from typing import TYPE_CHECKING
 
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from serving.batching import MicroBatcher
+from serving.device import DeviceThread
 from serving.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
 from serving.images import decode_image
 
@@ -31,7 +31,7 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
         self.max_wait_ms = max_wait_ms
         self.max_items = max_items
         self.max_message_bytes = max_message_bytes
-        self.device = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clip-device")
+        self.device = DeviceThread()  # watched: shutdown abandons a busy device (exit 3)
         self.embedder: ClipEmbedder | None = None
         self.image_batcher: MicroBatcher | None = None
         self.text_batcher: MicroBatcher | None = None

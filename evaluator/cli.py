@@ -254,7 +254,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
                   f"  note:                 {p.note}" if p.note else None,
                   "  meant to reproduce:   " + ("\n" + " " * 24).join(p.reproduces or ("none",)),
                   ""]
-    lines += [f"Published row without a preset: {row}" for row in presets.UNMATCHED_ROWS]
+    lines += [f"Published row without a preset: {row}" for row in presets.unmatched_rows()]
     print("\n".join(line for line in lines if line is not None))
     return 0
 

@@ -6,7 +6,9 @@ failing one down: the server is loading, draining or unreachable. Any other
 status is final and becomes a per-question error, and so is an UNAVAILABLE
 marked as an upstream failure (protos/wire.py): the server already retried the
 remote API it depends on as often as its settings allow, and retrying here
-would multiply the calls one question costs there.
+would multiply the calls one question costs there. A RESOURCE_EXHAUSTED marked
+as queue-full (protos/wire.py) is backpressure and is retried like UNAVAILABLE;
+any other RESOURCE_EXHAUSTED (a request over a limit) is final.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import grpc
 
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
-from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE, ERROR_SOURCE_UPSTREAM
 
 MAX_MESSAGE_BYTES = 256 << 20
 USAGE_FIELDS = ("requests", "retries", "prompt_tokens", "completion_tokens")
@@ -117,8 +119,15 @@ def is_upstream_failure(exc: grpc.aio.AioRpcError) -> bool:
                for key, value in exc.trailing_metadata() or ())
 
 
+def is_queue_full(exc: grpc.aio.AioRpcError) -> bool:
+    """The server's queue was full (backpressure): worth trying again after a pause."""
+    return exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and any(
+        key == ERROR_SOURCE_KEY and value == ERROR_SOURCE_QUEUE
+        for key, value in exc.trailing_metadata() or ())
+
+
 def worth_retrying(exc: grpc.aio.AioRpcError) -> bool:
-    return exc.code() in RETRYABLE and not is_upstream_failure(exc)
+    return (exc.code() in RETRYABLE and not is_upstream_failure(exc)) or is_queue_full(exc)
 
 
 async def retrying(policy: RetryPolicy, once, label: str = ""):

@@ -19,14 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from evaluator import dimensions as D
+from evaluator import references as reference_rows
 from evaluator import report, stats
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 
-REFERENCES_FILE = Path(__file__).with_name("references.json")
 # The leaderboard's method label of each --method.
-LEADERBOARD_METHOD = {"ppl": "PPL", "ppl-sum": "PPL", "letter": "PPL for A/B/C/D",
-                      "generate": "Generate"}
+LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
 # Groups every table shows first: the benchmark's headline numbers.
 HEADLINE = {D.V2: ("L1", "L2", "L3"), D.V1: ("Image", "Video", "All")}
 
@@ -182,7 +181,7 @@ def paired(a: Run, b: Run) -> dict:
 # -- published references ----------------------------------------------------------------------
 
 def references() -> dict[str, dict]:
-    return json.loads(REFERENCES_FILE.read_text(encoding="utf-8"))["references"]
+    return reference_rows.load()
 
 
 def against_reference(run: Run, name: str, ref: dict) -> dict:
@@ -225,6 +224,7 @@ def _run_record(r: Run) -> dict:
         "filters": s["filters"], "counts": c,
         "coverage": round(c["answered"] / c["selected"], 4) if c["selected"] else None,
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],
+        "all_questions": (s.get("all_questions") or {}).get("averages") or {},
         "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.failures
     }
 

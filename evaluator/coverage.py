@@ -53,6 +53,13 @@ def missing(cov: dict[int, DimCoverage], dims: Iterable[int]) -> dict | None:
     return {"dimensions": no_answer, "questions": unanswered}
 
 
+def groups(benchmark: str, cov: dict[int, DimCoverage]) -> dict[str, dict]:
+    """Every group's coverage, n/a groups included: `complete`, and `missing` (None when
+    complete). The averages keep null for an n/a group (n/a is not zero); this says why."""
+    return {label: {"complete": (gap := missing(cov, dims)) is None, "missing": gap}
+            for label, dims, _ in D.averages_spec(benchmark)}
+
+
 def has_answers(cov: dict[int, DimCoverage], dims: Iterable[int]) -> bool:
     return any(cov.get(d, DimCoverage()).answered for d in dims)
 

@@ -166,6 +166,34 @@ def leaderboard(result: dict) -> str:
             ' all = question-weighted, with its Wilson 95% interval. Click a header to sort.</p>')
 
 
+def leaderboard_all(result: dict) -> str:
+    """The leaderboard's own view beside the answered-only one: every selected question
+    counts, unanswered and errored ones as wrong (summary.json `all_questions`)."""
+    groups = result["headline"]
+    head = '<th class="l">run</th><th class="l">method</th><th class="l">preset</th>' + "".join(
+        f"<th>{g} task</th><th>{g} all</th><th>{g} correct / selected</th>" for g in groups)
+    rows = []
+    for r in result["runs"]:
+        cells = [f'<td class="l">{esc(r["label"])}</td>',
+                 f'<td class="l method">{esc(r["method"])}</td>',
+                 f'<td class="l">{esc(r["preset"] or "")}</td>']
+        for g in groups:
+            v = (r.get("all_questions") or {}).get(g)
+            if v is None:
+                cells += [_td(None, "n/a"), _td(None, "n/a"), _td(None, "")]
+            else:
+                mark = " <small>partial</small>" if v.get("complete") is False else ""
+                cells += [_td(v["task"], f"{_pct(v['task'])}{mark}"),
+                          _td(v["all"], f"{_pct(v['all'])}{mark}"),
+                          _td(v["correct"], f"{v['correct']}/{v['selected']}")]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table id="leaderboard-all" class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>'
+            '<p class="sub">All selected questions: unanswered and errored ones count as wrong, '
+            "as the benchmark's own submission converters score, so a run with errors never "
+            "looks better than it is. n/a: no answers in the dimensions the group needs.</p>")
+
+
 def dimension_table(result: dict) -> str:
     head = '<th>dim</th><th class="l">name</th>' + "".join(
         f"<th>{esc(r['label'])}</th>" for r in result["runs"])
@@ -469,7 +497,9 @@ def render(result: dict, title: str | None = None) -> str:
                       else f"SEED-Bench comparison: {len(runs)} runs")
     warnings = "".join(f'<div class="warn">warning: {esc(w)}</div>' for w in result["warnings"])
     sections = [
-        ("leaderboard-section", "Leaderboard", leaderboard(result)),
+        ("leaderboard-section", "Leaderboard (answered questions)", leaderboard(result)),
+        ("leaderboard-all-section", "Leaderboard view (all selected questions, unanswered = wrong)",
+         leaderboard_all(result)),
         ("heatmap", "Capability heatmap (accuracy %, runs x dimensions)",
          f"{heatmap(result)}<p class=\"sub\">Hover a cell for the value, its Wilson 95% "
          "interval and n.</p>"),

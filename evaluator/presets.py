@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from evaluator import references
+
 CHAT = "chat template"
 REDUCTIONS = ("mean", "sum")
 IMAGE_PLACEMENTS = ("all", "first")
@@ -30,7 +32,6 @@ class Preset:
     end_token: bool  # the EOS / end-of-turn token after the option is scored too
     images: str  # without <img> in the question: "all" images first, or only the "first"
     option_prefix: str = ""  # raw prompts: what goes between the prompt and each option
-    reproduces: tuple[str, ...] = ()  # the published rows it is meant to reproduce
     note: str = ""
 
     def __post_init__(self):
@@ -69,11 +70,14 @@ class Preset:
             return images[:1]
         return images
 
+    @property
+    def reproduces(self) -> list[str]:
+        """The published rows it is meant to reproduce: those of references.json naming it."""
+        return references.for_preset(self.name)
+
     def record(self) -> dict:
         """What summary.json and run.json say about the preset."""
-        out = asdict(self)
-        out["reproduces"] = list(self.reproduces)
-        return out
+        return {**asdict(self), "reproduces": self.reproduces}
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -87,9 +91,6 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         interface="SEED-Bench-1 default interface (InstructBLIP via LAVIS, Flan-T5)",
         prompt="Question: {question}\nAnswer:", option_prefix=" ", reduction="sum",
         end_token=True, images="all",
-        reproduces=("SEED-Bench-2 (CVPR Table 2) InstructBLIP (Flan-T5-XL): L1 42.2, L2 41.7",
-                    "SEED-Bench-1 leaderboard InstructBLIP-Vicuna (PPL): All 53.4, Image 58.8, "
-                    "Video 38.1 (original 19K-question set)"),
         note="SEED-Bench-1 questions carry one image or the 8 video frames; all are sent"),
     Preset(
         name="seed1-instructblip-hf",
@@ -100,7 +101,6 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset(
         name="llava-1.5", interface="SEED-Bench-2 LLaVA-1.5 interface (llava_v1 conversation)",
         prompt=CHAT, reduction="mean", end_token=True, images="first",
-        reproduces=("SEED-Bench-2 (CVPR Table 2) LLaVA-1.5 (Vicuna-7B): L1 47.3, P2 30.8, L2 46.0",),
         note="one image before the question (the first image or frame) unless <img> places them"),
     Preset(
         name="qwen-vl-chat", interface="SEED-Bench-2 Qwen-VL-Chat interface",
@@ -110,9 +110,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 DEFAULT = "chat-mean"
 
-# Published rows no preset reproduces, listed so `seedbench presets` is complete.
-UNMATCHED_ROWS = ("SEED-Bench-2 (CVPR Table 2) Emu: L1 42.5, L2 42.4, L3 42.3 "
-                  "(its interface is not described in the spec)",)
+
+def unmatched_rows() -> list[str]:
+    """Published rows no preset reproduces, listed so `seedbench presets` is complete."""
+    return references.for_preset(None)
 
 
 def get(name: str) -> Preset:

@@ -69,6 +69,7 @@ def build_summary(store: Store) -> dict:
         },
         "averages": averages,
         "all_questions": coverage.all_questions(run["benchmark"], cov),
+        "group_coverage": coverage.groups(run["benchmark"], cov),
         "counts": {
             "selected": len(rows), "answered": answered, "errors": errors, "unparsed": unparsed,
             "pending": len(outcomes) - answered - errors,
@@ -133,6 +134,11 @@ def _partial(v: dict) -> str:
     return "PARTIAL: " + "; ".join(parts)
 
 
+def _no_answers(g: dict | None) -> str:
+    """An n/a group's coverage cell: no score, and which dimensions it lacks."""
+    return "no answers" if g is None else "n/a: " + _partial(g).removeprefix("PARTIAL: ")
+
+
 def _ranges(dims: list[int]) -> str:
     out, start = [], None
     for i, d in enumerate(dims):
@@ -167,9 +173,10 @@ def tables(summary: dict) -> list[Table]:
     for col in ("group", "task avg %", "95% CI (bootstrap)", "question-weighted %",
                 "95% CI (Wilson)", "n", "dims answered", "coverage"):
         avg.add_column(col, justify="left" if col in ("group", "coverage") else "right")
+    gaps = summary.get("group_coverage", {})
     for k, v in summary["averages"].items():
         if v is None:
-            avg.add_row(k, "n/a", "", "n/a", "", "", "", "no answers")
+            avg.add_row(k, "n/a", "", "n/a", "", "", "", _no_answers(gaps.get(k)))
         else:
             mark = "" if v["complete"] else " (partial)"
             avg.add_row(k, _pct(v["task"]) + mark, _ci(v.get("ci95")), _pct(v["all"]) + mark,
@@ -181,7 +188,7 @@ def tables(summary: dict) -> list[Table]:
         lead.add_column(col, justify="left" if col in ("group", "coverage") else "right")
     for k, v in summary["all_questions"]["averages"].items():
         if v is None:
-            lead.add_row(k, "n/a", "n/a", "", "no answers")
+            lead.add_row(k, "n/a", "n/a", "", _no_answers(gaps.get(k)))
         else:
             mark = "" if v["complete"] else " (partial)"
             lead.add_row(k, _pct(v["task"]) + mark, _pct(v["all"]) + mark,

@@ -57,7 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = backend_settings(args)
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ModelServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                             max_message_bytes=max_bytes)
+                             max_message_bytes=max_bytes, max_queue=args.max_queue,
+                             max_new_tokens=args.max_new_tokens)
 
     def load():
         backend = backends.create(args.backend, args.model, settings)
@@ -69,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
         metrics_port=args.metrics_port, batchers=lambda: [("score", servicer.batcher)],
+        busy_s=servicer.device.busy_s, stuck_after_s=args.stuck_after_s,
     ))
 
 
@@ -118,7 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
-    s.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    s.add_argument("--grace-s", type=float, default=30.0,
+                   help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
+    s.add_argument("--max-queue", type=int, default=1024,
+                   help="requests waiting for the device (per queue) before RESOURCE_EXHAUSTED")
+    s.add_argument("--max-new-tokens", type=int, default=1024,
+                   help="largest max_new_tokens a Generate request may ask for")
+    s.add_argument("--stuck-after-s", type=float, default=600.0,
+                   help="health NOT_SERVING once the device has been on one job this long "
+                   "(0: never)")
     s.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",

@@ -16,6 +16,7 @@ from serving.errors import InvalidRequest, TooLarge
 from serving.images import PLACEHOLDER, decode_image
 
 MAX_OPTIONS = 64
+DEFAULT_NEW_TOKENS = 32  # Generate's max_new_tokens when a request sends 0
 
 
 def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
@@ -35,6 +36,15 @@ def check_prompt(prompt: pb.Prompt, max_images: int) -> None:
             raise InvalidRequest(f"prompt.images[{i}].data", "is empty")
         if im.sha256 and hashlib.sha256(im.data).hexdigest() != im.sha256.lower():
             raise InvalidRequest(f"prompt.images[{i}].sha256", "does not match the image bytes")
+
+
+def check_max_new_tokens(value: int, cap: int) -> None:
+    """0 means the server default (proto3 cannot tell unset from 0); else 1..cap."""
+    if value < 0:
+        raise InvalidRequest("max_new_tokens", f"is {value}; send 1 to {cap}, or 0 for the default")
+    if value > cap:
+        raise TooLarge(f"max_new_tokens: {value} is over this server's limit of {cap} "
+                       "(--max-new-tokens)")
 
 
 def image_hashes(prompt: pb.Prompt) -> list[str]:
@@ -93,12 +103,14 @@ def score_task(req: pb.ScoreRequest, decode: bool = True) -> ScoreTask:
 def generate_task(req: pb.GenerateRequest) -> GenerateTask:
     return GenerateTask(
         request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
-        max_new_tokens=req.max_new_tokens or 32, temperature=req.temperature, seed=req.seed,
+        max_new_tokens=req.max_new_tokens or DEFAULT_NEW_TOKENS, temperature=req.temperature,
+        seed=req.seed,
     )
 
 
 def generate_image_task(req: pb.GenerateImageRequest) -> GenerateImageTask:
     return GenerateImageTask(
         request_id=req.request_id, text=req.prompt.text, images=decode_images(req.prompt),
-        seed=req.seed, with_text=req.with_text, max_new_tokens=req.max_new_tokens or 32,
+        seed=req.seed, with_text=req.with_text,
+        max_new_tokens=req.max_new_tokens or DEFAULT_NEW_TOKENS,
     )

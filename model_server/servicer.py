@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 
 from model_server import requests
@@ -11,18 +12,22 @@ from model_server.backends.base import Backend, BackendInfo, Unparsed, Usage, un
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from serving.batching import MicroBatcher
+from serving.device import DeviceThread, deadline_from
 from serving.errors import NotReady, grpc_errors
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, max_batch: int = 8, max_wait_ms: float = 5.0,
-                 max_message_bytes: int = 64 << 20, in_flight_per_batch: int = 2):
+                 max_message_bytes: int = 64 << 20, in_flight_per_batch: int = 2,
+                 max_queue: int = 1024, max_new_tokens: int = 1024):
         self.max_batch = max_batch
+        self.max_queue = max_queue  # requests waiting for the device, per queue
+        self.max_new_tokens = max_new_tokens  # Generate's cap
         self.max_wait_ms = max_wait_ms
         self.max_message_bytes = max_message_bytes
         self.in_flight_per_batch = in_flight_per_batch
         # One thread owns the device: batches, generation and image generation queue on it.
-        self.device = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="device")
+        self.device = DeviceThread(max_queue)
         # Backends that are not device-bound (remote APIs) generate concurrently here.
         self.io = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="io")
         self.backend: Backend | None = None
@@ -31,7 +36,8 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
 
     def attach(self, backend: Backend) -> None:
         self.info = backend.info()
-        self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms)
+        self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms,
+                                    max_queue=self.max_queue)
         self.generator = self.device if backend.device_bound else self.io
         self.backend = backend
 
@@ -54,8 +60,26 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             details=info.details,
         )
 
+    def _admitted(self, task):
+        """The backend's admission check (model limits) before the task may queue."""
+        self.backend.admit(task)
+        return task
+
     def _prepared_task(self, request):
-        return self.backend.prepare(requests.score_task(request))
+        return self.backend.prepare(self._admitted(requests.score_task(request)))
+
+    async def _run(self, method, task, context):
+        """Generation: on the device thread (bounded queue, dropped once the client's
+        deadline has passed, the deadline handed to the backend to stop at) or, for
+        backends that compute nothing locally, in the io threads."""
+        deadline = deadline_from(context.time_remaining())
+        task = dataclasses.replace(task, deadline=deadline)
+        loop = asyncio.get_running_loop()
+        if self.generator is not self.device:
+            return await loop.run_in_executor(self.generator, method, task)
+        with self.device.reserve():
+            return await loop.run_in_executor(self.device, self.device.run_by, deadline,
+                                              method, task)
 
     @grpc_errors
     async def Info(self, request, context):
@@ -71,8 +95,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             # overlapping the device thread's work on earlier batches.
             task = await asyncio.to_thread(self._prepared_task, request)
         else:  # signature checks only: cheap enough for the event loop
-            task = self.backend.prepare(requests.score_task(request, decode=False))
-        scores, usage = unmeter(await self.batcher.submit(task))
+            task = self.backend.prepare(self._admitted(requests.score_task(request, decode=False)))
+        deadline = deadline_from(context.time_remaining())
+        scores, usage = unmeter(await self.batcher.submit(task, deadline))
         if isinstance(scores, Unparsed):
             return pb.ScoreResponse(request_id=request.request_id, unparsed=True,
                                     unparsed_reason=scores.reason, usage=usage_message(usage))
@@ -86,9 +111,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def Generate(self, request, context):
         backend = self._ready()
         requests.check_prompt(request.prompt, self.info.max_images)
-        task = await asyncio.to_thread(requests.generate_task, request)
-        loop = asyncio.get_running_loop()
-        text, usage = unmeter(await loop.run_in_executor(self.generator, backend.generate, task))
+        requests.check_max_new_tokens(request.max_new_tokens, self.max_new_tokens)
+        task = await asyncio.to_thread(lambda: self._admitted(requests.generate_task(request)))
+        text, usage = unmeter(await self._run(backend.generate, task, context))
         return pb.GenerateResponse(request_id=request.request_id, text=text,
                                    usage=usage_message(usage))
 
@@ -96,10 +121,10 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def GenerateImage(self, request, context):
         backend = self._ready()
         requests.check_prompt(request.prompt, self.info.max_images)
-        task = await asyncio.to_thread(requests.generate_image_task, request)
-        loop = asyncio.get_running_loop()
-        out, usage = unmeter(await loop.run_in_executor(self.generator, backend.generate_image,
-                                                        task))
+        requests.check_max_new_tokens(request.max_new_tokens, self.max_new_tokens)
+        task = await asyncio.to_thread(
+            lambda: self._admitted(requests.generate_image_task(request)))
+        out, usage = unmeter(await self._run(backend.generate_image, task, context))
         image = pb.Image(data=out.png, sha256=hashlib.sha256(out.png).hexdigest())
         return pb.GenerateImageResponse(request_id=request.request_id, image=image, text=out.text,
                                         usage=usage_message(usage))

@@ -8,6 +8,10 @@ The batch function returns one entry per item, in order: a result, or an
 exception that fails that item alone. Its neighbours keep their results and
 nothing is ever run twice. If the function itself raises, every item of the
 batch fails with that error (a failure of the whole batch, e.g. out of memory).
+
+The queue is bounded (max_queue): a submit beyond it fails at once with
+QueueFull. An item whose deadline (time.monotonic) passed while it waited is
+failed with DeadlinePassed and never reaches `fn`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from serving.errors import DeadlinePassed, QueueFull
 
 
 class MicroBatcher:
@@ -24,13 +31,15 @@ class MicroBatcher:
     exception per item."""
 
     def __init__(self, fn: Callable[[Sequence[Any]], list[Any]], executor: concurrent.futures.Executor,
-                 max_batch: int = 8, max_wait_ms: float = 5.0):
+                 max_batch: int = 8, max_wait_ms: float = 5.0, max_queue: int = 0):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._fn = fn
         self._executor = executor
         self.max_batch = max_batch
         self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
+        self.max_queue = max_queue  # 0: unbounded
+        self.dropped = 0  # items whose deadline passed before they ran
         self._queue: collections.deque | None = None
         self._task: asyncio.Task | None = None
         self.batches_run = 0
@@ -42,13 +51,17 @@ class MicroBatcher:
         """Items waiting for a batch."""
         return len(self._queue) if self._queue is not None else 0
 
-    async def submit(self, item: Any) -> Any:
+    async def submit(self, item: Any, deadline: float | None = None) -> Any:
         if self._task is None:
             self._queue = collections.deque()
             self._arrived = asyncio.Event()
             self._full = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
+        if self.max_queue and len(self._queue) >= self.max_queue:
+            raise QueueFull(f"batch queue full: {len(self._queue)} requests waiting "
+                            f"(max_queue {self.max_queue}); retry later")
         fut = asyncio.get_running_loop().create_future()
+        fut.deadline = deadline
         self._queue.append((item, fut))
         self._arrived.set()
         if len(self._queue) >= self.max_batch:
@@ -89,7 +102,17 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
-            live = [(item, fut) for item, fut in batch if not fut.cancelled()]
+            now = time.monotonic()
+            live = []
+            for item, fut in batch:
+                if fut.cancelled():
+                    continue
+                if fut.deadline is not None and now >= fut.deadline:
+                    self.dropped += 1
+                    settle(fut, exc=DeadlinePassed(
+                        "the client's deadline passed while the request waited; not run"))
+                    continue
+                live.append((item, fut))
             if not live:
                 continue
             items = [item for item, _ in live]

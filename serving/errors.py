@@ -13,7 +13,7 @@ import logging
 
 import grpc
 
-from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM
+from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE, ERROR_SOURCE_UPSTREAM
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,19 @@ class TooLarge(ServiceError):
     """The request exceeds a size or count limit."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class QueueFull(TooLarge):
+    """The server's queue of waiting requests is full: backpressure, a client retries later
+    (the trailing metadata tells it from a request that is too large, protos/wire.py)."""
+
+    trailing_metadata = ((ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE),)
+
+
+class DeadlinePassed(ServiceError):
+    """The client's deadline passed before the request ran; it was dropped unrun."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class NotSupported(ServiceError):
@@ -73,6 +86,20 @@ class UpstreamError(ServiceError):
     trailing_metadata = ((ERROR_SOURCE_KEY, ERROR_SOURCE_UPSTREAM),)
 
 
+# Longest request id and status message a client sees: a status message travels in the
+# response trailers, and a client refuses trailers over its metadata limit (8 KiB by
+# default) with RESOURCE_EXHAUSTED, which would hide the real status.
+MAX_ID_CHARS = 120
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
 def grpc_errors(method):
     """Decorate an async servicer method: map ServiceError to its status code.
 
@@ -82,16 +109,17 @@ def grpc_errors(method):
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
-        rid = getattr(request, "request_id", "")
+        rid = clip(getattr(request, "request_id", ""), MAX_ID_CHARS)
         prefix = f"[{rid}] " if rid else ""
         try:
             return await method(self, request, context)
         except ServiceError as exc:
-            await context.abort(exc.code, prefix + str(exc), exc.trailing_metadata)
+            await context.abort(exc.code, clip(prefix + str(exc), MAX_MESSAGE_CHARS),
+                                exc.trailing_metadata)
         except Exception as exc:  # a bug, not bad input: keep serving, say what broke
             log.exception("unhandled error in %s %s", method.__name__, rid)
             await context.abort(
-                grpc.StatusCode.INTERNAL, f"{prefix}{type(exc).__name__}: {exc}"
-            )
+                grpc.StatusCode.INTERNAL, clip(f"{prefix}{type(exc).__name__}: {exc}",
+                                               MAX_MESSAGE_CHARS))
 
     return wrapper

@@ -2,7 +2,16 @@
 
 Health starts NOT_SERVING (grpcio's HealthServicer would otherwise answer
 SERVING for "" at once), turns SERVING only once the model is loaded, and goes
-back to NOT_SERVING on SIGTERM/SIGINT while in-flight calls drain.
+back to NOT_SERVING on SIGTERM/SIGINT while in-flight calls drain, and while
+the device thread has been stuck on one job for more than `stuck_after_s` (so a
+liveness probe restarts the pod).
+
+Shutdown: the first SIGTERM/SIGINT drains for `grace_s`; what is still running
+then is cancelled and the process exits. Exit codes (docs/reliability.md):
+0 drained cleanly, 1 the model failed to load, 2 a bad setting or port,
+3 the grace ran out with work still on the device, 4 a second signal cut the
+drain short. The last two leave with os._exit: a busy device thread cannot be
+interrupted, and waiting for it is what kept a stopped server running.
 """
 
 from __future__ import annotations
@@ -27,6 +36,46 @@ from serving.batching import settle
 log = logging.getLogger(__name__)
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
+EXIT_DRAINED, EXIT_LOAD_FAILED, EXIT_SETUP, EXIT_GRACE_EXPIRED, EXIT_SECOND_SIGNAL = 0, 1, 2, 3, 4
+
+
+class Undecodable:
+    """Stands in for a request whose bytes are not the method's message."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - answered as INVALID_ARGUMENT below
+            return Undecodable(exc)
+
+    return decode
+
+
+class DecodeErrors(grpc.aio.ServerInterceptor):
+    """Undecodable request bytes answer INVALID_ARGUMENT naming the method, where grpcio
+    would answer a bare UNKNOWN/INTERNAL from its own deserializer."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        behaviour, method = handler.unary_unary, details.method
+
+        async def checked(request, context):
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"request: the bytes sent to {method} are not a valid "
+                                    "request message (protobuf decoding failed)")
+            return await behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            checked, request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer)
 
 
 def setup_process(log_level: str) -> None:
@@ -77,9 +126,12 @@ async def run_server(
     load: Callable[[], Any], on_loaded: Callable[[Any], None], max_message_bytes: int,
     grace_s: float = 30.0, ready_line: str = "", metrics_port: int | None = None,
     batchers: Callable[[], list[tuple[str, Any]]] = list,
+    busy_s: Callable[[], float] = lambda: 0.0, stuck_after_s: float = 0.0,
 ) -> int:
     """Serve until SIGTERM/SIGINT. metrics_port: Prometheus /metrics there (0: any free
-    port, None: none); batchers: the (name, MicroBatcher) pairs on_loaded made, to watch."""
+    port, None: none); batchers: the (name, MicroBatcher) pairs on_loaded made, to watch;
+    busy_s: how long the device thread has been on its current job (0: idle), health
+    NOT_SERVING past stuck_after_s (0: never)."""
     metrics = None
     if metrics_port is not None:
         from serving import metrics  # prometheus_client: a server dependency only
@@ -88,9 +140,9 @@ async def run_server(
             bound_metrics = metrics.serve(metrics_port, host)
         except OSError as exc:
             log.error("cannot serve metrics on %s:%s: %s", host, metrics_port, exc)
-            return 2
+            return EXIT_SETUP
         print(f"metrics on {host}:{bound_metrics}/metrics", flush=True)
-    interceptors = [metrics.CallMetrics()] if metrics else []
+    interceptors = [DecodeErrors(), *([metrics.CallMetrics()] if metrics else [])]
     server = grpc.aio.server(options=server_options(max_message_bytes), interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     for name in ["", *service_names]:
@@ -103,14 +155,21 @@ async def run_server(
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         log.error("cannot bind %s:%s", host, port)
-        return 2
+        return EXIT_SETUP
     await server.start()
     print(f"listening on {host}:{bound}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            _exit_now(EXIT_SECOND_SIGNAL, f"second {signal.Signals(signum).name} during the "
+                      "drain: exiting at once")
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     load_fut = _load_in_daemon_thread(load)
     stop_wait = asyncio.ensure_future(stop.wait())
@@ -125,19 +184,56 @@ async def run_server(
         except (ValueError, OSError) as exc:  # a setting or file the operator must fix: one line
             log.error("model failed to load: %s", exc)
             await server.stop(0)
-            return 1
+            return EXIT_LOAD_FAILED
         except Exception:
             log.exception("model failed to load")
             await server.stop(0)
-            return 1
+            return EXIT_LOAD_FAILED
         for name in ["", *service_names]:
             await health_servicer.set(name, SERVING)
         log.info("model loaded; serving")
         if ready_line:
             print(ready_line, flush=True)
+        watchdog = asyncio.ensure_future(
+            _watch_device(health_servicer, ["", *service_names], busy_s, stuck_after_s, stop))
         await stop.wait()
+        watchdog.cancel()
     log.info("draining: finishing in-flight calls (grace %.0fs)", grace_s)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace_s)
+    await server.stop(grace_s)  # cancels the calls still running when the grace runs out
+    if busy_s() > 0:
+        _exit_now(EXIT_GRACE_EXPIRED, f"grace of {grace_s:g}s ran out with the device thread "
+                  f"busy for {busy_s():.1f}s: its work is abandoned")
     log.info("stopped")
-    return 0
+    return EXIT_DRAINED
+
+
+def _exit_now(code: int, why: str) -> None:
+    """Leave without waiting for the device thread (it cannot be interrupted)."""
+    log.warning("%s (exit %d)", why, code)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)
+
+
+async def _watch_device(health_servicer, names: list[str], busy_s: Callable[[], float],
+                        stuck_after_s: float, stop: asyncio.Event) -> None:
+    """NOT_SERVING while the device thread is stuck on one job past stuck_after_s; SERVING
+    again once it moves on (a liveness probe restarts a pod that stays stuck)."""
+    if stuck_after_s <= 0:
+        return
+    stuck = False
+    while not stop.is_set():
+        await asyncio.sleep(min(1.0, stuck_after_s / 4))
+        busy = busy_s()
+        if busy > stuck_after_s and not stuck and not stop.is_set():
+            log.error("device thread stuck on one job for %.0fs (> stuck_after_s %gs): "
+                      "health NOT_SERVING", busy, stuck_after_s)
+            stuck = True
+            for name in names:
+                await health_servicer.set(name, NOT_SERVING)
+        elif busy <= stuck_after_s and stuck and not stop.is_set():
+            log.info("device thread moved on: health SERVING again")
+            stuck = False
+            for name in names:
+                await health_servicer.set(name, SERVING)

@@ -43,6 +43,9 @@ def test_replicas_share_the_load(data, pair, tmp_path):
     assert s["counts"]["answered"] == 24 * 6 and s["counts"]["errors"] == 0
     assert s["counts"]["skipped_unsupported"] == 18
     assert s["averages"]["L3"] is None and s["dimensions"]["25"]["accuracy"] is None
+    assert s["group_coverage"]["L3"]["complete"] is False  # n/a, and flagged as such
+    assert s["group_coverage"]["L3"]["missing"]["dimensions"] == [25, 26, 27]
+    assert s["group_coverage"]["L1"] == {"complete": True, "missing": None}
     assert any("L3 requires --clip" in n for n in s["notes"])
     assert s["model"]["name"] == "m1" and s["model"]["backend"] == "synthetic"
     assert s["benchmark"] == "SEED-Bench-2"

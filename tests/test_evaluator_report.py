@@ -101,6 +101,16 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
                                                   "questions": 0}
     assert s["averages"]["L3"] is None and s["all_questions"]["averages"]["L3"] is None
     assert s["all_questions"]["averages"]["Single"]["all"] == 100.0
+    # Every group carries its coverage, the n/a ones too: null score, the flag beside it.
+    groups = s["group_coverage"]
+    assert list(groups) == list(s["averages"]) == list(s["all_questions"]["averages"])
+    assert groups["Single"] == {"complete": False, "missing": s["averages"]["Single"]["missing"]}
+    for label in ("L3", "P2", "P3", "Multi", "Video"):
+        assert s["averages"][label] is None and groups[label]["complete"] is False
+    assert groups["P3"]["missing"] == {"dimensions": [25, 26, 27], "questions": 0}
+    assert groups["L3"]["missing"]["dimensions"] == list(range(3, 28))
+    text = render(s)
+    assert "n/a: no answers in dims 25-27" in text  # the P3 row says why it is n/a
     store.close()
 
 
@@ -171,7 +181,8 @@ def test_methods_the_model_cannot_do_are_refused_with_what_would_work():
     letters = info(score_mode="chat-letter")
     why = plan.method_refusal("ppl", letters)
     assert "scores single letters only" in why and why.endswith("use --method letter")
-    assert plan.method_refusal("ppl-sum", letters) is not None
+    # A letters-only model that generates can still answer by generating.
+    assert plan.method_refusal("generate", info(generate=True, score_mode="chat-letter")) is None
     assert plan.method_refusal("letter", letters) is None
     why = plan.method_refusal("letter", info(score=False, generate=True))
     assert "does not advertise score" in why

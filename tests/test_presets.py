@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
-from evaluator import methods, presets
+from evaluator import methods, presets, references
 from evaluator.dataset import Question
 from evaluator.runkey import RunKey
 from evaluator.store import Store
 
 Q = Question(0, "q1", "What is {it}?", ("cat", "dog", "a red car", "sky"), "B", 1, ("x",))
+
+
+def test_published_rows_come_from_references_json_alone(tmp_path, monkeypatch):
+    """`seedbench presets` and `compare --reference` read the same rows: every row names a
+    shipped preset or none, each preset lists exactly the rows naming it, the rest are
+    listed as unmatched; editing references.json changes what a preset reproduces."""
+    rows = references.load()
+    assert all(r["preset"] is None or r["preset"] in presets.PRESETS for r in rows.values())
+    for name, p in presets.PRESETS.items():
+        named = [n for n, r in rows.items() if r["preset"] == name]
+        assert len(p.reproduces) == len(named) and p.record()["reproduces"] == p.reproduces
+        for n, line in zip(named, p.reproduces, strict=True):
+            assert line.endswith(f"--reference {n})") and rows[n]["model"] in line
+    assert presets.PRESETS["llava-1.5"].reproduces[0].startswith(
+        "LLaVA-1.5 (Vicuna-7B): L1 47.3, P2 30.8, L2 46.0 (SEED-Bench-2, PPL, task average")
+    assert len(presets.PRESETS["seed1-instructblip"].reproduces) == 2
+    assert [line.split(":")[0] for line in presets.unmatched_rows()] == ["Emu"]
+    # One source: a new row naming a preset shows up under it, nothing else to edit.
+    edited = tmp_path / "references.json"
+    edited.write_text(json.dumps({"references": {**rows, "x": {
+        **rows["seed2-emu"], "model": "Some-VLM", "preset": "qwen-vl-chat"}}}))
+    monkeypatch.setattr(references, "FILE", edited)
+    references.load.cache_clear()
+    try:
+        assert presets.PRESETS["qwen-vl-chat"].reproduces[0].startswith("Some-VLM: L1 42.5")
+    finally:
+        monkeypatch.undo()
+        references.load.cache_clear()
 
 
 def test_reference_interfaces_from_the_spec_table():

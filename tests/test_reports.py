@@ -242,6 +242,20 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     assert f'data-v="{2 * PER_DIM}"' in cov and f"17: {PER_DIM}, 18: {PER_DIM}" in cov
     assert "partial groups" in cov and "Most common errors" in cov
     assert reason["reason"][:30] in cov
+    # The all-questions view beside the answered-only one: the 2 * PER_DIM errored
+    # questions of dims 17-18 count as wrong there, so L1 reads lower than answered-only.
+    s = _summary(runs["errors"])
+    every, answered = s["all_questions"]["averages"]["L1"], s["averages"]["L1"]
+    assert every["selected"] == 3 * PER_DIM and every["all"] < answered["all"]
+    start = dom.index('id="leaderboard-all"')
+    board_all = dom[start:dom.index("</table>", start)]
+    board = dom[dom.index('id="leaderboard"'):dom.index('id="leaderboard-all"')]
+    assert (f'<td data-v="{every["all"]}">{html_report._pct(every["all"])} <small>partial</small>'
+            "</td>") in board_all
+    assert f'>{every["correct"]}/{3 * PER_DIM}</td>' in board_all
+    assert f'data-v="{answered["all"]}"' in board and f'data-v="{every["all"]}"' not in board
+    assert board_all.count(">n/a</td>") == 2 * 2  # L2 and L3: no answers, not zero
+    assert "Leaderboard view (all selected questions" in dom
 
 
 def test_every_reference_row_is_well_formed():

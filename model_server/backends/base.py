@@ -91,6 +91,7 @@ class GenerateTask:
     max_new_tokens: int = 32
     temperature: float = 0.0
     seed: int = 0
+    deadline: float | None = None  # time.monotonic() by which the client wants the answer
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class GenerateImageTask:
     seed: int = 0
     with_text: bool = False
     max_new_tokens: int = 32
+    deadline: float | None = None  # time.monotonic() by which the client wants the answer
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,16 @@ class Backend(abc.ABC, Generic[Prepared]):
         """Name, fingerprint (results are keyed by it), capabilities, max_images and
         free-form details; called once after loading, its answer is cached."""
 
+    def admit(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> None:
+        """Refuse a validated task that exceeds the model's own limits, before it queues.
+
+        Runs in a worker thread (thread-safe), before `prepare`. Raise TooLarge
+        (RESOURCE_EXHAUSTED) naming the limit and the value: e.g. prompt tokens
+        after image expansion over the context length, or options x option
+        tokens over a per-request budget. Backends without such limits (the
+        default) admit everything the servicer's own checks passed.
+        """
+
     def prepare(self, task: ScoreTask) -> Prepared:
         """CPU-side work for one validated score task, ahead of the device.
 
@@ -197,7 +209,8 @@ class Backend(abc.ABC, Generic[Prepared]):
     def generate(self, task: GenerateTask) -> str | Metered:
         """Greedy (temperature 0) or seeded sampled text after the prompt, at most
         task.max_new_tokens tokens, special tokens removed (Metered when it cost
-        upstream calls)."""
+        upstream calls). A long generation stops at task.deadline (the client has
+        gone by then) where the backend can."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")
 
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage | Metered:

@@ -21,17 +21,20 @@ import copy
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
+from PIL import Image
 from transformers import AutoConfig, AutoProcessor
 
 from model_server.backends.base import (
     Backend,
     BackendInfo,
+    GenerateImageTask,
     GenerateTask,
     OptionScore,
     ScoreResult,
@@ -43,6 +46,7 @@ from model_server.backends.chat_prompt import (
     image_marker,
     messages,
     raw_renders,
+    raw_text,
     render,
 )
 from model_server.backends.hf_packed import (
@@ -56,7 +60,7 @@ from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
 from model_server.stage_times import StageTimes, stage
 from model_server.tiny import build_random, random_init_seed
-from serving.errors import InvalidRequest
+from serving.errors import DeadlinePassed, InvalidRequest, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,14 @@ class HFBackend(Backend[ScoreTask | Planned]):
             self.scoring_note = f"cache copy (packing needs sdpa or eager attention, not {attn})"
         else:
             self.scoring_note = "cache copy"
+        text_config = config.get_text_config()
+        self.context_tokens = (settings.max_context_tokens
+                               or getattr(text_config, "max_position_embeddings", 0) or 0)
+        self.max_option_tokens = settings.max_option_tokens
+        self._image_tokens: dict[tuple[int, int], int] = {}  # tokens one image adds, by size
+        # No token covers more characters than the longest vocabulary entry, so a text
+        # longer than context x this is refused without tokenising it (a 10 MB prompt).
+        self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.arch = arch or model_cls.__name__
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
@@ -215,6 +227,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
                      "raw_prompt_image": repr(self.image_marker),
                      "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
+                     "context_tokens": str(self.context_tokens),
+                     "max_option_tokens": str(self.max_option_tokens),
                      "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
                      "transformers": transformers.__version__, "torch": torch.__version__},
@@ -270,6 +284,56 @@ class HFBackend(Backend[ScoreTask | Planned]):
     def _sum_logprobs(logits: torch.Tensor, ids: torch.Tensor, begin: int, end: int) -> float:
         logp = torch.log_softmax(logits[begin - 1:end - 1].float(), dim=-1)
         return float(logp.gather(-1, ids[begin:end, None]).sum())
+
+    # ----------------------------------------------------------- admission
+    def admit(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> None:
+        """Prompt tokens with images expanded, plus the answer (longest option, or
+        max_new_tokens), against the context; options x longest option against the budget.
+
+        Text is tokenised exactly (a fast tokenizer: ~1 ms for 100 KB); what an
+        image adds is measured once per image size and remembered.
+        """
+        n = len(task.images)
+        least = len(task.text) // max(1, self._max_token_chars)
+        if self.context_tokens and least > self.context_tokens:
+            raise TooLarge(f"prompt.text: {len(task.text)} characters is at least {least} tokens, "
+                           f"over the context length of {self.context_tokens} tokens")
+        if isinstance(task, ScoreTask):
+            options = [len(self._tokens_plain(o)) for o in task.options]
+            longest = max(options) + 1  # + the end-of-turn token
+            cost = len(options) * longest
+            if cost > self.max_option_tokens:
+                raise TooLarge(f"options: {len(options)} options x {longest} tokens = {cost} "
+                               f"tokens, over this model's budget of {self.max_option_tokens} "
+                               "(max_option_tokens)")
+            answer, what = longest, "the longest option"
+        else:
+            answer, what = task.max_new_tokens, "max_new_tokens"
+        if getattr(task, "raw_prompt", False):
+            prompt = raw_text(task.text, n, self.image_marker or "")
+        else:
+            prompt = self._template(messages(task.text, n), add_generation_prompt=True)
+        tokens = len(self._tokens(prompt)) + sum(self._image_cost(im.size) for im in task.images)
+        if self.context_tokens and tokens + answer > self.context_tokens:
+            raise TooLarge(f"prompt.text: {tokens} prompt tokens (images expanded) + {answer} for "
+                           f"{what} = {tokens + answer}, over the context length of "
+                           f"{self.context_tokens} tokens")
+
+    def _tokens_plain(self, text: str) -> list[int]:
+        with self._cpu_lock:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _image_cost(self, size: tuple[int, int]) -> int:
+        """Tokens one image of this size adds beyond its placeholder token."""
+        cost = self._image_tokens.get(size)
+        if cost is None:
+            prompt = self._template(messages("x", 1), add_generation_prompt=True)
+            with self._cpu_lock:
+                enc = self.processor(text=[prompt], images=[Image.new("RGB", size)],
+                                     return_tensors="pt")
+            cost = max(0, enc["input_ids"].shape[1] - len(self._tokens(prompt)))
+            self._image_tokens[size] = cost
+        return cost
 
     # ------------------------------------------------------------- scoring
     def prepare(self, task: ScoreTask) -> ScoreTask | Planned:
@@ -468,16 +532,31 @@ class HFBackend(Backend[ScoreTask | Planned]):
     # ---------------------------------------------------------- generation
     @torch.inference_mode()
     def generate(self, task: GenerateTask) -> str:
+        if task.deadline is not None and time.monotonic() >= task.deadline:
+            raise DeadlinePassed("the client's deadline passed before generation began")
         prompt = self._template(messages(task.text, len(task.images)), add_generation_prompt=True)
         enc = self._encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
               "pad_token_id": self.pad_id}
+        if task.deadline is not None:  # stop at the client's deadline: nobody waits after it
+            kw["stopping_criteria"] = transformers.StoppingCriteriaList([_Until(task.deadline)])
         if task.temperature > 0:
             kw["temperature"] = task.temperature
         out = self.model.generate(**enc, **kw)
         new = out[0, enc["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
+
+
+class _Until(transformers.StoppingCriteria):
+    """Stop generating once time.monotonic() reaches the deadline (checked every token)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw) -> torch.Tensor:
+        done = time.monotonic() >= self.deadline
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -16,8 +16,9 @@ ranking is right but whose image is wrong, and the other way round:
       "default_score": 0,                         # optional, unmatched prompts
       "default_image": "solid:#808080",           # optional, unmatched prompts
       "default_generate": "A",                    # optional, unmatched prompts
-      "log": "calls.jsonl"                        # optional: one JSON line per call
-    }
+      "log": "calls.jsonl",                       # optional: one JSON line per call
+      "delay_s": {"slow question": 5}             # optional: substring -> seconds the
+    }                                             #   device thread sleeps on it
 
 Generate is advertised when the script has "generate" or "default_generate".
 Each log line holds the call, request id, text, image count and, for Score,
@@ -36,6 +37,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,6 +82,8 @@ class ScriptedBackend(Backend[ScoreTask]):
                                             for k, v in script.get("score", {}).items()}
         self.image_rules: dict[str, str] = {str(k): str(v)
                                             for k, v in script.get("image", {}).items()}
+        self.delays: dict[str, float] = {str(k): float(v)
+                                         for k, v in script.get("delay_s", {}).items()}
         self.default_score = int(script.get("default_score", 0))
         self.default_image = str(script.get("default_image", DEFAULT_IMAGE))
         self.generate_rules: dict[str, str] = {str(k): str(v)
@@ -127,6 +131,7 @@ class ScriptedBackend(Backend[ScoreTask]):
         for t in tasks:
             self._log("Score", t.request_id, t.text, len(t.images), options=list(t.options),
                       include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt)
+            time.sleep(self._match(self.delays, t.text, 0.0))
             favour = self._match(self.score_rules, t.text, self.default_score)
             row = []
             for i, option in enumerate(t.options):
@@ -141,12 +146,14 @@ class ScriptedBackend(Backend[ScoreTask]):
             return super().generate(task)
         self._log("Generate", task.request_id, task.text, len(task.images),
                   max_new_tokens=task.max_new_tokens, temperature=task.temperature, seed=task.seed)
+        time.sleep(self._match(self.delays, task.text, 0.0))
         return str(self._match(self.generate_rules, task.text, self.default_generate or ""))
 
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
         if not self.can_generate_image:
             return super().generate_image(task)
         self._log("GenerateImage", task.request_id, task.text, len(task.images))
+        time.sleep(self._match(self.delays, task.text, 0.0))
         kind, _, arg = self._match(self.image_rules, task.text, self.default_image).partition(":")
         if kind == "file":
             with Image.open(self.base / arg) as im:
