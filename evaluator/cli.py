@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from evaluator import dataset, l3, methods, plan, presets, report, runner
+from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
@@ -25,6 +25,9 @@ from serving.security import add_client_args
 
 err = Console(stderr=True)
 FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.video_frames)
+
+
+EXIT_STOPPED = 3  # --max-cost reached: the answers so far are stored, the run resumes on rerun
 
 
 def _error(message: str) -> int:
@@ -94,6 +97,10 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
     """
     async with connected(config) as servers:
         run_plan = make_plan(config, ds, servers)
+        budget = cost.budget_for(servers.info.name, config.prices, config.max_cost)
+        if config.prices is not None and budget.price is None:
+            _warn(f"--prices has no entry for the model {servers.info.name!r}: "
+                  "no cost estimate for this run")
         store = Store(config.out)
         try:
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
@@ -101,8 +108,10 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
             video_frames = FrameCache(config.out / FRAME_CACHE)
             try:
                 with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                    ctx = runner.RunContext(servers.pool, config.method, config.preset,
-                                            config.deadline_s, media, video_frames)
+                    ctx = runner.RunContext(
+                        servers.pool, config.method, config.preset, config.deadline_s, media,
+                        video_frames,
+                        stop_sending=lambda: budget.exhausted(servers.pool.endpoints))
                     stats = await runner.run_questions(ds.questions, store, run_plan, ctx,
                                                        progress)
             finally:
@@ -113,6 +122,7 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         clip_stats = servers.clip.stats() if servers.clip else None
         outage = {"outages": servers.pool.outage.outages,
                   "waited_s": round(servers.pool.outage.waited_s, 1)}
+        usage = budget.record(servers.pool.endpoints)
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
     run_info = {"method": config.method, "preset": config.preset.name,
@@ -122,7 +132,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                 "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
                 "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
                 "video_sources": {str(d): s for d, s in ds.video_sources.items()},
-                "videos_decoded": video_frames.decoded, "outage_wait": outage}
+                "videos_decoded": video_frames.decoded, "outage_wait": outage,
+                "usage": usage, "stopped": stats.stopped}
     (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     return {"summary": summary, "run": run_info}
 
@@ -130,7 +141,9 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
 async def plan_only(config: RunConfig, ds: dataset.Dataset) -> plan.RunPlan:
     """Connect (Info only) and plan; no question is sent and nothing is written."""
     async with connected(config) as servers:
-        return make_plan(config, ds, servers)
+        run_plan = make_plan(config, ds, servers)
+        cost.budget_for(servers.info.name, config.prices, config.max_cost)  # a cap it can't keep
+        return run_plan
 
 
 def _load(config: RunConfig) -> dataset.Dataset | None:
@@ -180,7 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_plan = asyncio.run(plan_only(config, ds))
         else:
             result = asyncio.run(evaluate(config, ds, progress=RichProgress(err)))
-    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.PlanError) as exc:
+    except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.PlanError,
+            cost.PriceError) as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
@@ -193,6 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     report.print_report(result["summary"])
     report.print_run(result["run"])
+    if result["run"]["stopped"]:
+        err.print(Text(f"stopped: {result['run']['stopped']}; rerun with the same --out and a "
+                       "higher --max-cost to finish", style="yellow"), soft_wrap=True)
+        return EXIT_STOPPED
     return 1 if report.all_failed(result["summary"]) else 0
 
 
@@ -213,6 +231,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         report.print_report(summary)
+        last_run = report.read_run(Path(args.dir))
+        if last_run and last_run.get("usage"):
+            report.print_usage(last_run["usage"], last_run.get("stopped"))
     if rc:
         return rc
     return 1 if report.all_failed(summary) else 0
@@ -322,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference interface: prompt format, reduction, end token, image "
                         "placement (`seedbench presets` lists them)")
     r.add_argument("--limit", type=int, help="first N selected questions only")
+    r.add_argument("--prices", metavar="FILE",
+                   help="USD per 1M prompt/completion tokens per model name (JSON or .toml): "
+                        '{"gpt-4o": {"prompt": 2.5, "completion": 10}}; the estimate goes '
+                        "into run.json")
+    r.add_argument("--max-cost", type=float, metavar="USD",
+                   help="stop sending new questions once the estimated cost of this run "
+                        "reaches USD (needs --prices); exit 3, rerun to resume")
     r.add_argument("--in-flight", type=int, default=0,
                    help="calls in flight (default: suggested_in_flight x replicas)")
     r.add_argument("--deadline-s", type=float, default=120.0, help="deadline of each call")

@@ -10,8 +10,8 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluator import cost, methods, presets
 from evaluator import dimensions as D
-from evaluator import methods, presets
 from evaluator.dataset import Filters
 from evaluator.media import parse_media_roots
 from evaluator.presets import Preset
@@ -39,6 +39,8 @@ class RunConfig:
     dry_run: bool = False
     outage_wait_s: float = 180.0  # how long to wait out an outage of every replica
     security: ClientSecurity = field(default=PLAIN, hash=False, repr=False)
+    prices: dict[str, cost.Price] | None = field(default=None, hash=False)  # --prices
+    max_cost: float | None = None  # USD; stop sending new questions once the estimate reaches it
 
     @property
     def include_eot(self) -> bool:
@@ -74,6 +76,18 @@ class RunConfig:
             security = ClientSecurity.from_args(args)
         except SecurityError as exc:
             raise ConfigError(str(exc)) from None
+        max_cost = getattr(args, "max_cost", None)
+        if max_cost is not None and not max_cost > 0:
+            raise ConfigError(f"--max-cost must be a positive number of USD, got {max_cost:g}")
+        prices = None
+        if getattr(args, "prices", None):
+            try:
+                prices = cost.load_prices(Path(args.prices))
+            except cost.PriceError as exc:
+                raise ConfigError(str(exc)) from None
+        if max_cost is not None and prices is None:
+            raise ConfigError("--max-cost needs --prices FILE (USD per 1M prompt and completion "
+                              "tokens per model) to estimate the cost")
         roots = parse_media_roots(args.media_root)
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
@@ -89,7 +103,8 @@ class RunConfig:
             method=args.method, preset=preset,
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
-            dry_run=args.dry_run, outage_wait_s=args.outage_wait_s, security=security)
+            dry_run=args.dry_run, outage_wait_s=args.outage_wait_s, security=security,
+            prices=prices, max_cost=max_cost)
 
 
 def targets(values: list[str]) -> tuple[str, ...]:

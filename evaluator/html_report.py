@@ -316,8 +316,8 @@ def coverage(result: dict) -> str:
                    if v is not None and not v.get("complete", v["dims_answered"] == v["dims"])]
         notes = list(r["notes"]) + ([f"partial groups (not every dimension or question "
                                      f"answered): {', '.join(partial)}"] if partial else [])
-        if unparsed:  # generate method: answers no letter could be read from (counted wrong)
-            notes.append(f"{unparsed} generated answer(s) unparsed (counted wrong)")
+        if unparsed:  # answers no letter could be read from (counted wrong)
+            notes.append(f"{unparsed} answer(s) unparsed (counted wrong)")
         rows.append(f'<tr><td class="l">{esc(r["label"])}</td>'
                     + "".join(_td(c.get(k), str(c.get(k, ""))) for k in cols)
                     + f'<td class="l">{esc(errs)}</td><td class="l">{"<br>".join(map(esc, notes))}'

@@ -20,8 +20,10 @@ from evaluator import l3
 from evaluator.config import RunConfig
 from evaluator.dataset import Dataset, Question
 from evaluator.methods import METHODS
+from evaluator.presets import PRESETS, Preset
 from evaluator.runkey import RunKey
 from evaluator.runner import Handler
+from protos.wire import DETAIL_SCORE_END_OF_TURN, DETAIL_SCORE_RAW_PROMPT, REFUSED
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,44 @@ def method_refusal(method: str, info) -> str | None:
     return f"--method {method} cannot run: {why}{hint}"
 
 
+SCORE_METHODS = frozenset(m for m, (cap, _) in METHOD_NEEDS.items() if cap == "score")
+
+
+def _score_refuses(info, key: str) -> str | None:
+    """The server's reason (Info.details) for refusing a Score request field, or None."""
+    value = info.details.get(key, "")
+    return value.split(":", 1)[-1].strip() if value.startswith(REFUSED) else None
+
+
+def preset_refusal(method: str, preset: Preset, info) -> str | None:
+    """Why the model's Score cannot take this preset's requests (an end-of-turn token or a
+    raw prompt), with the presets and methods that would work; None if it can.
+
+    Asked before the run, so a remote chat model refuses the run once instead of
+    failing every question with the same INVALID_ARGUMENT.
+    """
+    if method not in SCORE_METHODS:
+        return None  # Generate sends no end-of-turn or raw flag (a raw preset: methods.refusal)
+
+    def blocker(p: Preset) -> str | None:
+        if p.end_token and (why := _score_refuses(info, DETAIL_SCORE_END_OF_TURN)):
+            return f"scores the end-of-turn token after each option, and {why}"
+        if p.raw and (why := _score_refuses(info, DETAIL_SCORE_RAW_PROMPT)):
+            return f"sends a raw prompt, and {why}"
+        return None
+
+    why = blocker(preset)
+    if why is None:
+        return None
+    works = [name for name, p in PRESETS.items() if blocker(p) is None]
+    name = info.name or "the model"
+    hint = (f"use --preset {' or '.join(works)}" if works else "no preset works with it")
+    if method_refusal("generate", info) is None and not preset.raw:
+        hint += ", or --method generate"
+    return (f"--preset {preset.name} cannot run on {name} ({info.backend}): the preset "
+            f"{why}; {hint}")
+
+
 def model_record(info) -> dict:
     return {"name": info.name, "fingerprint": info.fingerprint, "backend": info.backend,
             "details": dict(sorted(info.details.items()))}
@@ -138,7 +178,8 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
     connected CLIP server offers for dims 25-27, used only when the model can
     generate images (else those dims are unsupported with the reason).
     """
-    refusal = method_refusal(config.method, info)
+    refusal = method_refusal(config.method, info) or preset_refusal(config.method,
+                                                                    config.preset, info)
     if refusal is not None:
         raise PlanError(refusal)
     l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,

@@ -227,6 +227,32 @@ def print_run(run: dict, console: Console | None = None) -> None:
         table.add_row(e["target"], e["status"], str(e["calls"]), str(e["ok"]), str(e["failures"]),
                       f"{100 * e['ok'] / total:.0f}%", _latency(e.get("latency_ms", {})))
     console.print(table)
+    if run.get("usage"):
+        print_usage(run["usage"], run.get("stopped"), console)
+
+
+def read_run(out: Path) -> dict | None:
+    """The last run's run.json, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def print_usage(usage: dict, stopped: str | None = None, console: Console | None = None) -> None:
+    """What the last run's calls cost a remote API: requests, retries, tokens, estimate."""
+    if not usage.get("requests"):
+        return  # a local model: nothing was billed
+    console = console or Console()
+    spent = usage.get("cost_usd")
+    estimate = "no price for the model" if spent is None else f"${spent:.4f}"
+    cap = usage.get("max_cost_usd")
+    console.print(f"API usage (last run): {usage['requests']} request(s), {usage['retries']} "
+                  f"retried, {usage['prompt_tokens']} prompt + {usage['completion_tokens']} "
+                  f"completion tokens; estimated cost {estimate}"
+                  + (f" (cap ${cap:g})" if cap is not None else ""), highlight=False)
+    if stopped:
+        console.print(f"stopped early: {stopped}", markup=False, highlight=False)
 
 
 def print_report(summary: dict, console: Console | None = None) -> None:

@@ -53,6 +53,8 @@ class RunContext:
     deadline_s: float
     media_pool: ThreadPoolExecutor
     video_frames: FrameCache | None = None  # samples SEED-Bench-1 raw videos (dims 10-12)
+    # Why no new question may be sent (e.g. the cost cap was reached), or None; asked before each.
+    stop_sending: Callable[[], str | None] = lambda: None
 
     async def off_loop(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
@@ -99,8 +101,9 @@ async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> 
         options=list(prompt.options), include_end_of_turn=prompt.include_end_of_turn,
         raw_prompt=prompt.raw_prompt)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
-    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens)
-        raise QuestionError(f"unparsed: {resp.unparsed_reason}")
+    if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens):
+        # answered and wrong, like a generated reply naming no option; the reason is the evidence
+        return Answer(prediction=None, scores={"unparsed": resp.unparsed_reason})
     if len(resp.scores) != len(prompt.options):
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
                             f"{len(prompt.options)} options")
@@ -140,6 +143,7 @@ class RunStats:
     cpu_s: float = 0.0  # this process's CPU time while answering: the client's own cost
     endpoints: list[dict] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)  # over all replicas' answered calls
+    stopped: str | None = None  # why the run stopped sending before its last question
 
 
 class Progress:
@@ -184,6 +188,11 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
     try:
         for q in todo:
             await window.acquire()
+            stopped = ctx.stop_sending()
+            if stopped:  # those in flight are still awaited and committed below
+                window.release()
+                stats.stopped = stopped
+                break
             t = asyncio.create_task(one(q))
             tasks.add(t)
             t.add_done_callback(tasks.discard)

@@ -14,3 +14,10 @@ retry it later (other RESOURCE_EXHAUSTED answers will fail again the same way).
 ERROR_SOURCE_KEY = "seedbench-error-source"
 ERROR_SOURCE_UPSTREAM = "upstream"
 ERROR_SOURCE_QUEUE = "queue"
+
+# Info.details keys by which a server says what its Score cannot do, with a value
+# starting REFUSED and the reason; a client refuses such a run before sending a question.
+# Absent: the request field is honoured.
+DETAIL_SCORE_END_OF_TURN = "score_end_of_turn"  # ScoreRequest.include_end_of_turn
+DETAIL_SCORE_RAW_PROMPT = "score_raw_prompt"  # ScoreRequest.raw_prompt
+REFUSED = "refused"

@@ -133,10 +133,23 @@ def test_a_question_with_no_letter_among_the_top_tokens_is_never_an_a(data, api,
     with chat_server(api) as (target, _):
         assert run(ann, roots, target, tmp_path) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
+    # answered and wrong, counted unparsed (as a generated reply naming no option), never an "A"
+    assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 3 * PER_DIM
+    assert s["counts"]["unparsed"] == 1
+    assert sum(d["unparsed"] for d in s["dimensions"].values()) == 1
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        (error,) = db.execute("SELECT error FROM answers WHERE status='error'").fetchone()
-    assert "unparsed: none of A, B, C, D among the top 2 first tokens" in error
+        (qid, prediction, scores) = db.execute(
+            "SELECT question_id, prediction, scores FROM answers WHERE status='ok' "
+            "AND prediction IS NULL").fetchone()
+    assert prediction is None
+    assert "none of A, B, C, D among the top 2 first tokens" in json.loads(scores)["unparsed"]
+    lines = (tmp_path / "submission.jsonl").read_text().splitlines()
+    assert qid not in {json.loads(line)["question_id"] for line in lines}
+    assert len(lines) == 3 * PER_DIM - 1
+    api.reset()  # a rerun does not ask again: the question is answered
+    with chat_server(api) as (target, _):
+        assert run(ann, roots, target, tmp_path) == 0
+    assert not questions_text(api)
 
 
 def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
@@ -194,3 +207,158 @@ def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, t
     assert len(generated) >= 2 * PER_DIM  # dims 25 and 26 at least
     assert all(b["model"] == "painter" for b in generated)
     assert not api.calls("/v1/images/generations")
+
+
+# -- cost: prices, the tally in run.json, --max-cost stopping and resuming ----------------------
+
+def test_max_cost_stops_new_questions_and_a_rerun_with_a_higher_cap_finishes(
+        data, api, tmp_path, capsys):
+    ann, roots = data
+    api.reset()
+    prices = tmp_path / "prices.json"
+    # $1 per completion token (one letter per answer) and a little per prompt token
+    prices.write_text(json.dumps({"chat-model": {"prompt": 0.5, "completion": 1_000_000}}))
+    out = tmp_path / "out"
+    n = 3 * PER_DIM
+
+    def run_capped(cap: float) -> int:
+        return cli.main(run_args(ann, roots, target, out, "--method", "letter", "--dimensions",
+                                 DIMS, "--in-flight", "1", "--prices", str(prices),
+                                 "--max-cost", str(cap)))
+
+    def expected_cost(bodies: list[dict]) -> float:
+        prompt = sum(chat_prompt_tokens(b["messages"][0]["content"]) for b in bodies)
+        return round(prompt * 0.5 / 1e6 + len(bodies) * 1.0, 6)
+
+    with chat_server(api) as (target, _):
+        assert run_capped(4) == cli.EXIT_STOPPED
+        first = api.calls("/v1/chat/completions")
+        assert len(first) == 4  # the cap was reached after the fourth answer: no fifth sent
+        run_info = json.loads((out / "run.json").read_text())
+        usage = run_info["usage"]
+        assert usage["requests"] == 4 and usage["retries"] == 0
+        assert usage["completion_tokens"] == 4
+        assert usage["prompt_tokens"] == sum(chat_prompt_tokens(b["messages"][0]["content"])
+                                             for b in first)
+        assert usage["cost_usd"] == expected_cost(first) and usage["max_cost_usd"] == 4
+        assert "--max-cost" in run_info["stopped"]
+        s = json.loads((out / "summary.json").read_text())
+        assert s["counts"]["answered"] == 4 and s["counts"]["pending"] == n - 4
+        assert "rerun with the same --out and a higher --max-cost" in capsys.readouterr().err
+
+        api.reset()
+        assert run_capped(100) == 0
+    second = api.calls("/v1/chat/completions")
+    assert len(second) == n - 4  # only the questions not yet answered
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["stopped"] is None and run_info["usage"]["cost_usd"] == expected_cost(second)
+    lines = (out / "submission.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["question_id"] for line in lines]
+    assert len(ids) == len(set(ids)) == n
+    capsys.readouterr()
+    assert cli.main(["report", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{n - 4} request(s), 0 retried" in shown
+    assert f"estimated cost ${expected_cost(second):.4f} (cap $100)" in shown
+
+
+def test_a_cap_without_a_price_for_the_model_is_refused_before_any_question(
+        data, api, tmp_path, capsys):
+    ann, roots = data
+    api.reset()
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["other-model"]\nprompt = 2.5\ncompletion = 10\n')
+    with chat_server(api) as (target, _):
+        for extra in ((), ("--dry-run",)):
+            rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
+                                   "--dimensions", DIMS, "--prices", str(prices),
+                                   "--max-cost", "1", *extra))
+            assert rc == 2
+            err = " ".join(capsys.readouterr().err.split())
+            assert "--max-cost needs a price for the model 'chat-model'" in err
+            assert "other-model" in err
+    assert not api.calls("/v1/chat/completions")
+
+
+# -- generate through a chat API: the replies a chat model really gives, parsed or unparsed -------
+
+# (reply template, the letter it means or None: unparsed). {L}/{l}: the letter, {T}: its option's
+# text, {M}: another letter, {U}: another option's text.
+WORDINGS = [
+    ("{L}", "L"), ("({L})", "L"), ("**{L}**", "L"), ("Answer: {L}", "L"),
+    ("The answer is {L}.", "L"), ("I think it's option {L}.", "L"), ("{L}. {T}", "L"),
+    ("{T}", "L"), ("{l}", "L"), ("{L})", "L"),
+    ("I cannot tell from this image.", None), ("{L} or {M}", None), ("{L}. {U}", None),
+]
+
+
+def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp_path):
+    ann, roots = data
+    api.reset()
+    dims = "1,2,3,4,5"
+    selected = [q for q in json.loads(ann.read_text())["questions"]
+                if str(q["question_type_id"]) in dims.split(",")]
+    choices = {q["question_id"]: [q["choice_" + k.lower()] for k in "ABCD"] for q in selected}
+    heads = {q["question_id"]: q["question"] + "\n" + "\n".join(
+        f"{k}. {c}" for k, c in zip("ABCD", choices[q["question_id"]], strict=True)) + "\n"
+        for q in selected}
+    by_head: dict[str, str | None] = {}  # head -> the letter its reply means (None: unparsed)
+    for head in dict.fromkeys(heads.values()):  # a repeated question gets the same reply
+        template, meant = WORDINGS[len(by_head) % len(WORDINGS)]
+        qid = next(i for i, h in heads.items() if h == head)
+        k = (len(by_head) + 1) % 4 or 1  # B, C, D, B, ...: never the article-like "A"
+        letter, other = "ABCD"[k], "ABCD"[(k + 1) % 4]
+        reply = template.format(L=letter, l=letter.lower(), T=choices[qid][k], M=other,
+                                U=choices[qid]["ABCD".index(other)])
+        api.chat_replies[head] = (reply, [])
+        by_head[head] = letter if meant else None
+    assert len(by_head) >= len(WORDINGS)  # every wording is used at least once
+    with chat_server(api) as (target, _):
+        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
+                                 "--dimensions", dims)) == 0
+    sent = api.calls("/v1/chat/completions")
+    assert len(sent) == len(selected) and not any(b.get("logprobs") for b in sent)
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        rows = {qid: (pred, json.loads(scores)) for qid, pred, scores in db.execute(
+            "SELECT question_id, prediction, scores FROM answers WHERE status='ok'")}
+    assert set(rows) == set(heads)
+    for qid, head in heads.items():
+        pred, evidence = rows[qid]
+        assert pred == by_head[head], (evidence["text"], evidence["parse"])
+        assert evidence["text"] == api.chat_replies[head][0]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    expected_unparsed = sum(by_head[h] is None for h in heads.values())
+    assert s["counts"]["answered"] == len(selected) and s["counts"]["errors"] == 0
+    assert s["counts"]["unparsed"] == expected_unparsed >= 3
+    gt = {q["question_id"]: q["answer"] for q in selected}
+    assert sum(d["correct"] for d in s["dimensions"].values()) == sum(
+        by_head[heads[i]] == gt[i] for i in heads)
+    lines = [json.loads(line) for line in (tmp_path / "submission.jsonl").read_text().splitlines()]
+    assert {x["question_id"]: x["prediction"] for x in lines} == {
+        i: by_head[h] for i, h in heads.items() if by_head[h] is not None}
+
+
+# -- presets a chat API cannot take: refused before the run, with what would work ----------------
+
+@pytest.mark.parametrize("preset, reason, generate_works", [
+    ("llava-1.5", "scores the end-of-turn token after each option, and a remote API cannot "
+                  "score the chat template's end-of-turn token", True),
+    ("seed1-instructblip", "end-of-turn token", False),  # a raw prompt: Generate cannot either
+    ("qwen-vl-chat", "sends a raw prompt, and a chat API always applies the model's chat "
+                     "template", False),
+])
+def test_a_preset_the_chat_api_cannot_take_is_refused_before_any_question(
+        data, api, tmp_path, capsys, preset, reason, generate_works):
+    ann, roots = data
+    api.reset()
+    with chat_server(api) as (target, _):
+        for extra in ((), ("--dry-run",)):
+            rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--method", "letter",
+                                   "--dimensions", DIMS, "--preset", preset, *extra))
+            assert rc == 2
+            err = " ".join(capsys.readouterr().err.split())  # rich may wrap the line
+            assert f"--preset {preset} cannot run on chat-model (openai)" in err
+            assert reason in err and "use --preset chat-mean" in err
+            assert ("or --method generate" in err) == generate_works
+    assert not api.calls("/v1/chat/completions")
+    assert not (tmp_path / "out" / "results.sqlite").exists()

@@ -44,10 +44,13 @@ from model_server.backends.remote_client import (
 from model_server.backends.remote_scoring import MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
 from model_server.fingerprint import fingerprint_text
+from protos.wire import DETAIL_SCORE_END_OF_TURN, REFUSED
 from serving.errors import InvalidRequest, NotSupported
 from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
+
+EOT_REFUSAL = "a remote API cannot score the chat template's end-of-turn token"
 
 
 def encode_image(im: Image.Image, fmt: str) -> str:
@@ -171,7 +174,8 @@ class OpenAIBackend(Backend[ScoreTask]):
             "concurrency": f"adaptive, at most {s.concurrency}", "image_format": s.image_format,
             "upstream_calls": f"per question: its requests + at most {s.max_retries} retries",
             "generate_method": "chat/completions, images as content parts in <img> order",
-            "weights": "remote: may change behind the same model id", **self.mode.details(),
+            "weights": "remote: may change behind the same model id",
+            DETAIL_SCORE_END_OF_TURN: f"{REFUSED}: {EOT_REFUSAL}", **self.mode.details(),
         }
         if "generate_image" in self.capabilities:
             details["generate_image"] = (f"/v1/images/generations at {self.image_host}, model "
@@ -208,8 +212,8 @@ class OpenAIBackend(Backend[ScoreTask]):
 
     def _check(self, task: ScoreTask) -> None:
         if task.include_end_of_turn:
-            raise InvalidRequest("include_end_of_turn", "a remote API cannot score the chat "
-                                 "template's end-of-turn token; send include_end_of_turn=false")
+            raise InvalidRequest("include_end_of_turn", f"{EOT_REFUSAL}; send "
+                                 "include_end_of_turn=false")
         self.mode.check(task)
 
     # -- score ---------------------------------------------------------------------------------

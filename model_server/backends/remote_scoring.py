@@ -29,6 +29,7 @@ from typing import ClassVar
 from model_server.backends.base import OptionScore, ScoreTask, Unparsed
 from model_server.backends.remote_client import Budget, MalformedAnswer, RemoteClient
 from model_server.backends.remote_settings import OpenAISettings
+from protos.wire import DETAIL_SCORE_RAW_PROMPT, REFUSED
 from serving.errors import InvalidRequest, NotSupported
 from serving.images import PLACEHOLDER
 
@@ -147,6 +148,10 @@ class ScoringMode(abc.ABC):
         """The settings that change this mode's scores."""
 
 
+RAW_REFUSAL = ("a chat API always applies the model's chat template; it cannot read a "
+               "raw prompt")
+
+
 class LetterScoring(ScoringMode):
     """chat-letter: log p(letter) as the first answer token, from top_logprobs; num_tokens = 1."""
 
@@ -154,8 +159,7 @@ class LetterScoring(ScoringMode):
 
     def check(self, task: ScoreTask) -> None:
         if task.raw_prompt:
-            raise InvalidRequest("raw_prompt", "a chat API always applies the model's chat "
-                                 "template; it cannot read a raw prompt. Use a chat-template "
+            raise InvalidRequest("raw_prompt", f"{RAW_REFUSAL}. Use a chat-template "
                                  "preset, or a server with score_mode=completions-echo")
         bad = [o for o in task.options if len(o.strip()) != 1 or not ("A" <= o.strip() <= "Z")]
         if bad:
@@ -190,7 +194,8 @@ class LetterScoring(ScoringMode):
     def details(self) -> dict[str, str]:
         return {"score_method": "PPL for A/B/C/D (first-token top_logprobs from "
                                 "/v1/chat/completions)",
-                "letter_floor": f"min(top_logprobs) - ln({self.settings.top_logprobs})"}
+                "letter_floor": f"min(top_logprobs) - ln({self.settings.top_logprobs})",
+                DETAIL_SCORE_RAW_PROMPT: f"{REFUSED}: {RAW_REFUSAL}"}
 
     def fingerprint_parts(self) -> list[str]:
         return [str(self.settings.top_logprobs)]
