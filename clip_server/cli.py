@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from serving import security
+    from serving.lifecycle import add_server_process_args
 
     p = argparse.ArgumentParser(prog="seedbench-clip-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -52,15 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-size", type=int, default=4096,
                    help="image embeddings kept, by sha256 (0 disables)")
     s.add_argument("--max-items", type=int, default=256, help="images or texts per request")
-    s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
-    s.add_argument("--grace-s", type=float, default=30.0,
-                   help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
-    s.add_argument("--stuck-after-s", type=float, default=600.0,
-                   help="health NOT_SERVING once the device has been on one job this long "
-                   "(0: never)")
-    s.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus /metrics on this port (0: a free one; default: none)")
-    security.add_server_args(s)
+    add_server_process_args(s)
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
     return p

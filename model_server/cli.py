@@ -103,7 +103,7 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from model_server.backends.base import available  # torch-free: the registry only
-    from serving import security
+    from serving.lifecycle import add_server_process_args
 
     p = argparse.ArgumentParser(prog="seedbench-model-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -121,22 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
     s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
-    s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
-    s.add_argument("--grace-s", type=float, default=30.0,
-                   help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
     s.add_argument("--max-queue", type=int, default=1024,
                    help="requests waiting for the device (per queue) before RESOURCE_EXHAUSTED")
     s.add_argument("--max-new-tokens", type=int, default=1024,
                    help="largest max_new_tokens a Generate request may ask for")
-    s.add_argument("--stuck-after-s", type=float, default=600.0,
-                   help="health NOT_SERVING once the device has been on one job this long "
-                   "(0: never)")
-    s.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="backend setting (repeatable), e.g. prefix_sharing=false; "
                    "`seedbench-model-server backends` lists every backend's settings")
-    security.add_server_args(s)
+    add_server_process_args(s)
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(func=cmd_serve)
 

@@ -95,6 +95,22 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     return args.func(args)
 
 
+def add_server_process_args(parser: argparse.ArgumentParser) -> None:
+    """The flags every server process takes (message size, shutdown, watchdog, metrics,
+    TLS and token auth), declared once for the model and CLIP servers."""
+    from serving import security
+
+    parser.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
+    parser.add_argument("--grace-s", type=float, default=30.0,
+                        help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
+    parser.add_argument("--stuck-after-s", type=float, default=600.0,
+                        help="health NOT_SERVING once the device has been on one job this long "
+                        "(0: never)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus /metrics on this port (0: a free one; default: none)")
+    security.add_server_args(parser)
+
+
 def server_security(args: argparse.Namespace) -> ServerSecurity:
     """--tls-* and --auth-token-file as checked material; unusable files exit with one line."""
     try:
