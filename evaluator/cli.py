@@ -19,7 +19,7 @@ from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
-from evaluator.store import Store
+from evaluator.store import Store, StoreError
 from evaluator.video_frames import FrameCache
 from serving.security import add_client_args
 
@@ -155,10 +155,15 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
     for w in ds.warnings:
         _warn(w)
     if not config.dry_run:
-        config.out.mkdir(parents=True, exist_ok=True)
-        with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
-            for bad in ds.invalid:
-                f.write(json.dumps(bad.as_dict()) + "\n")
+        try:
+            config.out.mkdir(parents=True, exist_ok=True)
+            with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
+                for bad in ds.invalid:
+                    f.write(json.dumps(bad.as_dict()) + "\n")
+        except OSError as exc:
+            _error(f"--out {config.out}: cannot write the output folder "
+                   f"({exc.strerror or exc})")
+            return None
     if ds.invalid:
         where = "" if config.dry_run else f" (also in {config.out / 'invalid.jsonl'})"
         err.print(Text(f"{ds.rejected} invalid question(s) skipped{where}:", style="yellow"),
@@ -194,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             result = asyncio.run(evaluate(config, ds, progress=RichProgress(err)))
     except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.PlanError,
-            cost.PriceError) as exc:
+            cost.PriceError, StoreError) as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
@@ -218,7 +223,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.dir) / Store.FILE
     if not path.exists():
         return _error(f"{path} does not exist")
-    store = Store(args.dir)
+    try:
+        store = Store(args.dir)
+    except StoreError as exc:
+        return _error(str(exc))
     try:
         summary = report.build_summary(store)
     except ValueError as exc:
@@ -278,7 +286,10 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
     if html:
         from evaluator import html_report
 
-        err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+        try:
+            err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+        except OSError as exc:
+            return _error(f"--html {html}: cannot write it ({exc.strerror or exc})")
     if png:
         from evaluator import png_export
 
@@ -287,6 +298,8 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
                 err.print(f"wrote {path}", highlight=False)
         except png_export.MatplotlibMissing as exc:
             return _error(str(exc))
+        except OSError as exc:
+            return _error(f"--png {png}: cannot write the figures ({exc.strerror or exc})")
     return 0
 
 
@@ -308,11 +321,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
-    if args.format == "v1":
-        path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
-    else:
-        path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
-                                    full=args.full, mix=args.mix)
+    if args.per_dim < 1 or (args.mix is not None and args.mix < 1):
+        return _error("--per-dim and --mix need a positive number of questions")
+    try:
+        if args.format == "v1":
+            path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
+        else:
+            path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
+                                        full=args.full, mix=args.mix)
+    except OSError as exc:
+        return _error(f"--out {args.out}: cannot write the sample data ({exc.strerror or exc})")
     print(path)
     return 0
 

@@ -88,6 +88,9 @@ class RunConfig:
         if max_cost is not None and prices is None:
             raise ConfigError("--max-cost needs --prices FILE (USD per 1M prompt and completion "
                               "tokens per model) to estimate the cost")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: exists and is not a folder")
         roots = parse_media_roots(args.media_root)
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
@@ -96,7 +99,7 @@ class RunConfig:
             if not path.is_dir():
                 raise ConfigError(f"{where}: not a folder")
         return cls(
-            annotations=Path(args.annotations), out=Path(args.out),
+            annotations=Path(args.annotations), out=out,
             targets=targets(args.model), media_roots=roots,
             filters=Filters(level=args.level, version=args.version, subpart=args.subpart,
                             dimensions=dimensions(args.dimensions), limit=args.limit),

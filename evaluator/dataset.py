@@ -302,6 +302,12 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
                         f"{_examples(where)}")
     if benchmark == D.V1 and (filters.level or filters.version or filters.subpart):
         raise AnnotationError("--level/--version/--subpart apply to SEED-Bench-2 only")
+    unknown = sorted(set(filters.dimensions or ()) - set(D.names(benchmark)))
+    if unknown:
+        raise AnnotationError(f"--dimensions: {', '.join(map(str, unknown))} "
+                              f"{'is not a dimension' if len(unknown) == 1 else 'are not dimensions'}"
+                              f" of {benchmark} (its dimensions are 1-{max(D.names(benchmark))}; "
+                              f"{file} was read as {benchmark})")
     invalid: list[Invalid] = []
     parsed: list[Question] = []
     seen: set[str] = set()
