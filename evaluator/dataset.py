@@ -285,7 +285,7 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
          benchmark: str | None = None, check_workers: int = 8) -> Dataset:
     """Parse, filter, then validate media of the selected questions in a thread pool."""
     file = str(path)
-    raw = AF.read_questions(Path(path))
+    raw, question_type = AF.read_document(Path(path))
     ids = [_qid(q, i) for i, q in enumerate(raw)]
     warnings = []
     if benchmark is None:
@@ -295,6 +295,12 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
             warnings.append(f"{file}: read as {benchmark} (most questions look like it); "
                             f"{len(misfits)} question(s) look like {other}: "
                             f"{_examples(misfits)}")
+    differences = AF.question_type_differences(question_type, benchmark)
+    if differences:
+        warnings.append(f"{file}: its question_type map differs from {benchmark}'s dimensions "
+                        f"(the ids decide; the names shown are {benchmark}'s): "
+                        + "; ".join(differences[:5])
+                        + (f" and {len(differences) - 5} more" if len(differences) > 5 else ""))
     for fld, where in AF.extra_fields(raw, ids).items():
         what = ("a fifth choice; SEED-Bench questions have four (A-D)" if fld == "choice_e"
                 else "not a SEED-Bench field")
