@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.text import Text
 
 from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
+from evaluator import dimensions as D
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig
+from evaluator.config import dimensions as config_dimensions
 from evaluator.store import Store, StoreError
 from evaluator.video_frames import FrameCache
 from serving.security import add_client_args
@@ -318,6 +320,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from evaluator import score_file
+
+    if args.subpart is not None and args.subpart not in D.SUBPARTS:
+        return _error(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
+                      f"choose from: {', '.join(D.SUBPARTS)}")
+    try:
+        filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
+                                  dimensions=config_dimensions(args.dimensions))
+        scored, ds = score_file.score(args.annotations, args.predictions, filters)
+    except (ConfigError, dataset.AnnotationError) as exc:
+        return _error(str(exc))
+    except (OSError, UnicodeError) as exc:
+        return _error(f"--predictions {args.predictions}: cannot read it "
+                      f"({getattr(exc, 'strerror', None) or exc})")
+    for w in ds.warnings:
+        _warn(w)
+    if ds.invalid:
+        _warn(f"{ds.rejected} invalid question(s) of {ds.file} not scored: "
+              + "; ".join(str(x) for x in ds.invalid[:5])
+              + (f" and {len(ds.invalid) - 5} more" if len(ds.invalid) > 5 else ""))
+    if not ds.questions:
+        return _error(f"{ds.file}: no question matches the filters {filters.as_dict()}")
+    if args.json:
+        print(json.dumps(scored.summary, indent=2))
+    else:
+        report.print_report(scored.summary)
+    for line in score_file.describe(scored):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
@@ -410,6 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
                      "(needs matplotlib: pip install 'seedbench-platform[reports]')")
     cmp.set_defaults(func=cmd_compare)
+
+    sc = sub.add_parser("score", help="score a predictions file (a submission.jsonl or a "
+                                      "published result file) against an annotation file")
+    sc.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    sc.add_argument("--predictions", required=True, metavar="FILE",
+                    help='{"question_id": ..., "prediction": "A"} per line; read tolerantly '
+                         "(lines ending '},', extra keys, repeated ids: the last wins, or one "
+                         "JSON array)")
+    sc.add_argument("--level", choices=["L1", "L2", "L3"], help="cumulative: L2 = L1+L2")
+    sc.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
+    sc.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
+    sc.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")
+    sc.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sc.set_defaults(func=cmd_score)
 
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True)
