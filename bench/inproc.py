@@ -132,6 +132,7 @@ def main() -> int:
         "device": backend.device, "gpu_peak_mb": _gpu_peak(backend.device),
         "model_load_s": load_s, "scoring": backend.info().details["option_scoring"],
         "prepare": backend.info().details["prepare"],
+        "image_preprocessing": backend.info().details["image_preprocessing"],
         "stages_s_per_question": stages, "profiled_s_per_question": profiled_s / len(sample),
         "flops_per_question": flops_per_question(backend, tasks),
         "scores": {t.request_id: [[s.logprob_sum, s.num_tokens] for s in r]

@@ -55,6 +55,7 @@ from model_server.backends.hf_packed import (
     pack,
     row_length,
 )
+from model_server.backends.host_to_device import image_tensors, processor_takes_device, to_device
 from model_server.backends.local_settings import HFSettings
 from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
@@ -173,8 +174,18 @@ class HFBackend(Backend[ScoreTask | Planned]):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self.max_images = settings.max_images
-        self.prepare_ahead = (not self.device.startswith("cpu") if settings.prepare_ahead is None
+        on_accelerator = not self.device.startswith("cpu")
+        self.prepare_ahead = (on_accelerator if settings.prepare_ahead is None
                               else settings.prepare_ahead)
+        wants_device_images = (on_accelerator if settings.preprocess_on_device is None
+                               else settings.preprocess_on_device)
+        self.images_on_device = wants_device_images and processor_takes_device(self.processor)
+        if self.images_on_device:
+            self.image_note = f"on {self.device} (uint8 pixels, resized and normalised there)"
+        elif wants_device_images:
+            self.image_note = "cpu (the image processor takes no device)"
+        else:
+            self.image_note = "cpu"
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
         self.max_batch_tokens = settings.max_batch_tokens
@@ -231,6 +242,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
                      "max_option_tokens": str(self.max_option_tokens),
                      "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
+                     "image_preprocessing": self.image_note,
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
 
@@ -247,22 +259,20 @@ class HFBackend(Backend[ScoreTask | Planned]):
 
     def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
         kw = {"text": [text], "return_tensors": "pt"}
-        if images:
+        if images and self.images_on_device:
+            with stage(self.stage_times, "host-to-device copy"):
+                kw["images"] = image_tensors(images, self.device)
+            kw["device"] = self.device
+        elif images:
             kw["images"] = list(images)
         try:
             with self._cpu_lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
                 enc = self.processor(**kw)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
-        out = {}
         with stage(self.stage_times, "host-to-device copy"):
-            for k, v in enc.items():
-                if isinstance(v, torch.Tensor):
-                    v = v.to(self.device)
-                    if v.is_floating_point():
-                        v = v.to(self.dtype)
-                    out[k] = v
-        return out
+            return {k: to_device(v, self.device, self.dtype)
+                    for k, v in enc.items() if isinstance(v, torch.Tensor)}
 
     def _spans(self, task: ScoreTask):
         """The rendered texts per option, the unexpanded prompt tokens, and per option the
@@ -463,9 +473,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
             inputs[k] = torch.cat([
                 torch.nn.functional.pad(p.prefix[k], (pmax - n, 0), value=fill)
                 for p, n in zip(batch, lengths, strict=True)])
-        mask = torch.zeros(len(batch), pmax, dtype=torch.long, device=dev)
+        mask = torch.zeros(len(batch), pmax, dtype=torch.long)
         for i, n in enumerate(lengths):
             mask[i, pmax - n:] = 1
+        mask = to_device(mask, dev)
         inputs["attention_mask"] = mask
         for k in dict.fromkeys(k for p in batch for k in p.prefix):  # a first question
             if k not in inputs:                                     # may have no images
@@ -503,12 +514,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
         cache = copy.copy(prefix_cache)  # the selection below rebinds tensors, never edits them
         cache.layers = [copy.copy(layer) for layer in prefix_cache.layers]
         cache.batch_select_indices(owner)
-        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=dev)
-        cmask = torch.zeros(len(rows), width, dtype=torch.long, device=dev)
-        for r, (i, j) in enumerate(rows):
+        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        cmask = torch.zeros(len(rows), width, dtype=torch.long)
+        for r, (i, j) in enumerate(rows):  # built on the host, copied once
             toks = batch[i].conts[j]
-            cont[r, :len(toks)] = torch.tensor(toks, device=dev)
+            cont[r, :len(toks)] = torch.tensor(toks, dtype=torch.long)
             cmask[r, :len(toks)] = 1
+        cont, cmask = to_device(cont, dev), to_device(cmask, dev)
         pos = next_pos[owner, None] + torch.arange(width, device=dev)[None, :]
         if mrope:
             pos = pos[None].expand(3, -1, -1)
