@@ -1,4 +1,5 @@
-"""seedbench: evaluate a model server on SEED-Bench-1/2, report results, make sample data."""
+"""seedbench: evaluate model servers on SEED-Bench-1/2, report and compare runs, score a
+predictions file, make sample data."""
 
 from __future__ import annotations
 
@@ -357,6 +358,10 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
     if args.per_dim < 1 or (args.mix is not None and args.mix < 1):
         return _error("--per-dim and --mix need a positive number of questions")
+    if args.format == "v1" and (args.full or args.mix is not None):
+        return _error("--full and --mix apply to --format v2 only")
+    if args.full and args.mix is not None:
+        return _error("--full and --mix each set the question counts: give one")
     try:
         if args.format == "v1":
             path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
@@ -423,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")
-    rep.add_argument("dir")
+    rep.add_argument("dir", help="a run's --out folder (it holds results.sqlite)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
     rep.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
@@ -435,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print them as JSON")
     pr.set_defaults(func=cmd_presets)
     cmp = sub.add_parser("compare", help="runs side by side, with paired tests and published rows")
-    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR", help="runs' --out folders")
     cmp.add_argument("--reference", metavar="NAME",
                      help="put each run beside a published row (evaluator/references.json): "
                           + ", ".join(sorted(_reference_names())))
@@ -460,14 +465,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_score)
 
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
-    s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="folder for the annotation file and its media")
+    s.add_argument("--seed", type=int, default=0, help="same seed, byte-identical output")
     s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
     s.add_argument("--mix", type=int, metavar="N",
                    help="N questions of dims 1-24 in SEED-Bench-2's L1+L2 proportions")
-    s.add_argument("--format", choices=["v1", "v2"], default="v2")
+    s.add_argument("--format", choices=["v1", "v2"], default="v2",
+                   help="v2: SEED-Bench_v2_level1_2_3.json (27 dims); v1: SEED-Bench.json "
+                        "(12 dims, with raw videos and 8-frame folders for dims 10-12)")
     s.set_defaults(func=cmd_sample_data)
     return p
 

@@ -135,3 +135,13 @@ def test_sample_data_into_a_file_or_with_no_questions_is_one_line(tmp_path, caps
     assert rc == 2 and f"--out {blocker}: cannot write the sample data" in err
     rc, err = run(capsys, "sample-data", "--out", str(tmp_path / "s"), "--per-dim", "0")
     assert rc == 2 and "--per-dim" in err
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--format", "v1", "--full"], "apply to --format v2 only"),
+    (["--format", "v1", "--mix", "30"], "apply to --format v2 only"),
+    (["--full", "--mix", "30"], "give one"),
+])
+def test_sample_data_options_that_would_be_ignored_are_refused(tmp_path, capsys, extra, named):
+    rc, err = run(capsys, "sample-data", "--out", str(tmp_path / "s"), *extra)
+    assert rc == 2 and named in err and not (tmp_path / "s").exists()
