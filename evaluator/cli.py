@@ -344,6 +344,11 @@ def cmd_score(args: argparse.Namespace) -> int:
               + (f" and {len(ds.invalid) - 5} more" if len(ds.invalid) > 5 else ""))
     if not ds.questions:
         return _error(f"{ds.file}: no question matches the filters {filters.as_dict()}")
+    if scored.missing == len(ds.questions):
+        for line in score_file.describe(scored)[1:]:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return _error(f"{args.predictions}: none of its {scored.predictions_read} prediction(s) "
+                      f"is for a selected question of {ds.file}")
     if args.json:
         print(json.dumps(scored.summary, indent=2))
     else:

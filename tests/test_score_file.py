@@ -107,3 +107,13 @@ def test_unreadable_predictions_are_one_line(tmp_path, capsys, problem):
         preds.write_bytes(b"\xff\xfe\x00{")
     rc, _, err = score(capsys, "--annotations", str(ann), "--predictions", str(preds))
     assert rc == 2 and f"--predictions {preds}: cannot read it" in err
+
+
+def test_predictions_for_none_of_the_questions_is_an_error(tmp_path, capsys):
+    ann, _ = write_v1(tmp_path / "data")
+    preds = tmp_path / "other-benchmark.jsonl"
+    preds.write_text('{"question_id": "5_0", "prediction": "A"}\n')  # a SEED-Bench-2 id
+    rc, _, err = score(capsys, "--annotations", str(ann), "--predictions", str(preds))
+    assert rc == 2
+    assert f"{preds}: none of its 1 prediction(s) is for a selected question of {ann}" in err
+    assert "5_0" in err  # the unknown id is shown
