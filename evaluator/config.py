@@ -91,6 +91,10 @@ class RunConfig:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out}: exists and is not a folder")
+        for spec in args.media_root:
+            key, sep, path = spec.partition("=")
+            if not spec.strip() or (sep and "/" not in key and not path.strip()):
+                raise ConfigError(f"--media-root {spec!r}: no folder given (KEY=DIR or DIR)")
         roots = parse_media_roots(args.media_root)
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"

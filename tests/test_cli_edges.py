@@ -145,3 +145,12 @@ def test_sample_data_into_a_file_or_with_no_questions_is_one_line(tmp_path, caps
 def test_sample_data_options_that_would_be_ignored_are_refused(tmp_path, capsys, extra, named):
     rc, err = run(capsys, "sample-data", "--out", str(tmp_path / "s"), *extra)
     assert rc == 2 and named in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("spec", ["cc3m=", "SEED-Bench v2=  ", ""])
+def test_media_root_without_a_folder_is_refused(v2, tmp_path, capsys, spec):
+    ann, _ = v2
+    # an empty path would otherwise mean the current folder, silently
+    rc, err = run(capsys, "run", "--annotations", str(ann), "--media-root", spec,
+                  "--model", "127.0.0.1:1", "--out", str(tmp_path / "out"))
+    assert rc == 2 and "no folder given" in err
