@@ -96,6 +96,12 @@ class RunConfig:
             if not spec.strip() or (sep and "/" not in key and not path.strip()):
                 raise ConfigError(f"--media-root {spec!r}: no folder given (KEY=DIR or DIR)")
         roots = parse_media_roots(args.media_root)
+        if len(roots) < len(args.media_root):
+            keys = [next(iter(parse_media_roots([x]))) for x in args.media_root]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            raise ConfigError("--media-root given twice for "
+                              + ", ".join(repr(k) if k else "the bare (all-sources) root"
+                                          for k in twice))
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
             if not path.exists():

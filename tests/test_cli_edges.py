@@ -154,3 +154,10 @@ def test_media_root_without_a_folder_is_refused(v2, tmp_path, capsys, spec):
     rc, err = run(capsys, "run", "--annotations", str(ann), "--media-root", spec,
                   "--model", "127.0.0.1:1", "--out", str(tmp_path / "out"))
     assert rc == 2 and "no folder given" in err
+
+
+def test_media_root_given_twice_is_refused(v2, tmp_path, capsys):
+    ann, roots = v2
+    rc, err = run(capsys, "run", "--annotations", str(ann), *roots, *roots,
+                  "--model", "127.0.0.1:1", "--out", str(tmp_path / "out"))
+    assert rc == 2 and "--media-root given twice for 'cc3m'" in err
