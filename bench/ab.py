@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.inproc import load_tasks, run  # noqa: E402
 from model_server import backends  # noqa: E402
 
-TOGGLES = {  # toggle: (setting that makes "on" possible, attribute switched, on/off names)
-    "packing": ({"packing": "true"}, "packed", ("packed", "cache copy")),
-    "image-device": ({"preprocess_on_device": "true"}, "images_on_device",
+TOGGLES = {  # toggle: (setting that makes "on" possible, where the switch is, on/off names)
+    "packing": ({"packing": "true"}, lambda b: (b, "packed"), ("packed", "cache copy")),
+    "image-device": ({"preprocess_on_device": "true"},
+                     lambda b: (b.inputs, "images_on_device"),
                      ("images on device", "images on cpu")),
 }
 
@@ -42,9 +43,10 @@ def main() -> int:
     data = Path(args.data)
     tasks, _ = load_tasks(str(data / "SEED-Bench_v2_level1_2_3.json"),
                           [f"cc3m={data / 'cc3m'}", f"SEED-Bench v2={data / 'seed_bench_v2'}"], None)
-    settings, attribute, names = TOGGLES[args.toggle]
+    settings, switch, names = TOGGLES[args.toggle]
     b = backends.create("hf", args.model, device=args.device, threads=args.threads, **settings)
-    if not getattr(b, attribute):
+    holder, attribute = switch(b)
+    if not getattr(holder, attribute):
         details = b.info().details
         raise SystemExit(f"{args.toggle} does not apply here: option scoring "
                          f"{details['option_scoring']}, image preprocessing "
@@ -57,7 +59,7 @@ def main() -> int:
         for k in range(0, len(tasks), args.batch):
             order = (True, False) if (k // args.batch + r) % 2 == 0 else (False, True)
             for on in order:
-                setattr(b, attribute, on)
+                setattr(holder, attribute, on)
                 sync()
                 t0 = time.perf_counter()
                 run(b, tasks[k:k + args.batch], "shared", args.batch)

@@ -71,10 +71,10 @@ def flops_per_question(backend: HFBackend, tasks: list[ScoreTask]) -> float | No
         return None
     total = 0.0
     for t in tasks:
-        p = backend._prepare(t)
+        p = backend.inputs.shared(t)
         ids = p.prefix["input_ids"][0]
         scored = sum(e - b for b, e in p.spans)
-        image_tokens = int((ids == backend.image_token_id).sum())
+        image_tokens = int((ids == backend.inputs.image_token_id).sum())
         total += counter.question(ids.shape[0], [len(c) for c in p.conts], scored, len(t.images),
                                   image_tokens)
     return total / len(tasks)

@@ -52,10 +52,10 @@ def model_path(request, tmp_path_factory):
 def test_device_preprocessing_scores_equal_the_cpu_path(model_path, packing):
     on = backends.create("hf", model_path, preprocess_on_device="true", packing=packing)
     off = backends.create("hf", model_path, preprocess_on_device="false", packing=packing)
-    assert on.images_on_device and not off.images_on_device
+    assert on.inputs.images_on_device and not off.inputs.images_on_device
     assert on.info().details["image_preprocessing"].startswith("on cpu")
     assert off.info().details["image_preprocessing"] == "cpu"
-    spy = on.processor = _SpyProcessor(on.processor)
+    spy = on.inputs.processor = _SpyProcessor(on.inputs.processor)
     on.prepare_ahead = True  # prepared in worker threads, as on an accelerator
     with ThreadPoolExecutor(4) as pool:
         prepared = list(pool.map(on.prepare, MIXED * 2))
@@ -92,19 +92,19 @@ def test_to_device_on_the_same_device_neither_copies_nor_pins():
 def test_an_image_processor_without_a_device_keeps_preprocessing_on_the_cpu(model_path,
                                                                            monkeypatch):
     b = backends.create("hf", model_path, preprocess_on_device="true")
-    assert processor_takes_device(b.processor)
-    b.processor.image_processor = CLIPImageProcessorPil()  # transformers' PIL backend
-    assert not processor_takes_device(b.processor)
+    assert processor_takes_device(b.inputs.processor)
+    b.inputs.processor.image_processor = CLIPImageProcessorPil()  # transformers' PIL backend
+    assert not processor_takes_device(b.inputs.processor)
     assert not processor_takes_device(object())
-    import model_server.backends.hf as hf
+    import model_server.backends.hf_inputs as hf_inputs
 
-    monkeypatch.setattr(hf, "processor_takes_device", lambda processor: False)
+    monkeypatch.setattr(hf_inputs, "processor_takes_device", lambda processor: False)
     pil = backends.create("hf", model_path, preprocess_on_device="true")
-    assert not pil.images_on_device
+    assert not pil.inputs.images_on_device
     assert pil.info().details["image_preprocessing"] == "cpu (the image processor takes no device)"
     assert all(isinstance(r, list) for r in pil.score(MIXED[:2]))  # still scores, on the CPU
 
 
 def test_auto_keeps_images_on_the_cpu_when_the_model_is_on_the_cpu(model_path):
     b = backends.create("hf", model_path)
-    assert not b.images_on_device and b.info().details["image_preprocessing"] == "cpu"
+    assert not b.inputs.images_on_device and b.info().details["image_preprocessing"] == "cpu"

@@ -40,7 +40,7 @@ def row_length(prefix_len: int, conts: list[list[int]]) -> int:
 
 def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
          prefix_positions: Callable[[int], tuple[torch.Tensor, int]] | None) -> PackedBatch:
-    """Lay out `batch` (hf._Prepared items) as packed rows with their mask and positions.
+    """Lay out `batch` (hf_inputs.SharedInputs items) as packed rows with their mask and positions.
 
     `prefix_positions(i)` gives question i's multi-axis prefix positions (axes, P) and the
     first position after the prefix; None for models with 1-D positions.
