@@ -98,7 +98,7 @@ def task_and_weighted(per_dim, dims):
     return pytest.approx(task, abs=1e-3), pytest.approx(weighted, abs=1e-3)
 
 
-def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server):
+def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server, capsys):
     ann, roots = write_v2(tmp_path / "data")
     out = tmp_path / "out"
     assert cli.main(["run", "--annotations", str(ann), *roots_args(roots), "--model", server,
@@ -122,6 +122,12 @@ def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server):
     # every selected question of dims 1-24 (all answered here): the same numbers.
     assert s["all_questions"]["averages"]["L2"]["all"] == s["averages"]["L2"]["all"]
     assert s["all_questions"]["averages"]["L3"] is None
+    # `seedbench score` on the run's own submission.jsonl gives the run's numbers.
+    capsys.readouterr()  # the run's tables
+    assert cli.main(["score", "--annotations", str(ann), "--predictions",
+                     str(out / "submission.jsonl"), "--level", "L3", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["dimensions"] == s["dimensions"] and scored["averages"] == s["averages"]
 
 
 def test_seed_bench_1_image_video_all_are_question_weighted(tmp_path, server):
