@@ -17,11 +17,9 @@ from rich.console import Console
 from rich.text import Text
 
 from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
-from evaluator import dimensions as D
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
-from evaluator.config import ConfigError, RunConfig
-from evaluator.config import dimensions as config_dimensions
+from evaluator.config import ConfigError, RunConfig, dimensions, subpart
 from evaluator.store import Store, StoreError
 from evaluator.video_frames import FrameCache
 from serving.security import add_client_args
@@ -324,12 +322,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from evaluator import score_file
 
-    if args.subpart is not None and args.subpart not in D.SUBPARTS:
-        return _error(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
-                      f"choose from: {', '.join(D.SUBPARTS)}")
     try:
-        filters = dataset.Filters(level=args.level, version=args.version, subpart=args.subpart,
-                                  dimensions=config_dimensions(args.dimensions))
+        filters = dataset.Filters(level=args.level, version=args.version,
+                                  subpart=subpart(args.subpart),
+                                  dimensions=dimensions(args.dimensions))
         scored, ds = score_file.score(args.annotations, args.predictions, filters)
     except (ConfigError, dataset.AnnotationError) as exc:
         return _error(str(exc))

@@ -56,9 +56,7 @@ class RunConfig:
             raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
         if args.limit is not None and args.limit < 0:
             raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
-        if args.subpart is not None and args.subpart not in D.SUBPARTS:
-            raise ConfigError(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
-                              f"choose from: {', '.join(D.SUBPARTS)}")
+        subpart(args.subpart)
         try:
             preset = presets.get(args.preset)
         except ValueError as exc:
@@ -126,6 +124,14 @@ def targets(values: list[str]) -> tuple[str, ...]:
     if not out:
         raise ConfigError("--model needs at least one HOST:PORT or gRPC target")
     return out
+
+
+def subpart(value: str | None) -> str | None:
+    """`--subpart`: one of SEED-Bench-2's six names, exactly."""
+    if value is not None and value not in D.SUBPARTS:
+        raise ConfigError(f"--subpart {value!r} is not a SEED-Bench-2 subpart; "
+                          f"choose from: {', '.join(D.SUBPARTS)}")
+    return value
 
 
 def dimensions(value: str | None) -> frozenset[int] | None:

@@ -117,3 +117,16 @@ def test_predictions_for_none_of_the_questions_is_an_error(tmp_path, capsys):
     assert rc == 2
     assert f"{preds}: none of its 1 prediction(s) is for a selected question of {ann}" in err
     assert "5_0" in err  # the unknown id is shown
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--subpart", "Image Gen"], "is not a SEED-Bench-2 subpart"),
+    (["--dimensions", "1,x"], "--dimensions expects comma-separated integers"),
+    (["--dimensions", "28"], "28 is not a dimension of SEED-Bench-2"),
+])
+def test_bad_filters_are_one_line(tmp_path, capsys, option, message):
+    ann, _ = write_v2(tmp_path / "data")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"question_id": "1_0", "prediction": "A"}\n')
+    rc, _, err = score(capsys, "--annotations", str(ann), "--predictions", str(preds), *option)
+    assert rc == 2 and message in err
