@@ -357,8 +357,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
-    if args.per_dim < 1 or (args.mix is not None and args.mix < 1):
-        return _error("--per-dim and --mix need a positive number of questions")
     if args.format == "v1" and (args.full or args.mix is not None):
         return _error("--full and --mix apply to --format v2 only")
     if args.full and args.mix is not None:
@@ -369,10 +367,23 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         else:
             path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
                                         full=args.full, mix=args.mix)
+    except ValueError as exc:  # a count sample_data cannot make (e.g. a mix under 24)
+        return _error(str(exc))
     except OSError as exc:
         return _error(f"--out {args.out}: cannot write the sample data ({exc.strerror or exc})")
     print(path)
     return 0
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -468,11 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True, help="folder for the annotation file and its media")
     s.add_argument("--seed", type=int, default=0, help="same seed, byte-identical output")
-    s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
+    s.add_argument("--per-dim", type=_count, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
-    s.add_argument("--mix", type=int, metavar="N",
-                   help="N questions of dims 1-24 in SEED-Bench-2's L1+L2 proportions")
+    s.add_argument("--mix", type=_count, metavar="N",
+                   help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
+                        "proportions")
     s.add_argument("--format", choices=["v1", "v2"], default="v2",
                    help="v2: SEED-Bench_v2_level1_2_3.json (27 dims); v1: SEED-Bench.json "
                         "(12 dims, with raw videos and 8-frame folders for dims 10-12)")

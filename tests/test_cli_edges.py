@@ -128,13 +128,11 @@ def test_report_pages_to_unwritable_paths_are_one_line(v2, tmp_path, capsys):
     assert rc == 2 and f"--html {html}: cannot write it" in err
 
 
-def test_sample_data_into_a_file_or_with_no_questions_is_one_line(tmp_path, capsys):
+def test_sample_data_into_a_file_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     rc, err = run(capsys, "sample-data", "--out", str(blocker))
     assert rc == 2 and f"--out {blocker}: cannot write the sample data" in err
-    rc, err = run(capsys, "sample-data", "--out", str(tmp_path / "s"), "--per-dim", "0")
-    assert rc == 2 and "--per-dim" in err
 
 
 @pytest.mark.parametrize("extra, named", [
