@@ -259,13 +259,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
         """
         if not self.prefix_sharing or not self.prepare_ahead:
             return task
-        return self._plan(task)
+        return self._plan(task, ahead=True)
 
-    def _plan(self, task: ScoreTask) -> Planned:
+    def _plan(self, task: ScoreTask, ahead: bool = False) -> Planned:
         if not self.prefix_sharing:
             return Planned(task, None)
         try:
-            return Planned(task, self.inputs.shared(task))
+            return Planned(task, self.inputs.shared(task, ahead))
         except CannotShare as exc:
             log.warning("[%s] prefix sharing not applicable (%s); per-option", task.request_id, exc)
             return Planned(task, None)
@@ -282,6 +282,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
             elif p.shared is None:
                 results[i] = score_each([p.task], self.score_per_option)[0]
             else:
+                p.shared.wait_until_ready()  # prepared ahead on its own stream: ordered here
                 ready.append((i, p.shared))
         if self.packed:
             groups = _padded_groups(

@@ -10,6 +10,7 @@ tokenizers must not be entered concurrently, hence one lock around them.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,13 @@ from model_server.backends.chat_prompt import (
     raw_text,
     render,
 )
-from model_server.backends.host_to_device import image_tensors, processor_takes_device, to_device
+from model_server.backends.host_to_device import (
+    PrepareStream,
+    image_tensors,
+    processor_takes_device,
+    to_device,
+    wait_ready,
+)
 from model_server.stage_times import StageTimes, stage
 from serving.errors import InvalidRequest
 
@@ -38,6 +45,12 @@ class SharedInputs:
     prefix: dict[str, torch.Tensor]  # processor outputs sliced to the shared prefix (batch 1)
     conts: list[list[int]]           # per option: tokens after the shared prefix
     spans: list[tuple[int, int]]     # per option: scored range in continuation coordinates
+    ready: object = None  # CUDA event: prepared on the prepare stream (wait_until_ready)
+
+    def wait_until_ready(self) -> None:
+        """Call on the device thread before using `prefix` (a no-op unless prepared ahead on CUDA)."""
+        wait_ready(self.ready, self.prefix.values())
+        self.ready = None
 
 
 class CannotShare(Exception):
@@ -65,6 +78,7 @@ class InputBuilder:
         else:
             self.image_note = "cpu"
         self._lock = threading.RLock()
+        self._prepare_stream = PrepareStream(device)
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self.image_marker = image_marker(self.template)  # for raw prompts (no chat template)
         # No token covers more characters than the longest vocabulary entry, so a text
@@ -91,7 +105,17 @@ class InputBuilder:
 
     # ---------------------------------------------------------- images
     def encode(self, text: str, images) -> dict[str, torch.Tensor]:
-        """The processor's tensors for `text` with its images, on the model's device."""
+        """The processor's tensors for `text` with its images, on the model's device (for use
+        on the calling thread)."""
+        return self._to_device(self._process(text, images))
+
+    def _to_device(self, enc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with stage(self.stage_times, "host-to-device copy"):
+            return {k: to_device(v, self.device, self.dtype) for k, v in enc.items()}
+
+    def _process(self, text: str, images) -> dict[str, torch.Tensor]:
+        """The processor's tensors: token tensors on the host, pixels on the device when
+        images are preprocessed there."""
         kw = {"text": [text], "return_tensors": "pt"}
         if images and self.images_on_device:
             with stage(self.stage_times, "host-to-device copy"):
@@ -104,9 +128,7 @@ class InputBuilder:
                 enc = self.processor(**kw)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
-        with stage(self.stage_times, "host-to-device copy"):
-            return {k: to_device(v, self.device, self.dtype)
-                    for k, v in enc.items() if isinstance(v, torch.Tensor)}
+        return {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
 
     def image_cost(self, size: tuple[int, int]) -> int:
         """Tokens one image of this size adds beyond its placeholder token (measured once)."""
@@ -147,13 +169,29 @@ class InputBuilder:
                                      task.include_end_of_turn))
         return rendered, prompt_ids, spans
 
-    def shared(self, task: ScoreTask) -> SharedInputs:
+    def shared(self, task: ScoreTask, ahead: bool = False) -> SharedInputs:
         """The question's prefix encoded once (images included) and each option's tokens after
-        it. Raises CannotShare where the options' tokens reach into the images."""
+        it. Raises CannotShare where the options' tokens reach into the images.
+
+        `ahead`: called from a prepare thread; its device work goes to the prepare stream
+        and the result must be `wait_until_ready()` on the device thread.
+        """
         rendered, prompt_ids, spans = self.spans(task)
         shared = min(b for _, b, _ in spans)
-        enc = self.encode(rendered[0].prompt, task.images)
-        expanded = enc["input_ids"][0].tolist()
+        stream = self._prepare_stream if ahead else None
+        with stream.running() if stream else nullcontext():
+            prefix = self._prefix(rendered[0].prompt, task.images, prompt_ids, shared)
+            ready = stream.ready() if stream else None
+        conts = [seq[shared:] for seq, _, _ in spans]
+        cspans = [(b - shared, e - shared) for _, b, e in spans]
+        return SharedInputs(prefix, conts, cspans, ready)
+
+    def _prefix(self, prompt: str, images, prompt_ids: list[int],
+                shared: int) -> dict[str, torch.Tensor]:
+        """The processor's tensors for the prompt, cut to its first `shared` (unexpanded)
+        tokens, on the device."""
+        enc = self._process(prompt, images)
+        expanded = enc["input_ids"][0].tolist()  # still on the host: no device round trip
         # The prefix in expanded coordinates: image tokens all sit before `shared`,
         # and the prompt's tail after its last image token is identical text.
         img_positions = [k for k, t in enumerate(prompt_ids) if t == self.image_token_id]
@@ -171,6 +209,4 @@ class InputBuilder:
                 prefix[k] = v[:, :cut]  # per-token tensors (ids, mask, token types)
             else:
                 prefix[k] = v           # pixel tensors
-        conts = [seq[shared:] for seq, _, _ in spans]
-        cspans = [(b - shared, e - shared) for _, b, e in spans]
-        return SharedInputs(prefix, conts, cspans)
+        return self._to_device(prefix)  # sliced first: only the prefix travels

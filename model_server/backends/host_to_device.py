@@ -6,13 +6,18 @@ on, queued on the device's stream ahead of the forward that reads it (stream ord
 makes that safe, and torch's pinned-memory allocator keeps the host buffer until
 the copy has run). Images travel as uint8 pixels, a quarter of float32's bytes,
 and are resized and normalised on the device by the processor (the torchvision
-image processors take a `device`). On a CPU device every function here returns
-its input unchanged: no copy, no pinning.
+image processors take a `device`). The prepare threads do their device work (these copies,
+the resizing) on a CUDA stream of their own: on the device's default stream it
+would queue behind the forward running there, and a processor that reads a size
+back to the host would wait for that forward. The consumer's stream waits on an
+event before the first use. On a CPU device every function here returns its
+input unchanged: no copy, no pinning, no stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -59,3 +64,44 @@ def processor_takes_device(processor) -> bool:
     except ImportError:  # an older transformers: no device-capable image processors
         return False
     return isinstance(image_processor, TorchvisionBackend)
+
+
+class PrepareStream:
+    """The prepare threads' own CUDA stream (None on other devices): their copies and
+    image kernels run beside the forward on the default stream, not behind it."""
+
+    def __init__(self, device: str):
+        dev = torch.device(device)
+        self.stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Device work queued inside the block goes to this stream."""
+        if self.stream is None:
+            yield
+            return
+        with torch.cuda.stream(self.stream):
+            yield
+
+    def ready(self):
+        """An event marking everything queued on the stream so far (None without a stream)."""
+        if self.stream is None:
+            return None
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        return event
+
+
+def wait_ready(event, tensors: Iterable[torch.Tensor]) -> None:
+    """Before the first use on the calling thread's stream: that stream waits for `event`
+    (the prepare stream's work), and each CUDA tensor is marked as used there, so the
+    allocator keeps its memory until that use is done even once the tensor is freed."""
+    if event is None:
+        return
+    cuda = [t for t in tensors if t.is_cuda]
+    if not cuda:
+        return
+    current = torch.cuda.current_stream(cuda[0].device)
+    current.wait_event(event)
+    for t in cuda:
+        t.record_stream(current)
