@@ -121,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
     s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
-    s.add_argument("--max-queue", type=int, default=1024,
-                   help="requests waiting for the device (per queue) before RESOURCE_EXHAUSTED")
     s.add_argument("--max-new-tokens", type=int, default=1024,
                    help="largest max_new_tokens a Generate request may ask for")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
