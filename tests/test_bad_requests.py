@@ -459,9 +459,36 @@ def test_sigterm_when_idle_exits_zero(scripted):
         assert time.monotonic() - t0 < 5
 
 
+def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_factory):
+    """A real server (hf backend, the tiny "deep" LLaVA: ~10 ms a token or more on a CPU,
+    never ending on its own): a Generate of 4,000 tokens whose client gives up after 1 s
+    frees the device at that deadline, so the next request is answered at once rather
+    than after the minute the full generation would take."""
+    model = tiny_model("llava", tmp_path_factory.getbasetemp(), preset="deep")
+    args = ["--backend", "hf", "--model", str(model), "--device", "cpu",
+            "--max-new-tokens", "4000", "--log-level", "WARNING"]
+    with model_server(args) as (target, _), grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.ModelServiceStub(ch)
+        t0 = time.perf_counter()
+        assert stub.Generate(generate(100, text="Hello"), timeout=120).text  # no deadline
+        per_token = (time.perf_counter() - t0) / 100
+        full_s = 4000 * per_token  # what the long generation would hold the device for
+        t0 = time.perf_counter()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Generate(generate(4000, text="Hello", rid="long"), timeout=1.0)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        t1 = time.perf_counter()
+        assert stub.Generate(generate(4, text="Hello", rid="next"), timeout=120).text
+        answered_s = time.perf_counter() - t1
+        assert health(target) == "SERVING"
+    assert t1 - t0 < 3.0  # the client's own deadline
+    # The next request waited for at most the token in progress, not for 4,000 tokens.
+    assert answered_s < min(5.0, full_s / 5), (answered_s, full_s)
+
+
 def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
-    """In process, on a clock that moves one second per look: the tiny model is too fast
-    (and stops on its own too soon) to time a deadline over gRPC."""
+    """In process, on a clock that moves one second per look: exactly where generation
+    stops (over gRPC: test_a_long_generation_stops_at_the_client_deadline_over_grpc)."""
     from model_server.backends import hf
     from model_server.backends.base import GenerateTask
     from model_server.backends.local_settings import HFSettings
