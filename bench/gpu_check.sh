@@ -6,10 +6,11 @@
 #   bench.json         every number the benchmark measured (written after each measurement)
 #   performance-gpu.md the report section for docs/performance.md
 #   server-logs.txt    tail of the model server logs (for a failed (c))
-#   ab.txt             packed vs cache copy alternating batch by batch in one process
+#   ab.txt             packed vs cache copy, and images preprocessed on the device vs the CPU,
+#                      each alternating batch by batch in one process
 # Each stage runs under `timeout` (its own limit, cut to what is left of the total
-# GPU_CHECK_TOTAL, 460 s); a failing stage does not stop the later ones. The whole run
-# stays under 8 minutes (7B-shaped model built on the GPU).
+# GPU_CHECK_TOTAL, 520 s); a failing stage does not stop the later ones. The whole run
+# stays under 9 minutes (7B-shaped model built on the GPU).
 # Packages the device image lacks or has too old travel as wheels in .whl/ (git-excluded).
 # Verify on a CPU: GPU_CHECK_DEVICE=cpu GPU_CHECK_PRESET=tiny GPU_CHECK_MIX=24 \
 #   GPU_CHECK_PYTHON=.venv/bin/python GPU_CHECK_BENCH_ARGS="--threads 1" bash bench/gpu_check.sh
@@ -23,7 +24,7 @@ BENCH_TIMEOUT=${GPU_CHECK_BENCH_TIMEOUT:-300}
 OUT=${OUT:-bench-out/gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-TOTAL=${GPU_CHECK_TOTAL:-460}
+TOTAL=${GPU_CHECK_TOTAL:-520}
 START=$(date +%s)
 stage() { echo "== $1 ($(( $(date +%s) - START )) s)"; }
 # limit WANTED: WANTED seconds, or what is left of TOTAL if less (at least 5)
@@ -57,10 +58,12 @@ echo "bench exit status: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 for f in /tmp/bench-gpu/logs/server-*.log; do
   [ -f "$f" ] && { echo "== $f"; tail -n 60 "$f"; }
 done > "$OUT/server-logs.txt" 2>&1
-stage "packed vs cache copy, alternating batches" | tee "$OUT/ab.txt"
+stage "A/B in one process, alternating batches: packing, image preprocessing" | tee "$OUT/ab.txt"
 if [ -d "/tmp/bench-gpu/llava-$PRESET" ]; then
-  timeout -k 10 "$(limit 80)" $PY bench/ab_packing.py --model "/tmp/bench-gpu/llava-$PRESET" \
-    --data /tmp/bench-gpu/data --device "$DEVICE" --batch 16 --rounds 1 ${GPU_CHECK_AB_ARGS:-} 2>&1 \
-    | grep -v -E "Loading weights|it/s\]" | tee -a "$OUT/ab.txt"
+  for toggle in packing image-device; do
+    timeout -k 10 "$(limit 60)" $PY bench/ab.py --toggle $toggle --model "/tmp/bench-gpu/llava-$PRESET" \
+      --data /tmp/bench-gpu/data --device "$DEVICE" --batch 16 --rounds 1 ${GPU_CHECK_AB_ARGS:-} 2>&1 \
+      | grep -v -E "Loading weights|it/s\]" | tee -a "$OUT/ab.txt"
+  done
 fi
 stage "done" | tee -a "$OUT/bench.log" "$OUT/ab.txt"

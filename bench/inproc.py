@@ -71,10 +71,10 @@ def flops_per_question(backend: HFBackend, tasks: list[ScoreTask]) -> float | No
         return None
     total = 0.0
     for t in tasks:
-        p = backend._prepare(t)
+        p = backend.inputs.shared(t)
         ids = p.prefix["input_ids"][0]
         scored = sum(e - b for b, e in p.spans)
-        image_tokens = int((ids == backend.image_token_id).sum())
+        image_tokens = int((ids == backend.inputs.image_token_id).sum())
         total += counter.question(ids.shape[0], [len(c) for c in p.conts], scored, len(t.images),
                                   image_tokens)
     return total / len(tasks)
@@ -132,6 +132,7 @@ def main() -> int:
         "device": backend.device, "gpu_peak_mb": _gpu_peak(backend.device),
         "model_load_s": load_s, "scoring": backend.info().details["option_scoring"],
         "prepare": backend.info().details["prepare"],
+        "image_preprocessing": backend.info().details["image_preprocessing"],
         "stages_s_per_question": stages, "profiled_s_per_question": profiled_s / len(sample),
         "flops_per_question": flops_per_question(backend, tasks),
         "scores": {t.request_id: [[s.logprob_sum, s.num_tokens] for s in r]

@@ -321,7 +321,8 @@ def main() -> int:
             a["qps"], a["maxrss_mb"], "1.00x")
     if b:
         row(f"(b) this backend in process, default settings ({b['scoring']}; preparation: "
-            f"{b['prepare']})", n, b["qps"],
+            f"{b['prepare']}; images: {b.get('image_preprocessing', 'cpu').split(' (')[0]})", n,
+            b["qps"],
             b["maxrss_mb"], ratio(b, a, "(a)"))
     if b2:
         row(f"(b') the other prefix-shared path in process ({b2['scoring']})", n, b2["qps"],

@@ -308,13 +308,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
-    if args.format == "v1":
-        path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
-    else:
-        path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
-                                    full=args.full, mix=args.mix)
+    try:
+        if args.format == "v1":
+            path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
+        else:
+            path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
+                                        full=args.full, mix=args.mix)
+    except (ValueError, OSError) as exc:  # a bad count, an unwritable --out
+        print(f"seedbench sample-data: {exc}", file=sys.stderr)
+        return 2
     print(path)
     return 0
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -396,11 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--per-dim", type=int, default=3, help="questions per dimension")
+    s.add_argument("--per-dim", type=_count, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
-    s.add_argument("--mix", type=int, metavar="N",
-                   help="N questions of dims 1-24 in SEED-Bench-2's L1+L2 proportions")
+    s.add_argument("--mix", type=_count, metavar="N",
+                   help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
+                        "proportions")
     s.add_argument("--format", choices=["v1", "v2"], default="v2")
     s.set_defaults(func=cmd_sample_data)
     return p

@@ -499,7 +499,7 @@ def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
 
     def tokens(task):
         text = backend.generate(task)
-        return text, backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text, backend.inputs.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
                                           max_new_tokens=50))

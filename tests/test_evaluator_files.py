@@ -112,3 +112,20 @@ def test_sample_data_mix_follows_seed_bench_2_proportions(tmp_path):
     assert frames and set(frames) == {8}
     with pytest.raises(ValueError, match="at least 24"):
         sample_data.mix_counts(10)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--mix", "12"], "a mix needs at least 24 questions"),
+    (["--per-dim", "0"], "argument --per-dim: expected at least 1, got 0"),
+    (["--mix", "many"], "argument --mix: expected a whole number, got 'many'"),
+])
+def test_sample_data_cli_refuses_bad_counts_in_one_line(tmp_path, capsys, argv, says):
+    from evaluator import cli
+
+    try:
+        rc = cli.main(["sample-data", "--out", str(tmp_path / "d"), *argv])
+    except SystemExit as exc:  # argparse's own refusal
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "d" / "SEED-Bench_v2_level1_2_3.json").exists()

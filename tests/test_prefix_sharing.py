@@ -102,10 +102,10 @@ def test_packed_row_layout_mask_and_positions():
     and each option's positions restart right after the prefix."""
     import torch
 
-    from model_server.backends.hf import _Prepared
+    from model_server.backends.hf_inputs import SharedInputs
     from model_server.backends.hf_packed import ALIGN, pack
 
-    p = _Prepared(prefix={"input_ids": torch.tensor([[5, 6, 7]])}, conts=[[8, 9], [10]],
+    p = SharedInputs(prefix={"input_ids": torch.tensor([[5, 6, 7]])}, conts=[[8, 9], [10]],
                   spans=[(0, 2), (0, 1)])
     packed = pack([p], pad_id=0, device="cpu", mask_dtype=torch.float32, prefix_positions=None)
     ids = packed.inputs["input_ids"][0]

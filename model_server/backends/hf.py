@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,8 +27,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from PIL import Image
-from transformers import AutoConfig, AutoProcessor
+from transformers import AutoConfig
 
 from model_server.backends.base import (
     Backend,
@@ -41,26 +39,21 @@ from model_server.backends.base import (
     ScoreTask,
     score_each,
 )
-from model_server.backends.chat_prompt import (
-    answer_span,
-    image_marker,
-    messages,
-    raw_renders,
-    raw_text,
-    render,
-)
+from model_server.backends.chat_prompt import messages
+from model_server.backends.hf_inputs import CannotShare, InputBuilder, SharedInputs
 from model_server.backends.hf_packed import (
     MASKABLE_ATTENTION,
     option_logprobs,
     pack,
     row_length,
 )
+from model_server.backends.host_to_device import to_device
 from model_server.backends.local_settings import HFSettings
 from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
 from model_server.stage_times import StageTimes, stage
 from model_server.tiny import build_random, random_init_seed
-from serving.errors import DeadlinePassed, InvalidRequest, TooLarge
+from serving.errors import DeadlinePassed, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +68,12 @@ MULTI_AXIS_ROPE = {"qwen2_vl", "qwen2_5_vl"}
 PACKED_BY_DEFAULT = {"llava", "qwen2_vl"}
 
 
-@dataclass
-class _Prepared:
-    """One question made ready for prefix-shared scoring."""
-
-    prefix: dict[str, torch.Tensor]  # processor outputs sliced to the shared prefix (batch 1)
-    conts: list[list[int]]           # per option: tokens after the shared prefix
-    spans: list[tuple[int, int]]     # per option: scored range in continuation coordinates
-
-
-class _CannotShare(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Planned:
     """A question with its scoring plan, made by prepare (ahead) or on the device thread."""
 
     task: ScoreTask
-    shared: _Prepared | None  # None: score per option (sharing off or not applicable)
+    shared: SharedInputs | None  # None: score per option (sharing off or not applicable)
 
 
 def _padded_groups(items: list, length, budget: int, max_padding: float = 0.25) -> list[list]:
@@ -141,7 +121,6 @@ class HFBackend(Backend[ScoreTask | Planned]):
         settings = settings or HFSettings()
         if settings.threads > 0:  # CPU threads for this process (benchmarks pin replicas to cores)
             torch.set_num_threads(settings.threads)
-        self._cpu_lock = threading.RLock()
         path = Path(model)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no config.json in model directory {model!r}")
@@ -164,17 +143,15 @@ class HFBackend(Backend[ScoreTask | Planned]):
             self.device = str(self.model.device)  # inputs go where the embeddings live
         else:
             self.model = model_cls.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
-        self.processor = AutoProcessor.from_pretrained(path)
-        self.tokenizer = self.processor.tokenizer
-        self.image_token_id = getattr(self.processor, "image_token_id", None)
-        if self.image_token_id is None and getattr(self.processor, "image_token", None):
-            self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.processor.image_token)
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id or 0
         self.max_images = settings.max_images
-        self.prepare_ahead = (not self.device.startswith("cpu") if settings.prepare_ahead is None
+        on_accelerator = not self.device.startswith("cpu")
+        self.prepare_ahead = (on_accelerator if settings.prepare_ahead is None
                               else settings.prepare_ahead)
+        self.inputs = InputBuilder(path, self.device, self.dtype,
+                                   images_on_device=(on_accelerator
+                                                     if settings.preprocess_on_device is None
+                                                     else settings.preprocess_on_device))
+        self.pad_id = self.inputs.pad_id
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
         self.max_batch_tokens = settings.max_batch_tokens
@@ -206,13 +183,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         self.context_tokens = (settings.max_context_tokens
                                or getattr(text_config, "max_position_embeddings", 0) or 0)
         self.max_option_tokens = settings.max_option_tokens
-        self._image_tokens: dict[tuple[int, int], int] = {}  # tokens one image adds, by size
-        # No token covers more characters than the longest vocabulary entry, so a text
-        # longer than context x this is refused without tokenising it (a 10 MB prompt).
-        self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.arch = arch or model_cls.__name__
-        self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
-        self.image_marker = image_marker(self._template)  # for raw prompts (no chat template)
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
@@ -224,62 +195,27 @@ class HFBackend(Backend[ScoreTask | Planned]):
             details={"architecture": self.arch, "model_type": self.model_type,
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
-                     "raw_prompt_image": repr(self.image_marker),
+                     "raw_prompt_image": repr(self.inputs.image_marker),
                      "option_scoring": self.scoring_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "context_tokens": str(self.context_tokens),
                      "max_option_tokens": str(self.max_option_tokens),
                      "attention": str(getattr(self.model.config, "_attn_implementation", "")),
                      "prepare": "worker threads" if self.prepare_ahead else "device thread",
+                     "image_preprocessing": self.inputs.image_note,
                      "transformers": transformers.__version__, "torch": torch.__version__},
         )
 
+    @property
+    def stage_times(self) -> StageTimes | None:
+        """Per-stage timing (benchmarks set it to see where time goes; None: off)."""
+        return self.inputs.stage_times
+
+    @stage_times.setter
+    def stage_times(self, times: StageTimes | None) -> None:
+        self.inputs.stage_times = times
+
     # ------------------------------------------------------------- helpers
-    # The tokenizer and processor are used from the prepare threads and the device
-    # thread; fast tokenizers must not be entered concurrently, hence the lock.
-    def _template(self, msgs, **kw) -> str:
-        with self._cpu_lock, stage(self.stage_times, "chat template"):
-            return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
-
-    def _tokens(self, text: str) -> list[int]:
-        with self._cpu_lock, stage(self.stage_times, "tokenise"):
-            return self.tokenizer(text)["input_ids"]
-
-    def _encode(self, text: str, images) -> dict[str, torch.Tensor]:
-        kw = {"text": [text], "return_tensors": "pt"}
-        if images:
-            kw["images"] = list(images)
-        try:
-            with self._cpu_lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
-                enc = self.processor(**kw)
-        except (ValueError, TypeError) as exc:
-            raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
-        out = {}
-        with stage(self.stage_times, "host-to-device copy"):
-            for k, v in enc.items():
-                if isinstance(v, torch.Tensor):
-                    v = v.to(self.device)
-                    if v.is_floating_point():
-                        v = v.to(self.dtype)
-                    out[k] = v
-        return out
-
-    def _spans(self, task: ScoreTask):
-        """The rendered texts per option, the unexpanded prompt tokens, and per option the
-        unexpanded (sequence, begin, end) to score."""
-        n = len(task.images)
-        if task.raw_prompt:
-            rendered = raw_renders(task, self.image_marker, self.tokenizer.eos_token)
-        else:
-            rendered = [render(self._template, task.text, n, opt) for opt in task.options]
-        prompt_ids = self._tokens(rendered[0].prompt)
-        spans = []
-        for r in rendered:
-            full = self._tokens(r.full) if task.include_end_of_turn else None
-            spans.append(answer_span(prompt_ids, self._tokens(r.answer_end), full,
-                                     task.include_end_of_turn))
-        return rendered, prompt_ids, spans
-
     @staticmethod
     def _sum_logprobs(logits: torch.Tensor, ids: torch.Tensor, begin: int, end: int) -> float:
         logp = torch.log_softmax(logits[begin - 1:end - 1].float(), dim=-1)
@@ -293,13 +229,12 @@ class HFBackend(Backend[ScoreTask | Planned]):
         Text is tokenised exactly (a fast tokenizer: ~1 ms for 100 KB); what an
         image adds is measured once per image size and remembered.
         """
-        n = len(task.images)
-        least = len(task.text) // max(1, self._max_token_chars)
+        least = len(task.text) // max(1, self.inputs.max_token_chars)
         if self.context_tokens and least > self.context_tokens:
             raise TooLarge(f"prompt.text: {len(task.text)} characters is at least {least} tokens, "
                            f"over the context length of {self.context_tokens} tokens")
         if isinstance(task, ScoreTask):
-            options = [len(self._tokens_plain(o)) for o in task.options]
+            options = [len(self.inputs.plain_tokens(o)) for o in task.options]
             longest = max(options) + 1  # + the end-of-turn token
             cost = len(options) * longest
             if cost > self.max_option_tokens:
@@ -309,31 +244,11 @@ class HFBackend(Backend[ScoreTask | Planned]):
             answer, what = longest, "the longest option"
         else:
             answer, what = task.max_new_tokens, "max_new_tokens"
-        if getattr(task, "raw_prompt", False):
-            prompt = raw_text(task.text, n, self.image_marker or "")
-        else:
-            prompt = self._template(messages(task.text, n), add_generation_prompt=True)
-        tokens = len(self._tokens(prompt)) + sum(self._image_cost(im.size) for im in task.images)
+        tokens = self.inputs.prompt_tokens(task)
         if self.context_tokens and tokens + answer > self.context_tokens:
             raise TooLarge(f"prompt.text: {tokens} prompt tokens (images expanded) + {answer} for "
                            f"{what} = {tokens + answer}, over the context length of "
                            f"{self.context_tokens} tokens")
-
-    def _tokens_plain(self, text: str) -> list[int]:
-        with self._cpu_lock:
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _image_cost(self, size: tuple[int, int]) -> int:
-        """Tokens one image of this size adds beyond its placeholder token."""
-        cost = self._image_tokens.get(size)
-        if cost is None:
-            prompt = self._template(messages("x", 1), add_generation_prompt=True)
-            with self._cpu_lock:
-                enc = self.processor(text=[prompt], images=[Image.new("RGB", size)],
-                                     return_tensors="pt")
-            cost = max(0, enc["input_ids"].shape[1] - len(self._tokens(prompt)))
-            self._image_tokens[size] = cost
-        return cost
 
     # ------------------------------------------------------------- scoring
     def prepare(self, task: ScoreTask) -> ScoreTask | Planned:
@@ -350,8 +265,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
         if not self.prefix_sharing:
             return Planned(task, None)
         try:
-            return Planned(task, self._prepare(task))
-        except _CannotShare as exc:
+            return Planned(task, self.inputs.shared(task))
+        except CannotShare as exc:
             log.warning("[%s] prefix sharing not applicable (%s); per-option", task.request_id, exc)
             return Planned(task, None)
 
@@ -385,13 +300,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
     @torch.inference_mode()
     def score_per_option(self, task: ScoreTask) -> list[OptionScore]:
         """The reference method: one full forward pass per option."""
-        rendered, _, spans = self._spans(task)
+        rendered, _, spans = self.inputs.spans(task)
         out = []
         for r, (_seq, begin, end) in zip(rendered, spans, strict=True):
             text = r.full if task.include_end_of_turn else r.answer_end
-            enc = self._encode(text, task.images)
+            enc = self.inputs.encode(text, task.images)
             ids = enc["input_ids"][0]
-            full_len = len(self._tokens(text))
+            full_len = len(self.inputs.tokens(text))
             shift = len(ids) - full_len  # image tokens expand inside the user turn, before begin
             with stage(self.stage_times, "forward (reference: whole prompt per option)"):
                 logits = self.model(**enc).logits[0]
@@ -400,34 +315,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
             out.append(OptionScore(total, end - begin))
         return out
 
-    def _prepare(self, task: ScoreTask) -> _Prepared:
-        rendered, prompt_ids, spans = self._spans(task)
-        shared = min(b for _, b, _ in spans)
-        enc = self._encode(rendered[0].prompt, task.images)
-        expanded = enc["input_ids"][0].tolist()
-        # The prefix in expanded coordinates: image tokens all sit before `shared`,
-        # and the prompt's tail after its last image token is identical text.
-        img_positions = [k for k, t in enumerate(prompt_ids) if t == self.image_token_id]
-        last_img = img_positions[-1] if img_positions else -1
-        if shared <= last_img:
-            raise _CannotShare("answer boundary inside the image tokens")
-        tail = len(prompt_ids) - last_img - 1
-        if tail < 1 or expanded[-tail:] != prompt_ids[-tail:]:
-            raise _CannotShare("processor changed the prompt text around the images")
-        cut = len(expanded) - (len(prompt_ids) - shared)
-        seq_len = enc["input_ids"].shape[1]
-        prefix = {}
-        for k, v in enc.items():
-            if v.dim() >= 2 and v.shape[0] == 1 and v.shape[1] == seq_len:
-                prefix[k] = v[:, :cut]  # per-token tensors (ids, mask, token types)
-            else:
-                prefix[k] = v           # pixel tensors
-        conts = [seq[shared:] for seq, _, _ in spans]
-        cspans = [(b - shared, e - shared) for _, b, e in spans]
-        return _Prepared(prefix, conts, cspans)
-
     @torch.inference_mode()
-    def _score_packed(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
+    def _score_packed(self, batch: list[SharedInputs]) -> list[list[OptionScore]]:
         """One forward over packed rows `prefix + option_1 + ... + option_k` (hf_packed)."""
         mrope = self.model_type in MULTI_AXIS_ROPE
         with stage(self.stage_times, "pack rows, mask, positions"):
@@ -440,7 +329,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         return [[OptionScore(total, e - b) for total, (b, e) in zip(s, p.spans, strict=True)]
                 for s, p in zip(sums, batch, strict=True)]
 
-    def _mrope_prefix(self, p: _Prepared) -> tuple[torch.Tensor, int]:
+    def _mrope_prefix(self, p: SharedInputs) -> tuple[torch.Tensor, int]:
         """A prefix's multi-axis positions (3, P) and the text position that follows it."""
         n = p.prefix["input_ids"].shape[1]
         grids = {k: p.prefix[k] for k in ("image_grid_thw", "video_grid_thw") if k in p.prefix}
@@ -451,7 +340,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         return pos[:, 0], n + int(delta.view(-1)[0])
 
     @torch.inference_mode()
-    def _score_shared(self, batch: list[_Prepared]) -> list[list[OptionScore]]:
+    def _score_shared(self, batch: list[SharedInputs]) -> list[list[OptionScore]]:
         dev = self.device
         lengths = [p.prefix["input_ids"].shape[1] for p in batch]
         pmax = max(lengths)
@@ -463,9 +352,10 @@ class HFBackend(Backend[ScoreTask | Planned]):
             inputs[k] = torch.cat([
                 torch.nn.functional.pad(p.prefix[k], (pmax - n, 0), value=fill)
                 for p, n in zip(batch, lengths, strict=True)])
-        mask = torch.zeros(len(batch), pmax, dtype=torch.long, device=dev)
+        mask = torch.zeros(len(batch), pmax, dtype=torch.long)
         for i, n in enumerate(lengths):
             mask[i, pmax - n:] = 1
+        mask = to_device(mask, dev)
         inputs["attention_mask"] = mask
         for k in dict.fromkeys(k for p in batch for k in p.prefix):  # a first question
             if k not in inputs:                                     # may have no images
@@ -503,12 +393,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
         cache = copy.copy(prefix_cache)  # the selection below rebinds tensors, never edits them
         cache.layers = [copy.copy(layer) for layer in prefix_cache.layers]
         cache.batch_select_indices(owner)
-        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=dev)
-        cmask = torch.zeros(len(rows), width, dtype=torch.long, device=dev)
-        for r, (i, j) in enumerate(rows):
+        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        cmask = torch.zeros(len(rows), width, dtype=torch.long)
+        for r, (i, j) in enumerate(rows):  # built on the host, copied once
             toks = batch[i].conts[j]
-            cont[r, :len(toks)] = torch.tensor(toks, device=dev)
+            cont[r, :len(toks)] = torch.tensor(toks, dtype=torch.long)
             cmask[r, :len(toks)] = 1
+        cont, cmask = to_device(cont, dev), to_device(cmask, dev)
         pos = next_pos[owner, None] + torch.arange(width, device=dev)[None, :]
         if mrope:
             pos = pos[None].expand(3, -1, -1)
@@ -534,8 +425,9 @@ class HFBackend(Backend[ScoreTask | Planned]):
     def generate(self, task: GenerateTask) -> str:
         if task.deadline is not None and time.monotonic() >= task.deadline:
             raise DeadlinePassed("the client's deadline passed before generation began")
-        prompt = self._template(messages(task.text, len(task.images)), add_generation_prompt=True)
-        enc = self._encode(prompt, task.images)
+        prompt = self.inputs.template(messages(task.text, len(task.images)),
+                                      add_generation_prompt=True)
+        enc = self.inputs.encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
               "pad_token_id": self.pad_id}
@@ -545,7 +437,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
             kw["temperature"] = task.temperature
         out = self.model.generate(**enc, **kw)
         new = out[0, enc["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True)
+        return self.inputs.decode(new)
 
 
 class _Until(transformers.StoppingCriteria):

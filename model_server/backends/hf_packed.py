@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from model_server.backends.host_to_device import to_device
+
 # Attention implementations that take an arbitrary additive 4-D mask.
 MASKABLE_ATTENTION = {"sdpa", "eager"}
 ALIGN = 16  # row length rounded up: aligned masks keep the fused attention kernels usable
@@ -38,7 +40,7 @@ def row_length(prefix_len: int, conts: list[list[int]]) -> int:
 
 def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
          prefix_positions: Callable[[int], tuple[torch.Tensor, int]] | None) -> PackedBatch:
-    """Lay out `batch` (hf._Prepared items) as packed rows with their mask and positions.
+    """Lay out `batch` (hf_inputs.SharedInputs items) as packed rows with their mask and positions.
 
     `prefix_positions(i)` gives question i's multi-axis prefix positions (axes, P) and the
     first position after the prefix; None for models with 1-D positions.
@@ -68,7 +70,7 @@ def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
             start += m
         counts.append(per_option)
 
-    seg = seg.to(device)
+    seg = to_device(seg, device)
     inputs: dict[str, torch.Tensor] = {}
     # Per-token tensors of the prefix (ids, token types), right-padded into their rows;
     # pixel tensors concatenated in row order, as their image tokens are. Keys come from
@@ -78,7 +80,7 @@ def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
         held = [(p.prefix[k], n) for p, n in zip(batch, lengths, strict=True) if k in p.prefix]
         v, n0 = held[0]
         if v.dim() >= 2 and v.shape[1] == n0 and v.dtype in (torch.long, torch.int):
-            full = ids.to(device) if k == "input_ids" else torch.zeros(
+            full = to_device(ids, device) if k == "input_ids" else torch.zeros(
                 (rows, width), dtype=v.dtype, device=device)
             for i, (p, n) in enumerate(zip(batch, lengths, strict=True)):
                 if k in p.prefix:
@@ -87,7 +89,7 @@ def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
         else:
             inputs[k] = torch.cat([t for t, _ in held]) if len(held) > 1 else v
 
-    pos = pos.to(device)
+    pos = to_device(pos, device)
     option_cols = seg > 0
     if prefix_positions is None:
         nxt = torch.tensor(lengths, device=device)
@@ -107,8 +109,8 @@ def pack(batch, pad_id: int, device: str, mask_dtype: torch.dtype,
     mask = torch.zeros((rows, 1, width, width), dtype=mask_dtype, device=device)
     mask.masked_fill_(~allowed[:, None], torch.finfo(mask_dtype).min)
     inputs["attention_mask"] = mask
-    return PackedBatch(inputs, torch.tensor(predictors, device=device),
-                       torch.tensor(targets, device=device), counts)
+    return PackedBatch(inputs, to_device(torch.tensor(predictors), device),
+                       to_device(torch.tensor(targets), device), counts)
 
 
 def option_logprobs(hidden: torch.Tensor, head: torch.nn.Module, packed: PackedBatch) -> list[list[float]]:

@@ -24,6 +24,9 @@ class HFSettings:
     max_batch_tokens: int = setting(65536, "rows x tokens of one forward: bounds device memory")
     prepare_ahead: bool | None = setting(None, "auto, true or false: chat template, tokens and image "
                                          "preprocessing in worker threads; auto: on accelerators")
+    preprocess_on_device: bool | None = setting(None, "auto, true or false: resize and normalise "
+                                                "images on the model's device (torchvision image "
+                                                "processors); auto: on accelerators")
     max_context_tokens: int = setting(0, "admission: prompt tokens (images expanded) + answer or "
                                          "max_new_tokens; 0: the model's max_position_embeddings")
     max_option_tokens: int = setting(16384, "admission: options x the longest option's tokens of "

@@ -1,0 +1,176 @@
+"""A question as the hf backend's model inputs: chat template, tokens, images.
+
+All of it is CPU work plus host-to-device copies and needs no model: on
+accelerators it runs in the server's prepare threads ahead of the device, and
+benchmarks use it to count a question's tokens. The tokenizer and processor are
+entered from several threads (prepare threads, the device thread); fast
+tokenizers must not be entered concurrently, hence one lock around them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import AutoProcessor
+
+from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
+from model_server.backends.chat_prompt import (
+    answer_span,
+    image_marker,
+    messages,
+    raw_renders,
+    raw_text,
+    render,
+)
+from model_server.backends.host_to_device import image_tensors, processor_takes_device, to_device
+from model_server.stage_times import StageTimes, stage
+from serving.errors import InvalidRequest
+
+
+@dataclass
+class SharedInputs:
+    """One question made ready for prefix-shared scoring (packed or cache copy)."""
+
+    prefix: dict[str, torch.Tensor]  # processor outputs sliced to the shared prefix (batch 1)
+    conts: list[list[int]]           # per option: tokens after the shared prefix
+    spans: list[tuple[int, int]]     # per option: scored range in continuation coordinates
+
+
+class CannotShare(Exception):
+    """The question's options cannot share one encoded prefix; score them one by one."""
+
+
+class InputBuilder:
+    """Renders, tokenises and preprocesses questions for one model directory."""
+
+    def __init__(self, path: Path, device: str, dtype: torch.dtype, images_on_device: bool):
+        self.device, self.dtype = device, dtype
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.tokenizer = self.processor.tokenizer
+        self.image_token_id = getattr(self.processor, "image_token_id", None)
+        if self.image_token_id is None and getattr(self.processor, "image_token", None):
+            self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.processor.image_token)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+        self.images_on_device = images_on_device and processor_takes_device(self.processor)
+        if self.images_on_device:
+            self.image_note = f"on {device} (uint8 pixels, resized and normalised there)"
+        elif images_on_device:
+            self.image_note = "cpu (the image processor takes no device)"
+        else:
+            self.image_note = "cpu"
+        self._lock = threading.RLock()
+        self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
+        self.image_marker = image_marker(self.template)  # for raw prompts (no chat template)
+        # No token covers more characters than the longest vocabulary entry, so a text
+        # longer than context x this is refused without tokenising it (a 10 MB prompt).
+        self.max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
+        self._image_tokens: dict[tuple[int, int], int] = {}  # tokens one image adds, by size
+
+    # ------------------------------------------------------------ text
+    def template(self, msgs, **kw) -> str:
+        with self._lock, stage(self.stage_times, "chat template"):
+            return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
+
+    def tokens(self, text: str) -> list[int]:
+        with self._lock, stage(self.stage_times, "tokenise"):
+            return self.tokenizer(text)["input_ids"]
+
+    def plain_tokens(self, text: str) -> list[int]:
+        """Tokens of a text on its own (no special tokens): an option's length."""
+        with self._lock:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---------------------------------------------------------- images
+    def encode(self, text: str, images) -> dict[str, torch.Tensor]:
+        """The processor's tensors for `text` with its images, on the model's device."""
+        kw = {"text": [text], "return_tensors": "pt"}
+        if images and self.images_on_device:
+            with stage(self.stage_times, "host-to-device copy"):
+                kw["images"] = image_tensors(images, self.device)
+            kw["device"] = self.device
+        elif images:
+            kw["images"] = list(images)
+        try:
+            with self._lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
+                enc = self.processor(**kw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest("prompt", f"the processor refused it: {exc}") from None
+        with stage(self.stage_times, "host-to-device copy"):
+            return {k: to_device(v, self.device, self.dtype)
+                    for k, v in enc.items() if isinstance(v, torch.Tensor)}
+
+    def image_cost(self, size: tuple[int, int]) -> int:
+        """Tokens one image of this size adds beyond its placeholder token (measured once)."""
+        cost = self._image_tokens.get(size)
+        if cost is None:
+            prompt = self.template(messages("x", 1), add_generation_prompt=True)
+            with self._lock:
+                enc = self.processor(text=[prompt], images=[Image.new("RGB", size)],
+                                     return_tensors="pt")
+            cost = max(0, enc["input_ids"].shape[1] - len(self.tokens(prompt)))
+            self._image_tokens[size] = cost
+        return cost
+
+    # ------------------------------------------------------- questions
+    def prompt_tokens(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> int:
+        """The prompt's tokens with every image expanded (admission), without preprocessing
+        the images: what an image adds is measured once per size."""
+        n = len(task.images)
+        if getattr(task, "raw_prompt", False):
+            prompt = raw_text(task.text, n, self.image_marker or "")
+        else:
+            prompt = self.template(messages(task.text, n), add_generation_prompt=True)
+        return len(self.tokens(prompt)) + sum(self.image_cost(im.size) for im in task.images)
+
+    def spans(self, task: ScoreTask):
+        """The rendered texts per option, the unexpanded prompt tokens, and per option the
+        unexpanded (sequence, begin, end) to score."""
+        n = len(task.images)
+        if task.raw_prompt:
+            rendered = raw_renders(task, self.image_marker, self.tokenizer.eos_token)
+        else:
+            rendered = [render(self.template, task.text, n, opt) for opt in task.options]
+        prompt_ids = self.tokens(rendered[0].prompt)
+        spans = []
+        for r in rendered:
+            full = self.tokens(r.full) if task.include_end_of_turn else None
+            spans.append(answer_span(prompt_ids, self.tokens(r.answer_end), full,
+                                     task.include_end_of_turn))
+        return rendered, prompt_ids, spans
+
+    def shared(self, task: ScoreTask) -> SharedInputs:
+        """The question's prefix encoded once (images included) and each option's tokens after
+        it. Raises CannotShare where the options' tokens reach into the images."""
+        rendered, prompt_ids, spans = self.spans(task)
+        shared = min(b for _, b, _ in spans)
+        enc = self.encode(rendered[0].prompt, task.images)
+        expanded = enc["input_ids"][0].tolist()
+        # The prefix in expanded coordinates: image tokens all sit before `shared`,
+        # and the prompt's tail after its last image token is identical text.
+        img_positions = [k for k, t in enumerate(prompt_ids) if t == self.image_token_id]
+        last_img = img_positions[-1] if img_positions else -1
+        if shared <= last_img:
+            raise CannotShare("answer boundary inside the image tokens")
+        tail = len(prompt_ids) - last_img - 1
+        if tail < 1 or expanded[-tail:] != prompt_ids[-tail:]:
+            raise CannotShare("processor changed the prompt text around the images")
+        cut = len(expanded) - (len(prompt_ids) - shared)
+        seq_len = enc["input_ids"].shape[1]
+        prefix = {}
+        for k, v in enc.items():
+            if v.dim() >= 2 and v.shape[0] == 1 and v.shape[1] == seq_len:
+                prefix[k] = v[:, :cut]  # per-token tensors (ids, mask, token types)
+            else:
+                prefix[k] = v           # pixel tensors
+        conts = [seq[shared:] for seq, _, _ in spans]
+        cspans = [(b - shared, e - shared) for _, b, e in spans]
+        return SharedInputs(prefix, conts, cspans)
