@@ -520,3 +520,44 @@ def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
     assert free_text.startswith(cut_text)
     with pytest.raises(DeadlinePassed):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
+
+
+def test_janus_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
+    """In process, on a clock that moves one second per look: text stops at the deadline with
+    the tokens so far; an image (a fixed number of tokens, no use half-made) is aborted."""
+    from model_server.backends import deadline_stop, janus
+    from model_server.backends.base import GenerateImageTask, GenerateTask
+    from model_server.backends.local_settings import JanusSettings
+    from serving.errors import DeadlinePassed
+
+    backend = janus.JanusBackend(str(tiny_model("janus", tmp_path_factory.getbasetemp())),
+                                 JanusSettings(device="cpu"))
+
+    def tokens(task):
+        text = backend.generate(task)
+        return text, backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                          max_new_tokens=40))
+
+    class Clock:  # each look at the clock: one second later
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls):
+            cls.now += 1.0
+            return cls.now
+
+    monkeypatch.setattr(deadline_stop, "time", Clock)
+    cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                        max_new_tokens=40, deadline=5.5))
+    # One look before generating, then one per token: the 5th look is past 5.5.
+    assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
+    assert free_text.startswith(cut_text)
+    Clock.now = 0.0
+    with pytest.raises(DeadlinePassed, match="while the image was generated"):
+        backend.generate_image(GenerateImageTask(request_id="i", text="a cat", images=(),
+                                                 deadline=5.5))
+    assert Clock.now < 16  # aborted a few tokens in, not after the image's 16 tokens
+    with pytest.raises(DeadlinePassed, match="before generation began"):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))

@@ -58,6 +58,11 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     render,
     user_content,
 )
+from model_server.backends.deadline_stop import (  # noqa: E402
+    check_not_passed,
+    image_abort,
+    text_stop,
+)
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
 from model_server.fingerprint import fingerprint_dir  # noqa: E402
@@ -231,20 +236,23 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
-                       temperature: float, seed: int) -> str:
+                       temperature: float, seed: int, deadline: float | None = None) -> str:
+        """Text after the prompt; it stops at `deadline` (the client has gone by then)."""
         torch.manual_seed(seed)
         inputs = self._inputs(self._render(text, len(images)), images)
         sample = temperature > 0
         config = copy.deepcopy(self.model.generation_config)
         config.update(max_new_tokens=max_new_tokens, max_length=None,
                       do_sample=sample, temperature=temperature if sample else None)
-        out = self.model.generate(**inputs, generation_mode="text", generation_config=config)
+        out = self.model.generate(**inputs, generation_mode="text", generation_config=config,
+                                  **text_stop(deadline))
         new = out[0, inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
     def generate(self, task: GenerateTask) -> str:
+        check_not_passed(task.deadline)
         return self._generate_text(task.text, task.images, task.max_new_tokens, task.temperature,
-                                   task.seed)
+                                   task.seed, task.deadline)
 
     # -- image generation --------------------------------------------------
 
@@ -275,6 +283,9 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        """The image (aborted with DeadlinePassed at the client's deadline: half an image is
+        no answer), then with_text's text, which stops at the deadline."""
+        check_not_passed(task.deadline)
         inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
         pixel_values = inputs.pop("pixel_values", None)
         sample = self.image_temperature > 0
@@ -284,12 +295,13 @@ class JanusBackend(Backend[ScoreTask]):
                       temperature=self.image_temperature if sample else None)
         with self._image_prompt_embeddings(pixel_values):
             tokens = self.model.generate(**inputs, generation_mode="image",
-                                         generation_config=config)
+                                         generation_config=config, **image_abort(task.deadline))
         pixels = self.model.decode_image_tokens(tokens)[0].float().cpu()  # H, W, C
         pixels = ((pixels * self._std + self._mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
         text = ""
         if task.with_text:
-            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed)
+            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed,
+                                       task.deadline)
         return GeneratedImage(png=buf.getvalue(), text=text)
