@@ -203,3 +203,14 @@ def test_the_servicer_hands_the_client_deadline_to_the_batcher():
     (code, details), dropped = asyncio.run(main())
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "not run" in details
     assert dropped == 1 and ran == ["busy"]
+
+
+@pytest.mark.parametrize("module", ["clip_server.cli", "model_server.cli"])
+def test_max_queue_below_one_is_refused_in_one_line(module, capsys):
+    import importlib
+
+    cli = importlib.import_module(module)
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["serve", "--model", "tiny", "--max-queue", "0"])
+    assert exit_.value.code == 2
+    assert "argument --max-queue: 0 is not >= 1" in capsys.readouterr().err
