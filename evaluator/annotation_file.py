@@ -43,6 +43,12 @@ class AnnotationError(Exception):
 
 def read_questions(path: Path) -> list:
     """The file's list of questions; raises AnnotationError naming the path."""
+    return read_document(path)[0]
+
+
+def read_document(path: Path) -> tuple[list, object]:
+    """(the file's list of questions, its `question_type` map or None for a bare list);
+    raises AnnotationError naming the path."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
     except (OSError, ValueError) as exc:
@@ -54,14 +60,37 @@ def read_questions(path: Path) -> list:
             doc = json.loads(cap_depth(text, MAX_DEPTH), parse_int=_int)
     except ValueError as exc:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
+    question_type = None
     if isinstance(doc, dict):
+        question_type = doc.get("question_type")
         doc = doc.get("questions")
     if not isinstance(doc, list):
         raise AnnotationError(f"{path}: expected a list of questions or "
                               '{"questions": [...]} at the top level')
     if not doc:
         raise AnnotationError(f"{path}: holds no questions")
-    return doc
+    return doc, question_type
+
+
+def question_type_differences(question_type: object, benchmark: str) -> list[str]:
+    """How the file's `question_type` map ({name: id}) differs from the benchmark's
+    dimension names; empty when it agrees or is absent. The ids decide everything
+    (groups, levels), so a difference is reported, never acted on."""
+    if question_type is None:
+        return []
+    if not isinstance(question_type, dict):
+        return [f"is a {type(question_type).__name__}, not a {{name: id}} map"]
+    known = D.names(benchmark)
+    out = []
+    for name, dim in question_type.items():
+        shown = printable(name) if isinstance(name, str) else repr(name)
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            out.append(f"{shown!r} has id {dim!r}, not an integer")
+        elif dim not in known:
+            out.append(f"{shown!r} has id {dim}, not a {benchmark} dimension")
+        elif name != known[dim]:
+            out.append(f"dimension {dim} is named {shown!r} there, {known[dim]!r} here")
+    return out
 
 
 def _int(digits: str) -> int | str:

@@ -1,4 +1,5 @@
-"""seedbench: evaluate a model server on SEED-Bench-1/2, report results, make sample data."""
+"""seedbench: evaluate model servers on SEED-Bench-1/2, report and compare runs, score a
+predictions file, make sample data."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from rich.text import Text
 from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
 from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
-from evaluator.config import ConfigError, RunConfig
-from evaluator.store import Store
+from evaluator.config import ConfigError, RunConfig, dimensions, subpart
+from evaluator.store import Store, StoreError
 from evaluator.video_frames import FrameCache
 from serving.security import add_client_args
 
@@ -155,10 +156,15 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
     for w in ds.warnings:
         _warn(w)
     if not config.dry_run:
-        config.out.mkdir(parents=True, exist_ok=True)
-        with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
-            for bad in ds.invalid:
-                f.write(json.dumps(bad.as_dict()) + "\n")
+        try:
+            config.out.mkdir(parents=True, exist_ok=True)
+            with open(config.out / "invalid.jsonl", "w", encoding="utf-8") as f:
+                for bad in ds.invalid:
+                    f.write(json.dumps(bad.as_dict()) + "\n")
+        except OSError as exc:
+            _error(f"--out {config.out}: cannot write the output folder "
+                   f"({exc.strerror or exc})")
+            return None
     if ds.invalid:
         where = "" if config.dry_run else f" (also in {config.out / 'invalid.jsonl'})"
         err.print(Text(f"{ds.rejected} invalid question(s) skipped{where}:", style="yellow"),
@@ -194,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             result = asyncio.run(evaluate(config, ds, progress=RichProgress(err)))
     except (FingerprintMismatch, NoEndpoints, ClipUnavailable, plan.PlanError,
-            cost.PriceError) as exc:
+            cost.PriceError, StoreError) as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: answers so far are stored; rerun to resume")
@@ -218,7 +224,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.dir) / Store.FILE
     if not path.exists():
         return _error(f"{path} does not exist")
-    store = Store(args.dir)
+    try:
+        store = Store(args.dir)
+    except StoreError as exc:
+        return _error(str(exc))
     try:
         summary = report.build_summary(store)
     except ValueError as exc:
@@ -278,7 +287,10 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
     if html:
         from evaluator import html_report
 
-        err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+        try:
+            err.print(f"wrote {html_report.write(result, html)}", highlight=False)
+        except OSError as exc:
+            return _error(f"--html {html}: cannot write it ({exc.strerror or exc})")
     if png:
         from evaluator import png_export
 
@@ -287,6 +299,8 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
                 err.print(f"wrote {path}", highlight=False)
         except png_export.MatplotlibMissing as exc:
             return _error(str(exc))
+        except OSError as exc:
+            return _error(f"--png {png}: cannot write the figures ({exc.strerror or exc})")
     return 0
 
 
@@ -305,18 +319,58 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return rc
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from evaluator import score_file
+
+    try:
+        filters = dataset.Filters(level=args.level, version=args.version,
+                                  subpart=subpart(args.subpart),
+                                  dimensions=dimensions(args.dimensions))
+        scored, ds = score_file.score(args.annotations, args.predictions, filters)
+    except (ConfigError, dataset.AnnotationError) as exc:
+        return _error(str(exc))
+    except (OSError, UnicodeError) as exc:
+        return _error(f"--predictions {args.predictions}: cannot read it "
+                      f"({getattr(exc, 'strerror', None) or exc})")
+    for w in ds.warnings:
+        _warn(w)
+    if ds.invalid:
+        _warn(f"{ds.rejected} invalid question(s) of {ds.file} not scored: "
+              + "; ".join(str(x) for x in ds.invalid[:5])
+              + (f" and {len(ds.invalid) - 5} more" if len(ds.invalid) > 5 else ""))
+    if not ds.questions:
+        return _error(f"{ds.file}: no question matches the filters {filters.as_dict()}")
+    if scored.missing == len(ds.questions):
+        for line in score_file.describe(scored)[1:]:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return _error(f"{args.predictions}: none of its {scored.predictions_read} prediction(s) "
+                      f"is for a selected question of {ds.file}")
+    if args.json:
+        print(json.dumps(scored.summary, indent=2))
+    else:
+        report.print_report(scored.summary)
+    for line in score_file.describe(scored):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator import sample_data
 
+    if args.format == "v1" and (args.full or args.mix is not None):
+        return _error("--full and --mix apply to --format v2 only")
+    if args.full and args.mix is not None:
+        return _error("--full and --mix each set the question counts: give one")
     try:
         if args.format == "v1":
             path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
         else:
             path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
                                         full=args.full, mix=args.mix)
-    except (ValueError, OSError) as exc:  # a bad count, an unwritable --out
-        print(f"seedbench sample-data: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # a count sample_data cannot make (e.g. a mix under 24)
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(f"--out {args.out}: cannot write the sample data ({exc.strerror or exc})")
     print(path)
     return 0
 
@@ -386,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the tables of a finished or partial run")
-    rep.add_argument("dir")
+    rep.add_argument("dir", help="a run's --out folder (it holds results.sqlite)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page")
     rep.add_argument("--png", metavar="DIR", help="also write heatmap.png and bars.png "
@@ -398,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print them as JSON")
     pr.set_defaults(func=cmd_presets)
     cmp = sub.add_parser("compare", help="runs side by side, with paired tests and published rows")
-    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("dirs", nargs="+", metavar="RUN_DIR", help="runs' --out folders")
     cmp.add_argument("--reference", metavar="NAME",
                      help="put each run beside a published row (evaluator/references.json): "
                           + ", ".join(sorted(_reference_names())))
@@ -408,16 +462,32 @@ def build_parser() -> argparse.ArgumentParser:
                      "(needs matplotlib: pip install 'seedbench-platform[reports]')")
     cmp.set_defaults(func=cmd_compare)
 
+    sc = sub.add_parser("score", help="score a predictions file (a submission.jsonl or a "
+                                      "published result file) against an annotation file")
+    sc.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    sc.add_argument("--predictions", required=True, metavar="FILE",
+                    help='{"question_id": ..., "prediction": "A"} per line; read tolerantly '
+                         "(lines ending '},', extra keys, repeated ids: the last wins, or one "
+                         "JSON array)")
+    sc.add_argument("--level", choices=["L1", "L2", "L3"], help="cumulative: L2 = L1+L2")
+    sc.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
+    sc.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
+    sc.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")
+    sc.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sc.set_defaults(func=cmd_score)
+
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
-    s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="folder for the annotation file and its media")
+    s.add_argument("--seed", type=int, default=0, help="same seed, byte-identical output")
     s.add_argument("--per-dim", type=_count, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
     s.add_argument("--mix", type=_count, metavar="N",
                    help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
                         "proportions")
-    s.add_argument("--format", choices=["v1", "v2"], default="v2")
+    s.add_argument("--format", choices=["v1", "v2"], default="v2",
+                   help="v2: SEED-Bench_v2_level1_2_3.json (27 dims); v1: SEED-Bench.json "
+                        "(12 dims, with raw videos and 8-frame folders for dims 10-12)")
     s.set_defaults(func=cmd_sample_data)
     return p
 

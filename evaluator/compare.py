@@ -22,7 +22,7 @@ from evaluator import dimensions as D
 from evaluator import references as reference_rows
 from evaluator import report, stats
 from evaluator.runkey import RunKey
-from evaluator.store import Store
+from evaluator.store import Store, StoreError
 
 # The leaderboard's method label of each --method.
 LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
@@ -53,7 +53,10 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / Store.FILE).exists():
         raise CompareError(f"{path}: not a run directory (no {Store.FILE})")
-    store = Store(path)
+    try:
+        store = Store(path)
+    except StoreError as exc:
+        raise CompareError(str(exc)) from None
     try:
         try:
             summary = report.build_summary(store)

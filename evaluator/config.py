@@ -56,9 +56,7 @@ class RunConfig:
             raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
         if args.limit is not None and args.limit < 0:
             raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
-        if args.subpart is not None and args.subpart not in D.SUBPARTS:
-            raise ConfigError(f"--subpart {args.subpart!r} is not a SEED-Bench-2 subpart; "
-                              f"choose from: {', '.join(D.SUBPARTS)}")
+        subpart(args.subpart)
         try:
             preset = presets.get(args.preset)
         except ValueError as exc:
@@ -88,7 +86,20 @@ class RunConfig:
         if max_cost is not None and prices is None:
             raise ConfigError("--max-cost needs --prices FILE (USD per 1M prompt and completion "
                               "tokens per model) to estimate the cost")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: exists and is not a folder")
+        for spec in args.media_root:
+            key, sep, path = spec.partition("=")
+            if not spec.strip() or (sep and "/" not in key and not path.strip()):
+                raise ConfigError(f"--media-root {spec!r}: no folder given (KEY=DIR or DIR)")
         roots = parse_media_roots(args.media_root)
+        if len(roots) < len(args.media_root):
+            keys = [next(iter(parse_media_roots([x]))) for x in args.media_root]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            raise ConfigError("--media-root given twice for "
+                              + ", ".join(repr(k) if k else "the bare (all-sources) root"
+                                          for k in twice))
         for key, path in roots.items():
             where = f"--media-root {key + '=' if key else ''}{path}"
             if not path.exists():
@@ -96,7 +107,7 @@ class RunConfig:
             if not path.is_dir():
                 raise ConfigError(f"{where}: not a folder")
         return cls(
-            annotations=Path(args.annotations), out=Path(args.out),
+            annotations=Path(args.annotations), out=out,
             targets=targets(args.model), media_roots=roots,
             filters=Filters(level=args.level, version=args.version, subpart=args.subpart,
                             dimensions=dimensions(args.dimensions), limit=args.limit),
@@ -113,6 +124,14 @@ def targets(values: list[str]) -> tuple[str, ...]:
     if not out:
         raise ConfigError("--model needs at least one HOST:PORT or gRPC target")
     return out
+
+
+def subpart(value: str | None) -> str | None:
+    """`--subpart`: one of SEED-Bench-2's six names, exactly."""
+    if value is not None and value not in D.SUBPARTS:
+        raise ConfigError(f"--subpart {value!r} is not a SEED-Bench-2 subpart; "
+                          f"choose from: {', '.join(D.SUBPARTS)}")
+    return value
 
 
 def dimensions(value: str | None) -> frozenset[int] | None:

@@ -88,7 +88,7 @@ class Dataset:
         return len({(x.position, x.question_id) for x in self.invalid})
 
 
-__all__ = ["AnnotationError", "Dataset", "Filters", "Invalid", "Question", "load"]
+__all__ = ["AnnotationError", "Dataset", "Filters", "Invalid", "Question", "load", "parse"]
 
 
 def _qid(q: object, i: int) -> str:
@@ -284,8 +284,25 @@ def _check_media(q: Question, benchmark: str, roots: dict[str, Path], file: str,
 def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
          benchmark: str | None = None, check_workers: int = 8) -> Dataset:
     """Parse, filter, then validate media of the selected questions in a thread pool."""
+    ds = parse(path, filters, benchmark)
+    file, parsed, invalid = ds.file, ds.questions, list(ds.invalid)
+    videos = VideoSources(roots) if ds.benchmark == D.V1 else None
+    with ThreadPoolExecutor(check_workers) as pool:
+        checked = list(pool.map(lambda q: _check_media(q, ds.benchmark, roots, file, videos),
+                                parsed))
+    good = [q for q, err in checked if q is not None]
+    invalid.extend(err for _, err in checked if err is not None)
+    sources = videos.describe({q.dimension for q in parsed}) if videos else {}
+    return Dataset(benchmark=ds.benchmark, file=file, questions=good, invalid=invalid,
+                   warnings=ds.warnings, video_sources=sources)
+
+
+def parse(path: str | Path, filters: Filters = Filters(),
+          benchmark: str | None = None) -> Dataset:
+    """Read, check and filter the questions without looking at any media (`load` adds that;
+    scoring a predictions file needs only this)."""
     file = str(path)
-    raw = AF.read_questions(Path(path))
+    raw, question_type = AF.read_document(Path(path))
     ids = [_qid(q, i) for i, q in enumerate(raw)]
     warnings = []
     if benchmark is None:
@@ -295,6 +312,12 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
             warnings.append(f"{file}: read as {benchmark} (most questions look like it); "
                             f"{len(misfits)} question(s) look like {other}: "
                             f"{_examples(misfits)}")
+    differences = AF.question_type_differences(question_type, benchmark)
+    if differences:
+        warnings.append(f"{file}: its question_type map differs from {benchmark}'s dimensions "
+                        f"(the ids decide; the names shown are {benchmark}'s): "
+                        + "; ".join(differences[:5])
+                        + (f" and {len(differences) - 5} more" if len(differences) > 5 else ""))
     for fld, where in AF.extra_fields(raw, ids).items():
         what = ("a fifth choice; SEED-Bench questions have four (A-D)" if fld == "choice_e"
                 else "not a SEED-Bench field")
@@ -302,6 +325,12 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
                         f"{_examples(where)}")
     if benchmark == D.V1 and (filters.level or filters.version or filters.subpart):
         raise AnnotationError("--level/--version/--subpart apply to SEED-Bench-2 only")
+    unknown = sorted(set(filters.dimensions or ()) - set(D.names(benchmark)))
+    if unknown:
+        raise AnnotationError(f"--dimensions: {', '.join(map(str, unknown))} "
+                              f"{'is not a dimension' if len(unknown) == 1 else 'are not dimensions'}"
+                              f" of {benchmark} (its dimensions are 1-{max(D.names(benchmark))}; "
+                              f"{file} was read as {benchmark})")
     invalid: list[Invalid] = []
     parsed: list[Question] = []
     seen: set[str] = set()
@@ -319,15 +348,8 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
             parsed.append(q)
     if filters.limit is not None:
         parsed = parsed[: filters.limit]
-    videos = VideoSources(roots) if benchmark == D.V1 else None
-    with ThreadPoolExecutor(check_workers) as pool:
-        checked = list(pool.map(lambda q: _check_media(q, benchmark, roots, file, videos),
-                                parsed))
-    good = [q for q, err in checked if q is not None]
-    invalid.extend(err for _, err in checked if err is not None)
-    sources = videos.describe({q.dimension for q in parsed}) if videos else {}
-    return Dataset(benchmark=benchmark, file=file, questions=good, invalid=invalid,
-                   warnings=warnings, video_sources=sources)
+    return Dataset(benchmark=benchmark, file=file, questions=parsed, invalid=invalid,
+                   warnings=warnings)
 
 
 def _examples(ids: list[str], n: int = 5) -> str:

@@ -31,7 +31,12 @@ def build_summary(store: Store) -> dict:
     if run is None:
         raise ValueError(f"{store.path}: no run recorded yet")
     key = RunKey.from_run(run)
-    rows = store.rows(key)
+    return summarize(run, store.rows(key), key.preset)
+
+
+def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
+    """summary.json's content from a run record and one row per selected question
+    (evaluator.store.Row: dimension, status, prediction, answer, unsupported, error)."""
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
                                 unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]
@@ -58,7 +63,7 @@ def build_summary(store: Store) -> dict:
         "annotations": run["annotations"],
         "model": run["model"],
         "method": run["method"],
-        "preset": run.get("preset") or {"name": key.preset},
+        "preset": run.get("preset") or {"name": preset_name},
         "include_end_of_turn": run["include_end_of_turn"],
         "clip": run.get("clip"),
         "filters": run["filters"],

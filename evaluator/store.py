@@ -58,7 +58,7 @@ _OLD_PRESET = "CASE WHEN method IN ('ppl', 'letter') AND include_eot = 0 THEN 'c
 _OF_KEY = ("{a}fingerprint=? AND {a}method=? AND {a}preset=? AND {a}include_eot=?"
            " AND {a}clip IN ('', ?)")
 
-__all__ = ["Row", "RunKey", "Store"]
+__all__ = ["Row", "RunKey", "Store", "StoreError"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,33 @@ class Row:
     unsupported: str | None
 
 
+class StoreError(Exception):
+    """The results store cannot be opened (not a folder, not SQLite, another schema)."""
+
+
 class Store:
     FILE = "results.sqlite"
 
     def __init__(self, out_dir: str | Path):
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        """Open (or create) DIR/results.sqlite; raises StoreError naming the path and why."""
         self.path = Path(out_dir) / self.FILE
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{out_dir}: cannot create the output folder "
+                             f"({exc.strerror or exc})") from None
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the results store ({exc})") from None
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise StoreError(f"{self.path}: not a seedbench results store ({exc})") from None
         self._writer: threading.Thread | None = None
         self._writer_error: Exception | None = None
 

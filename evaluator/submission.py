@@ -32,19 +32,38 @@ class ReadResult:
 
 
 def read(path: str | Path) -> ReadResult:
+    """Predictions of a published result file: JSON lines (ending `},` or not), or one JSON
+    array, whole or spread over lines; extra keys ignored, the last prediction for an id wins."""
     out = ReadResult()
-    with open(path, encoding="utf-8") as f:
-        for no, line in enumerate(f, 1):
-            s = line.strip().rstrip(",").strip()
-            if not s or s in ("[", "]"):
-                continue
-            try:
-                obj = json.loads(s)
-                qid, pred = str(obj["question_id"]), obj["prediction"]
-            except (ValueError, KeyError, TypeError):
-                out.bad_lines.append(no)
-                continue
-            if qid in out.predictions:
-                out.duplicates.append(qid)
-            out.predictions[qid] = str(pred).strip()
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, list):  # one JSON array: item k stands for line k + 1
+        for no, obj in enumerate(whole, 1):
+            _take(out, no, obj)
+        return out
+    for no, line in enumerate(text.splitlines(), 1):
+        s = line.strip().lstrip("[").rstrip(",] \t")
+        if not s:
+            continue
+        try:
+            obj = json.loads(s)
+        except ValueError:
+            out.bad_lines.append(no)
+            continue
+        _take(out, no, obj)
     return out
+
+
+def _take(out: ReadResult, no: int, obj: object) -> None:
+    try:
+        qid, pred = str(obj["question_id"]), obj["prediction"]
+    except (KeyError, TypeError):
+        out.bad_lines.append(no)
+        return
+    if qid in out.predictions:
+        out.duplicates.append(qid)
+    out.predictions[qid] = str(pred).strip()

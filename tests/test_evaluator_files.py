@@ -21,6 +21,26 @@ def test_submission_reader_is_tolerant(tmp_path):
     assert r.duplicates == ["1"] and r.bad_lines == [6]
 
 
+def test_submission_reader_takes_published_shapes(tmp_path):
+    # The benchmark's published result files: `},` line ends with gt_answer, no brackets.
+    lines = ['{"question_id": "9_85", "prediction": "D", "gt_answer": "D"},',
+             '{"question_id": "9_87", "prediction": "D", "gt_answer": "C"},',
+             '{"question_id": "v1738", "prediction": "B", "gt_answer": "B"}']
+    published = tmp_path / "GPT-4V.json"
+    published.write_text("\n".join(lines) + "\n")
+    want = {"9_85": "D", "9_87": "D", "v1738": "B"}
+    r = submission.read(published)
+    assert r.predictions == want and not r.bad_lines and not r.duplicates
+    # The same rows as one JSON array on one line, and as an array opened on its first row.
+    one_line = tmp_path / "array.json"
+    one_line.write_text("[" + " ".join(lines) + "]")
+    assert submission.read(one_line).predictions == want
+    opened = tmp_path / "opened.json"
+    opened.write_text("[" + "\n".join(lines) + "]\n")
+    r = submission.read(opened)
+    assert r.predictions == want and not r.bad_lines
+
+
 def test_submission_written_strictly(tmp_path):
     p = tmp_path / "s.jsonl"
     assert submission.write(p, [("a", "B"), ("b", "C")]) == 2

@@ -110,12 +110,17 @@ def answer_span(prompt_ids, answer_end_ids, full_ids, include_end_of_turn: bool)
 
     begin is where the sequence first departs from the prompt's tokens (real
     tokenizers may merge across the question/answer boundary); with
-    include_end_of_turn the one token after the answer (e.g. </s>) counts too.
+    include_end_of_turn the one token after the answer (e.g. </s>) counts too, and a
+    template that writes nothing after the answer is refused rather than scored
+    without it (the result would claim an end token it did not score).
     """
     if include_end_of_turn:
         seq = list(full_ids)
         end = common_prefix_len(answer_end_ids, full_ids) + 1
-        end = min(end, len(seq))
+        if end > len(seq):
+            raise InvalidRequest("include_end_of_turn", "the chat template writes no "
+                                 "end-of-turn token after the answer, so there is none to "
+                                 "score; use a preset without the end token")
     else:
         seq = list(answer_end_ids)
         end = len(seq)
