@@ -1,9 +1,9 @@
 """The CLIP server's bounded queues and deadline drops, over a real server process.
 
 The server runs open_clip's ViT-S-32 with seeded random weights (nothing is
-downloaded) and batches of one, so one image costs ~20 ms on the device: slow
-enough that a request of 120 images keeps the queue full for seconds, which
-makes the windows below wide rather than a race. The queue depth is read from
+downloaded), batches of one and one CPU thread, so one image costs ~20 ms on the
+device on any CPU: slow enough that a request of 120 images keeps the queue full
+for seconds, which makes the windows below wide rather than a race. The queue depth is read from
 the server's /metrics, so each step starts only once the queue really is full.
 """
 
@@ -53,8 +53,10 @@ def slow_clip():
     metrics = free_port()
     args = ["--model", "ViT-S-32", "--device", "cpu", "--max-batch", "1", "--max-wait-ms", "0",
             "--max-queue", str(MAX_QUEUE), "--metrics-port", str(metrics), "--log-level", "WARNING"]
-    with server_process("clip_server.cli", args) as (target, _):
-        with grpc.insecure_channel(target) as ch:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")  # for the server process, which inherits it
+        with server_process("clip_server.cli", args) as (target, _), \
+                grpc.insecure_channel(target) as ch:
             yield target, cpb_grpc.ClipServiceStub(ch), metrics
 
 
