@@ -16,7 +16,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ClipServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                            max_items=args.max_items, max_message_bytes=max_bytes)
+                            max_items=args.max_items, max_message_bytes=max_bytes,
+                            max_queue=args.max_queue)
 
     def load():
         from clip_server.embedder import ClipEmbedder

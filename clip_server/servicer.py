@@ -1,7 +1,10 @@
 """The ClipService servicer: validate, consult the cache, batch, map errors.
 
 Requests are split into single items (one image or one text) and fed to a
-micro-batcher, so images from concurrent requests share one device batch.
+micro-batcher, so images from concurrent requests share one device batch. The
+batch queues are bounded (max_queue items each): a request whose items do not
+fit is refused at once as queue-full (backpressure, the evaluator retries it),
+and items whose client deadline passed while they waited are dropped unrun.
 Images are decoded and preprocessed off the event loop and only on a cache
 miss; the cache key is the image sha256 (computed when the client sent none),
 so an option image shared by many questions is embedded once.
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from serving.batching import MicroBatcher
-from serving.device import DeviceThread
+from serving.device import DeviceThread, deadline_from
 from serving.errors import InvalidRequest, NotReady, TooLarge, grpc_errors
 from serving.images import decode_image
 
@@ -26,8 +29,9 @@ if TYPE_CHECKING:  # the embedder pulls in torch; the server binds its port befo
 
 class ClipServicer(cpb_grpc.ClipServiceServicer):
     def __init__(self, max_batch: int = 32, max_wait_ms: float = 5.0, max_items: int = 256,
-                 max_message_bytes: int = 64 << 20):
+                 max_message_bytes: int = 64 << 20, max_queue: int = 1024):
         self.max_batch = max_batch
+        self.max_queue = max_queue  # images (texts) waiting for a device batch
         self.max_wait_ms = max_wait_ms
         self.max_items = max_items
         self.max_message_bytes = max_message_bytes
@@ -38,9 +42,9 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
 
     def attach(self, embedder: ClipEmbedder) -> None:
         self.image_batcher = MicroBatcher(embedder.embed_pixels, self.device, self.max_batch,
-                                          self.max_wait_ms)
+                                          self.max_wait_ms, max_queue=self.max_queue)
         self.text_batcher = MicroBatcher(embedder.embed_texts, self.device, self.max_batch,
-                                         self.max_wait_ms)
+                                         self.max_wait_ms, max_queue=self.max_queue)
         self.embedder = embedder
 
     def _ready(self) -> ClipEmbedder:
@@ -61,6 +65,7 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
             "device": str(e.device), "image_size": str(e.image_size),
             "max_batch": str(self.max_batch), "max_wait_ms": str(self.max_wait_ms),
             "max_items": str(self.max_items), "max_message_bytes": str(self.max_message_bytes),
+            "max_queue": str(self.max_queue),
             "cache_capacity": str(e.cache.capacity), "cache_key": "sha256 of the image bytes",
             "normalised": "L2", "counters": "trailing metadata of every Embed call",
         }
@@ -104,8 +109,10 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
                     for i in missing]
 
         if missing:
+            self.image_batcher.check_room(len(missing), "images")  # before decoding them
             pixels = await asyncio.to_thread(prepare)
-            fresh = await asyncio.gather(*(self.image_batcher.submit(p) for p in pixels))
+            fresh = await self.image_batcher.submit_all(
+                pixels, deadline_from(context.time_remaining()), unit="images")
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
                 embedder.cache.put(keys[i], vec)
@@ -119,6 +126,7 @@ class ClipServicer(cpb_grpc.ClipServiceServicer):
         for i, t in enumerate(request.texts):
             if not t.strip():
                 raise InvalidRequest(f"texts[{i}]", "is empty")
-        vectors = await asyncio.gather(*(self.text_batcher.submit(t) for t in request.texts))
+        vectors = await self.text_batcher.submit_all(
+            list(request.texts), deadline_from(context.time_remaining()), unit="texts")
         context.set_trailing_metadata(self.counters())
         return cpb.EmbedResponse(embeddings=[cpb.Embedding(values=v) for v in vectors])

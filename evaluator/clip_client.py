@@ -2,9 +2,10 @@
 
 One channel to one target (a `dns:///` target naming several CLIP pods is
 balanced per call, as for model servers). Every call has a deadline;
-UNAVAILABLE and DEADLINE_EXCEEDED are retried with the model pool's backoff
-policy (`evaluator.client.RetryPolicy`), any other status is final and becomes
-a per-question error (`CallFailed`). Pure Python: no torch, no numpy.
+UNAVAILABLE, DEADLINE_EXCEEDED and a queue-full RESOURCE_EXHAUSTED (the
+server's backpressure) are retried with the model pool's backoff policy
+(`evaluator.client.retrying`), any other status is final and becomes a
+per-question error (`CallFailed`). Pure Python: no torch, no numpy.
 """
 
 from __future__ import annotations

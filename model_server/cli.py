@@ -121,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
     s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
-    s.add_argument("--max-queue", type=int, default=1024,
-                   help="requests waiting for the device (per queue) before RESOURCE_EXHAUSTED")
     s.add_argument("--max-new-tokens", type=int, default=1024,
                    help="largest max_new_tokens a Generate request may ask for")
     s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -140,9 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", required=True, help="llava, qwen2_vl or janus")
     t.add_argument("--out", required=True, help="directory to write")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--preset", default="tiny", choices=["tiny", "small", "mid", "7b"],
-                   help="size (llava only beyond tiny): small for CPU benchmarks, mid (~1B) and "
-                        "7b (LLaVA-1.5-7B's shapes, weights made on load) for GPU")
+    t.add_argument("--preset", default="tiny", choices=["tiny", "deep", "small", "mid", "7b"],
+                   help="size (llava only beyond tiny): deep (slow tokens, no early end) for "
+                        "deadline tests, small for CPU benchmarks, mid (~1B) and 7b "
+                        "(LLaVA-1.5-7B's shapes, weights made on load) for GPU")
     t.add_argument("--random-init", action="store_true",
                    help="write no weights: the server makes seeded random ones on its device")
     t.add_argument("--log-level", default="WARNING")

@@ -82,6 +82,12 @@ def _text_dims(vocab_size: int) -> dict:
 LLAVA_PRESETS = {
     "tiny": dict(image_size=32, patch=8, vision=dict(hidden_size=32, intermediate_size=64,
                  num_hidden_layers=2, num_attention_heads=2), text={}),
+    # "tiny" widths, 48 text layers: a token costs ~10 ms or more on a CPU, and generation
+    # never writes the end-of-sequence token, so it runs to max_new_tokens: long enough to
+    # time a client's deadline against (tests/test_bad_requests.py).
+    "deep": dict(image_size=32, patch=8, vision=dict(hidden_size=32, intermediate_size=64,
+                 num_hidden_layers=2, num_attention_heads=2), text=dict(num_hidden_layers=48),
+                 never_ends=True),
     # The trained demo model (models/demo-llava): 4 image tokens, ~0.9M parameters.
     "demo": dict(image_size=32, patch=16, vision=dict(hidden_size=64, intermediate_size=256,
                  num_hidden_layers=3, num_attention_heads=4),
@@ -142,6 +148,8 @@ def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool
         return _save_random_init(out, config, processor, seed)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
+    if size.get("never_ends"):
+        model.generation_config.suppress_tokens = [tok.eos_token_id]
     if preset == "mid":  # ~1B parameters: store as bfloat16, as real checkpoints are
         model = model.to(torch.bfloat16)
     return _save(out, model, processor)

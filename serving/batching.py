@@ -10,8 +10,10 @@ nothing is ever run twice. If the function itself raises, every item of the
 batch fails with that error (a failure of the whole batch, e.g. out of memory).
 
 The queue is bounded (max_queue): a submit beyond it fails at once with
-QueueFull. An item whose deadline (time.monotonic) passed while it waited is
-failed with DeadlinePassed and never reaches `fn`.
+QueueFull. `submit_all` queues the items of one request together or not at
+all, so a refused request leaves nothing behind to compute. An item whose
+deadline (time.monotonic) passed while it waited is failed with DeadlinePassed
+and never reaches `fn`.
 """
 
 from __future__ import annotations
@@ -52,21 +54,38 @@ class MicroBatcher:
         return len(self._queue) if self._queue is not None else 0
 
     async def submit(self, item: Any, deadline: float | None = None) -> Any:
+        self.check_room(1, "requests")
+        return await self._enqueue(item, deadline)
+
+    async def submit_all(self, items: Sequence[Any], deadline: float | None = None,
+                         unit: str = "items") -> list[Any]:
+        """Queue one request's items together, or refuse them all at once (QueueFull)."""
+        self.check_room(len(items), unit)
+        return list(await asyncio.gather(*(self._enqueue(item, deadline) for item in items)))
+
+    def check_room(self, n: int, unit: str = "items") -> None:
+        """QueueFull unless `n` more items fit: within max_queue, or alone on an empty
+        queue (so one request may hold more than max_queue items; the queue then holds
+        at most max(max_queue, the largest request)). Cheap: callers check before
+        preparing a request's items as well as when they submit them."""
+        waiting = self.queue_depth
+        if self.max_queue and waiting and waiting + n > self.max_queue:
+            raise QueueFull(f"batch queue full: {waiting} {unit} waiting (max_queue "
+                            f"{self.max_queue}); retry later")
+
+    def _enqueue(self, item: Any, deadline: float | None) -> asyncio.Future:
         if self._task is None:
             self._queue = collections.deque()
             self._arrived = asyncio.Event()
             self._full = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
-        if self.max_queue and len(self._queue) >= self.max_queue:
-            raise QueueFull(f"batch queue full: {len(self._queue)} requests waiting "
-                            f"(max_queue {self.max_queue}); retry later")
         fut = asyncio.get_running_loop().create_future()
         fut.deadline = deadline
         self._queue.append((item, fut))
         self._arrived.set()
         if len(self._queue) >= self.max_batch:
             self._full.set()
-        return await fut
+        return fut
 
     async def close(self) -> None:
         if self._task is not None:

@@ -101,6 +101,9 @@ def add_server_process_args(parser: argparse.ArgumentParser) -> None:
     from serving import security
 
     parser.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
+    parser.add_argument("--max-queue", type=positive_int, default=1024,
+                        help="requests (CLIP server: images or texts) waiting per queue before "
+                        "RESOURCE_EXHAUSTED at once (backpressure: the evaluator retries)")
     parser.add_argument("--grace-s", type=float, default=30.0,
                         help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
     parser.add_argument("--stuck-after-s", type=float, default=600.0,
@@ -109,6 +112,17 @@ def add_server_process_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=None,
                         help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     security.add_server_args(parser)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a bad value exits 2 naming the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
 
 
 def server_security(args: argparse.Namespace) -> ServerSecurity:

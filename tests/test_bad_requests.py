@@ -459,9 +459,36 @@ def test_sigterm_when_idle_exits_zero(scripted):
         assert time.monotonic() - t0 < 5
 
 
+def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_factory):
+    """A real server (hf backend, the tiny "deep" LLaVA: ~10 ms a token or more on a CPU,
+    never ending on its own): a Generate of 4,000 tokens whose client gives up after 1 s
+    frees the device at that deadline, so the next request is answered at once rather
+    than after the minute the full generation would take."""
+    model = tiny_model("llava", tmp_path_factory.getbasetemp(), preset="deep")
+    args = ["--backend", "hf", "--model", str(model), "--device", "cpu",
+            "--max-new-tokens", "4000", "--log-level", "WARNING"]
+    with model_server(args) as (target, _), grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.ModelServiceStub(ch)
+        t0 = time.perf_counter()
+        assert stub.Generate(generate(100, text="Hello"), timeout=120).text  # no deadline
+        per_token = (time.perf_counter() - t0) / 100
+        full_s = 4000 * per_token  # what the long generation would hold the device for
+        t0 = time.perf_counter()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Generate(generate(4000, text="Hello", rid="long"), timeout=1.0)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        t1 = time.perf_counter()
+        assert stub.Generate(generate(4, text="Hello", rid="next"), timeout=120).text
+        answered_s = time.perf_counter() - t1
+        assert health(target) == "SERVING"
+    assert t1 - t0 < 3.0  # the client's own deadline
+    # The next request waited for at most the token in progress, not for 4,000 tokens.
+    assert answered_s < min(5.0, full_s / 5), (answered_s, full_s)
+
+
 def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
-    """In process, on a clock that moves one second per look: the tiny model is too fast
-    (and stops on its own too soon) to time a deadline over gRPC."""
+    """In process, on a clock that moves one second per look: exactly where generation
+    stops (over gRPC: test_a_long_generation_stops_at_the_client_deadline_over_grpc)."""
     from model_server.backends import hf
     from model_server.backends.base import GenerateTask
     from model_server.backends.local_settings import HFSettings
@@ -492,4 +519,45 @@ def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
     assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
     assert free_text.startswith(cut_text)
     with pytest.raises(DeadlinePassed):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
+
+
+def test_janus_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
+    """In process, on a clock that moves one second per look: text stops at the deadline with
+    the tokens so far; an image (a fixed number of tokens, no use half-made) is aborted."""
+    from model_server.backends import deadline_stop, janus
+    from model_server.backends.base import GenerateImageTask, GenerateTask
+    from model_server.backends.local_settings import JanusSettings
+    from serving.errors import DeadlinePassed
+
+    backend = janus.JanusBackend(str(tiny_model("janus", tmp_path_factory.getbasetemp())),
+                                 JanusSettings(device="cpu"))
+
+    def tokens(task):
+        text = backend.generate(task)
+        return text, backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                          max_new_tokens=40))
+
+    class Clock:  # each look at the clock: one second later
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls):
+            cls.now += 1.0
+            return cls.now
+
+    monkeypatch.setattr(deadline_stop, "time", Clock)
+    cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
+                                        max_new_tokens=40, deadline=5.5))
+    # One look before generating, then one per token: the 5th look is past 5.5.
+    assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
+    assert free_text.startswith(cut_text)
+    Clock.now = 0.0
+    with pytest.raises(DeadlinePassed, match="while the image was generated"):
+        backend.generate_image(GenerateImageTask(request_id="i", text="a cat", images=(),
+                                                 deadline=5.5))
+    assert Clock.now < 16  # aborted a few tokens in, not after the image's 16 tokens
+    with pytest.raises(DeadlinePassed, match="before generation began"):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))

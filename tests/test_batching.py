@@ -122,3 +122,65 @@ def test_event_loop_stays_responsive_during_compute():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError):
         MicroBatcher(lambda x: x, None, max_batch=0)
+
+
+def test_submit_all_queues_a_request_whole_or_refuses_it_whole():
+    """A request's items enter together, or none do (nothing is computed for a refused one);
+    one request alone on an empty queue always fits, whatever max_queue says."""
+    from serving.errors import QueueFull
+
+    gate = threading.Event()
+    ran: list = []
+
+    def fn(items):
+        gate.wait(10)
+        ran.extend(items)
+        return items
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=1, max_wait_ms=0, max_queue=4)
+            first = asyncio.ensure_future(b.submit_all(["a0", "a1", "a2", "a3", "a4", "a5"]))
+            await asyncio.sleep(0.05)  # a0 runs (held by the gate), a1..a5 wait: 5 > max_queue
+            with pytest.raises(QueueFull, match=r"5 images waiting \(max_queue 4\)"):
+                await b.submit_all(["b0"], unit="images")
+            gate.set()
+            out = await first
+            second = await b.submit_all(["c0", "c1", "c2"])  # room again
+            await b.close()
+            return out, second
+
+    out, second = run(main())
+    assert out == ["a0", "a1", "a2", "a3", "a4", "a5"] and second == ["c0", "c1", "c2"]
+    assert "b0" not in ran
+
+
+def test_items_whose_deadline_passed_while_waiting_are_dropped_unrun():
+    import time
+
+    from serving.errors import DeadlinePassed
+
+    gate = threading.Event()
+    ran: list = []
+
+    def fn(items):
+        gate.wait(10)
+        ran.extend(items)
+        return items
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            b = MicroBatcher(fn, ex, max_batch=1, max_wait_ms=0)
+            busy = asyncio.ensure_future(b.submit("busy"))
+            await asyncio.sleep(0.05)
+            late = asyncio.ensure_future(b.submit_all(["late0", "late1"], time.monotonic() + 0.1))
+            await asyncio.sleep(0.3)  # the deadline passes while "busy" holds the device
+            gate.set()
+            with pytest.raises(DeadlinePassed):
+                await late
+            await busy
+            await b.close()
+            return b.dropped
+
+    assert run(main()) == 2
+    assert ran == ["busy"]

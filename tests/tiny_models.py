@@ -8,14 +8,15 @@ from pathlib import Path
 
 from serving.processes import child_env
 
-_BUILT: dict[str, Path] = {}
+_BUILT: dict[tuple[str, str], Path] = {}
 
 
-def tiny_model(arch: str, base: Path) -> Path:
+def tiny_model(arch: str, base: Path, preset: str = "tiny") -> Path:
     """Write the tiny model with the real CLI (as a user would) and cache the path."""
-    if arch not in _BUILT:
-        out = base / f"tiny-{arch}"
+    if (arch, preset) not in _BUILT:
+        out = base / (f"tiny-{arch}" if preset == "tiny" else f"{preset}-{arch}")
         subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", arch,
-                        "--out", str(out)], check=True, env=child_env(), capture_output=True)
-        _BUILT[arch] = out
-    return _BUILT[arch]
+                        "--preset", preset, "--out", str(out)], check=True, env=child_env(),
+                       capture_output=True)
+        _BUILT[arch, preset] = out
+    return _BUILT[arch, preset]

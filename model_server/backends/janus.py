@@ -10,6 +10,11 @@ image placeholders of the conditional half are filled with those features
 while it embeds the prompt (the unconditional half has them masked to padding
 already). Everything random is seeded from the request, so the same request
 gives byte-identical PNGs.
+
+Admission (before a request queues): prompt tokens, each image counted as the
+fixed number of tokens the processor expands it to, plus the answer (the
+longest option, max_new_tokens, or the generated image's tokens) against the
+language model's context; options x option tokens against a budget.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import io
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +34,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from model_server.backends.admission import (  # noqa: E402
+    check_context,
+    check_option_budget,
+    check_text_size,
+)
 from model_server.backends.base import (  # noqa: E402
     Backend,
     BackendInfo,
@@ -43,8 +54,14 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     answer_span,
     image_marker,
     raw_renders,
+    raw_text,
     render,
     user_content,
+)
+from model_server.backends.deadline_stop import (  # noqa: E402
+    check_not_passed,
+    image_abort,
+    text_stop,
 )
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
@@ -77,6 +94,13 @@ class JanusBackend(Backend[ScoreTask]):
         self._fp = fingerprint_dir(self.model_dir, extra=json.dumps(
             {**self.settings, "dtype": str(self.dtype)}, sort_keys=True))
         self.image_marker = image_marker(self._apply_template)  # for raw prompts
+        self._tokenizer_lock = threading.Lock()  # admission tokenises in worker threads
+        self.context_tokens = (settings.max_context_tokens
+                               or self.model.config.text_config.max_position_embeddings)
+        self.max_option_tokens = settings.max_option_tokens
+        self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
+        self.generated_image_tokens = self.model.config.vision_config.num_image_tokens
+        self._mode_tokens, self._image_tokens = self._measure_processor()
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -92,6 +116,8 @@ class JanusBackend(Backend[ScoreTask]):
                 "image_conditioning": "input images enter the prompt as vision-encoder features",
                 "score_reduction": "sum of option token log-probs (count returned)",
                 "prefix_sharing": "false",
+                "context_tokens": str(self.context_tokens),
+                "max_option_tokens": str(self.max_option_tokens),
             },
         )
 
@@ -109,14 +135,66 @@ class JanusBackend(Backend[ScoreTask]):
 
     def _inputs(self, prompt: str, images: Sequence[Image.Image], mode: str = "text") -> dict:
         bos = self.tokenizer.bos_token or ""
-        inputs = self.processor(
-            text=prompt, images=list(images) or None, generation_mode=mode, return_tensors="pt",
-            add_special_tokens=not (bos and prompt.startswith(bos)),
-        )
+        with self._tokenizer_lock:
+            inputs = self.processor(
+                text=prompt, images=list(images) or None, generation_mode=mode,
+                return_tensors="pt", add_special_tokens=not (bos and prompt.startswith(bos)),
+            )
         out = {k: v.to(self.device) for k, v in inputs.items()}
         if "pixel_values" in out:
             out["pixel_values"] = out["pixel_values"].to(self.dtype)
         return out
+
+    # -- admission ---------------------------------------------------------
+
+    def _count(self, text: str) -> int:
+        """Tokens of `text` as `_inputs` tokenises it, image placeholders unexpanded."""
+        bos = self.tokenizer.bos_token or ""
+        with self._tokenizer_lock:
+            return len(self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))
+                       ["input_ids"])
+
+    def _measure_processor(self) -> tuple[dict[str, int], int]:
+        """What the processor adds beyond the tokenizer, measured once: per generation mode
+        (e.g. the begin-of-image token image mode appends) and per image (its fixed image
+        tokens and their delimiters, minus the placeholder they replace)."""
+        no_image, one_image = self._render("x", 0), self._render("x", 1)
+        mode_tokens = {mode: self._inputs(no_image, [], mode)["input_ids"].shape[1]
+                       - self._count(no_image) for mode in ("text", "image")}
+        side = self.model.config.vision_config.image_size
+        with_image = self._inputs(one_image, [Image.new("RGB", (side, side))])
+        image_tokens = (with_image["input_ids"].shape[1] - self._count(one_image)
+                        - mode_tokens["text"])
+        return mode_tokens, image_tokens
+
+    def _prompt_tokens(self, prompt: str, n_images: int, mode: str = "text") -> int:
+        return self._count(prompt) + self._mode_tokens[mode] + n_images * self._image_tokens
+
+    def admit(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> None:
+        """Prompt tokens (images expanded) + the answer against the context; options x the
+        longest option against max_option_tokens. A huge text is refused untokenised."""
+        n = len(task.images)
+        check_text_size(task.text, self._max_token_chars, self.context_tokens)
+        if isinstance(task, ScoreTask):
+            longest = check_option_budget(
+                [self._count_plain(o) for o in task.options], self.max_option_tokens)
+            prompt = (raw_text(task.text, n, self.image_marker) if task.raw_prompt
+                      else self._render(task.text, n))
+            check_context(self._prompt_tokens(prompt, n), longest, "the longest option",
+                          self.context_tokens)
+            return
+        prompt = self._render(task.text, n)
+        if isinstance(task, GenerateImageTask):
+            check_context(self._prompt_tokens(prompt, n, "image"), self.generated_image_tokens,
+                          "the generated image's tokens", self.context_tokens)
+            if not task.with_text:
+                return
+        check_context(self._prompt_tokens(prompt, n), task.max_new_tokens, "max_new_tokens",
+                      self.context_tokens)
+
+    def _count_plain(self, text: str) -> int:
+        with self._tokenizer_lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- scoring -----------------------------------------------------------
 
@@ -158,20 +236,23 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
-                       temperature: float, seed: int) -> str:
+                       temperature: float, seed: int, deadline: float | None = None) -> str:
+        """Text after the prompt; it stops at `deadline` (the client has gone by then)."""
         torch.manual_seed(seed)
         inputs = self._inputs(self._render(text, len(images)), images)
         sample = temperature > 0
         config = copy.deepcopy(self.model.generation_config)
         config.update(max_new_tokens=max_new_tokens, max_length=None,
                       do_sample=sample, temperature=temperature if sample else None)
-        out = self.model.generate(**inputs, generation_mode="text", generation_config=config)
+        out = self.model.generate(**inputs, generation_mode="text", generation_config=config,
+                                  **text_stop(deadline))
         new = out[0, inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
     def generate(self, task: GenerateTask) -> str:
+        check_not_passed(task.deadline)
         return self._generate_text(task.text, task.images, task.max_new_tokens, task.temperature,
-                                   task.seed)
+                                   task.seed, task.deadline)
 
     # -- image generation --------------------------------------------------
 
@@ -202,6 +283,9 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        """The image (aborted with DeadlinePassed at the client's deadline: half an image is
+        no answer), then with_text's text, which stops at the deadline."""
+        check_not_passed(task.deadline)
         inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
         pixel_values = inputs.pop("pixel_values", None)
         sample = self.image_temperature > 0
@@ -211,12 +295,13 @@ class JanusBackend(Backend[ScoreTask]):
                       temperature=self.image_temperature if sample else None)
         with self._image_prompt_embeddings(pixel_values):
             tokens = self.model.generate(**inputs, generation_mode="image",
-                                         generation_config=config)
+                                         generation_config=config, **image_abort(task.deadline))
         pixels = self.model.decode_image_tokens(tokens)[0].float().cpu()  # H, W, C
         pixels = ((pixels * self._std + self._mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
         text = ""
         if task.with_text:
-            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed)
+            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed,
+                                       task.deadline)
         return GeneratedImage(png=buf.getvalue(), text=text)

@@ -45,7 +45,7 @@ from model_server.backends.remote_scoring import MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
 from model_server.fingerprint import fingerprint_text
 from protos.wire import DETAIL_SCORE_END_OF_TURN, REFUSED
-from serving.errors import InvalidRequest, NotSupported
+from serving.errors import InvalidRequest, NotSupported, TooLarge
 from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,36 @@ class OpenAIBackend(Backend[ScoreTask]):
 
     def _score_messages(self, task: ScoreTask) -> list[dict]:
         return self._chat_messages(task.text, task.images)
+
+    def admit(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> None:
+        """What can be refused without calling the API, before the request queues: a
+        capability the remote lacks, a score task its mode cannot score, max_new_tokens
+        over max_output_tokens, text over max_prompt_chars (images per prompt are
+        checked by the server against max_images). A refused request costs no HTTP call."""
+        s = self.settings
+        if isinstance(task, ScoreTask):
+            self._require("score")
+            self._check(task)
+        elif isinstance(task, GenerateImageTask):
+            self._require("generate_image")
+            if task.with_text:
+                self._require("generate")
+        else:
+            self._require("generate")
+        if s.max_prompt_chars and len(task.text) > s.max_prompt_chars:
+            raise TooLarge(f"prompt.text: {len(task.text)} characters, over this model's limit "
+                           f"of {s.max_prompt_chars} (max_prompt_chars)")
+        if isinstance(task, ScoreTask):
+            chars = len(task.text) + sum(len(o) for o in task.options)
+            if s.max_prompt_chars and chars > s.max_prompt_chars:
+                raise TooLarge(f"options: {len(task.options)} options bring the request to "
+                               f"{chars} characters, over this model's limit of "
+                               f"{s.max_prompt_chars} (max_prompt_chars)")
+            return
+        writes_text = not isinstance(task, GenerateImageTask) or task.with_text
+        if writes_text and s.max_output_tokens and task.max_new_tokens > s.max_output_tokens:
+            raise TooLarge(f"max_new_tokens: {task.max_new_tokens} is over this remote model's "
+                           f"limit of {s.max_output_tokens} (max_output_tokens)")
 
     def _check(self, task: ScoreTask) -> None:
         if task.include_end_of_turn:

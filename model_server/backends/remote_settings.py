@@ -47,6 +47,10 @@ class OpenAISettings:
     image_size: str = setting("", "e.g. 1024x1024; empty: not sent")
     image_response_format: str = setting("b64_json", "empty: not sent (a returned url is fetched)")
     max_images: int = setting(16, "images per prompt the server accepts")
+    max_output_tokens: int = setting(0, "largest max_new_tokens a request may ask for (the remote "
+                                        "model's output limit); 0: the server's --max-new-tokens")
+    max_prompt_chars: int = setting(100_000, "characters of prompt text plus options one request "
+                                             "may send; 0: no bound")
     revision: str = setting("", "free text hashed into the fingerprint: set it when the remote "
                                 "model changed behind the same id")
     check_at_start: bool = setting(True, "GET models at start-up: an unreachable API or a "
@@ -64,6 +68,9 @@ class OpenAISettings:
             raise ValueError(f"image_format must be png or jpeg, got {self.image_format!r}")
         if "{question}" not in self.prompt_template:
             raise ValueError("prompt_template must contain {question}")
+        for name in ("max_output_tokens", "max_prompt_chars"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: no bound), got {getattr(self, name)}")
 
     def capability_set(self) -> set[str]:
         return {c.strip() for c in self.capabilities.split(",") if c.strip()}

@@ -1,0 +1,157 @@
+"""Admission of the Janus and remote backends, over real model-server processes.
+
+Janus: the tiny model (context 512 tokens, each image expanded to 16 image tokens
+and its two delimiters) refuses what cannot fit before it queues, and answers the
+same request once it fits. Remote: the limits known without calling the API
+refuse a request at the server, and the stand-in HTTP API proves it cost 0 calls.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+from tests.images import png
+from tests.procs import model_server
+from tests.test_remote_api import FakeAPI
+from tests.tiny_models import tiny_model
+
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+IMAGE = png(1)
+
+
+def prompt(text: str, n_images: int = 0) -> pb.Prompt:
+    return pb.Prompt(text=text, images=[pb.Image(data=IMAGE) for _ in range(n_images)])
+
+
+def score(text="What is shown?", n_images=0, options=("a", "b")) -> pb.ScoreRequest:
+    return pb.ScoreRequest(request_id="s", prompt=prompt(text, n_images), options=list(options))
+
+
+def generate(text="Say a letter.", n_images=0, max_new_tokens=4) -> pb.GenerateRequest:
+    return pb.GenerateRequest(request_id="g", prompt=prompt(text, n_images),
+                              max_new_tokens=max_new_tokens)
+
+
+def generate_image(text="Draw a square.", with_text=False, max_new_tokens=0):
+    return pb.GenerateImageRequest(request_id="i", prompt=prompt(text), with_text=with_text,
+                                   max_new_tokens=max_new_tokens)
+
+
+def refused(call, request, code=EXHAUSTED) -> str:
+    t0 = time.perf_counter()
+    with pytest.raises(grpc.RpcError) as err:
+        call(request, timeout=60)
+    assert err.value.code() == code, err.value.details()
+    assert time.perf_counter() - t0 < 5.0  # refused at admission, not after running
+    return err.value.details()
+
+
+# ------------------------------------------------------------------------------------ Janus
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory):
+    model = tiny_model("janus", tmp_path_factory.getbasetemp())
+    args = ["--backend", "janus", "--model", str(model), "--device", "cpu",
+            "--backend-arg", "max_option_tokens=64", "--log-level", "WARNING"]
+    with model_server(args) as (target, _), grpc.insecure_channel(target) as ch:
+        yield pb_grpc.ModelServiceStub(ch)
+
+
+def still_answers(stub) -> None:
+    t0 = time.perf_counter()
+    assert len(stub.Score(score(), timeout=60).scores) == 2
+    assert time.perf_counter() - t0 < 10.0
+
+
+def test_janus_reports_its_context(janus):
+    details = janus.Info(pb.InfoRequest(), timeout=30).details
+    assert details["context_tokens"] == "512" and details["max_option_tokens"] == "64"
+
+
+def test_janus_counts_each_image_as_its_image_tokens(janus):
+    text = "Describe the pictures in words. " * 12  # 384 characters: ~420 tokens in the template
+    assert janus.Generate(generate(text, n_images=0, max_new_tokens=32), timeout=60).request_id
+    # Eight images add 8 x 18 tokens: the same text no longer fits.
+    for call, request in [(janus.Generate, generate(text, n_images=8, max_new_tokens=32)),
+                          (janus.Score, score(text, n_images=8))]:
+        message = refused(call, request)
+        assert message.startswith("[") and "prompt.text" in message
+        assert "images expanded" in message and "context length of 512" in message
+        still_answers(janus)
+
+
+def test_janus_max_new_tokens_is_bounded_by_the_context(janus):
+    message = refused(janus.Generate, generate(max_new_tokens=600))  # under --max-new-tokens
+    assert "max_new_tokens: 600" in message and "context length of 512" in message
+    message = refused(janus.GenerateImage, generate_image(with_text=True, max_new_tokens=500))
+    assert "500 for max_new_tokens" in message and "context length of 512" in message
+    still_answers(janus)
+
+
+def test_janus_image_generation_needs_room_for_the_image_tokens(janus):
+    message = refused(janus.GenerateImage, generate_image("paint " * 82))  # 492 characters
+    assert "16 for the generated image's tokens" in message
+    assert janus.GenerateImage(generate_image("paint " * 10), timeout=60).image.data
+    still_answers(janus)
+
+
+def test_janus_options_over_the_budget_are_refused(janus):
+    message = refused(janus.Score, score(options=[f"option number {i:06d}" for i in range(4)]))
+    assert "options: 4 options x 21 tokens = 84" in message and "max_option_tokens" in message
+    still_answers(janus)
+
+
+# ----------------------------------------------------------------------------------- remote
+
+@pytest.fixture(scope="module")
+def api():
+    fake = FakeAPI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def remote(api):
+    args = ["--backend", "openai", "--model", "fake-model", "--max-wait-ms", "1",
+            "--log-level", "WARNING"]
+    for setting in (f"base_url={api.url}", "max_retries=0", "max_images=2",
+                    "max_output_tokens=64", "max_prompt_chars=2000",
+                    "capabilities=score,generate,generate_image"):
+        args += ["--backend-arg", setting]
+    with model_server(args, timeout=60) as (target, _), grpc.insecure_channel(target) as ch:
+        yield pb_grpc.ModelServiceStub(ch)
+
+
+REMOTE_REFUSALS = [
+    # (case, method, request, status code, words the message must hold)
+    ("max-new-tokens-over-the-model's-limit", "Generate", generate(max_new_tokens=65), EXHAUSTED,
+     ["max_new_tokens: 65", "limit of 64", "max_output_tokens"]),
+    ("image-with-text-over-the-model's-limit", "GenerateImage",
+     generate_image(with_text=True, max_new_tokens=65), EXHAUSTED,
+     ["max_new_tokens: 65", "max_output_tokens"]),
+    ("prompt-over-the-text-bound", "Generate", generate("x" * 2001), EXHAUSTED,
+     ["prompt.text: 2001 characters", "limit of 2000", "max_prompt_chars"]),
+    ("options-over-the-text-bound", "Score", score("x" * 1998, options="ABCD"), EXHAUSTED,
+     ["options: 4 options", "2002 characters", "max_prompt_chars"]),
+    ("three-images", "Generate", generate("<img><img><img> Compare.", n_images=3), EXHAUSTED,
+     ["prompt.images", "at most 2"]),
+    ("options-not-letters", "Score", score(options=("a red apple", "a pear")),
+     grpc.StatusCode.INVALID_ARGUMENT, ["options", "PPL for A/B/C/D"]),
+]
+
+
+@pytest.mark.parametrize("case,method,request_,code,words", REMOTE_REFUSALS,
+                         ids=[c[0] for c in REMOTE_REFUSALS])
+def test_remote_refusals_cost_no_http_call(remote, api, case, method, request_, code, words):
+    api.reset()
+    message = refused(getattr(remote, method), request_, code)
+    for word in words:
+        assert word in message, (word, message)
+    assert api.requests == []  # refused at the server: the API never heard of it
+    answer = remote.Generate(generate("Say a letter.", max_new_tokens=64), timeout=60)
+    assert answer.usage.requests == 1 and len(api.requests) == 1  # the limit itself is allowed
