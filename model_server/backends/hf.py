@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import transformers
 from transformers import AutoConfig
 
+from model_server.backends.admission import check_context, check_option_budget, check_text_size
 from model_server.backends.base import (
     Backend,
     BackendInfo,
@@ -40,6 +40,7 @@ from model_server.backends.base import (
     score_each,
 )
 from model_server.backends.chat_prompt import messages
+from model_server.backends.deadline_stop import check_not_passed, text_stop
 from model_server.backends.hf_inputs import CannotShare, InputBuilder, SharedInputs
 from model_server.backends.hf_packed import (
     MASKABLE_ATTENTION,
@@ -53,7 +54,6 @@ from model_server.backends.torch_device import pick_device, pick_dtype
 from model_server.fingerprint import fingerprint_dir
 from model_server.stage_times import StageTimes, stage
 from model_server.tiny import build_random, random_init_seed
-from serving.errors import DeadlinePassed, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -229,26 +229,14 @@ class HFBackend(Backend[ScoreTask | Planned]):
         Text is tokenised exactly (a fast tokenizer: ~1 ms for 100 KB); what an
         image adds is measured once per image size and remembered.
         """
-        least = len(task.text) // max(1, self.inputs.max_token_chars)
-        if self.context_tokens and least > self.context_tokens:
-            raise TooLarge(f"prompt.text: {len(task.text)} characters is at least {least} tokens, "
-                           f"over the context length of {self.context_tokens} tokens")
+        check_text_size(task.text, self.inputs.max_token_chars, self.context_tokens)
         if isinstance(task, ScoreTask):
             options = [len(self.inputs.plain_tokens(o)) for o in task.options]
-            longest = max(options) + 1  # + the end-of-turn token
-            cost = len(options) * longest
-            if cost > self.max_option_tokens:
-                raise TooLarge(f"options: {len(options)} options x {longest} tokens = {cost} "
-                               f"tokens, over this model's budget of {self.max_option_tokens} "
-                               "(max_option_tokens)")
-            answer, what = longest, "the longest option"
+            answer = check_option_budget(options, self.max_option_tokens)
+            what = "the longest option"
         else:
             answer, what = task.max_new_tokens, "max_new_tokens"
-        tokens = self.inputs.prompt_tokens(task)
-        if self.context_tokens and tokens + answer > self.context_tokens:
-            raise TooLarge(f"prompt.text: {tokens} prompt tokens (images expanded) + {answer} for "
-                           f"{what} = {tokens + answer}, over the context length of "
-                           f"{self.context_tokens} tokens")
+        check_context(self.inputs.prompt_tokens(task), answer, what, self.context_tokens)
 
     # ------------------------------------------------------------- scoring
     def prepare(self, task: ScoreTask) -> ScoreTask | Planned:
@@ -424,32 +412,19 @@ class HFBackend(Backend[ScoreTask | Planned]):
     # ---------------------------------------------------------- generation
     @torch.inference_mode()
     def generate(self, task: GenerateTask) -> str:
-        if task.deadline is not None and time.monotonic() >= task.deadline:
-            raise DeadlinePassed("the client's deadline passed before generation began")
+        check_not_passed(task.deadline)
         prompt = self.inputs.template(messages(task.text, len(task.images)),
                                       add_generation_prompt=True)
         enc = self.inputs.encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
-              "pad_token_id": self.pad_id}
-        if task.deadline is not None:  # stop at the client's deadline: nobody waits after it
-            kw["stopping_criteria"] = transformers.StoppingCriteriaList([_Until(task.deadline)])
+              "pad_token_id": self.pad_id,
+              **text_stop(task.deadline)}  # stop at the client's deadline: nobody waits after it
         if task.temperature > 0:
             kw["temperature"] = task.temperature
         out = self.model.generate(**enc, **kw)
         new = out[0, enc["input_ids"].shape[1]:]
         return self.inputs.decode(new)
-
-
-class _Until(transformers.StoppingCriteria):
-    """Stop generating once time.monotonic() reaches the deadline (checked every token)."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw) -> torch.Tensor:
-        done = time.monotonic() >= self.deadline
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
