@@ -489,7 +489,7 @@ def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_facto
 def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
     """In process, on a clock that moves one second per look: exactly where generation
     stops (over gRPC: test_a_long_generation_stops_at_the_client_deadline_over_grpc)."""
-    from model_server.backends import hf
+    from model_server.backends import deadline_stop, hf
     from model_server.backends.base import GenerateTask
     from model_server.backends.local_settings import HFSettings
     from serving.errors import DeadlinePassed
@@ -512,7 +512,7 @@ def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
             cls.now += 1.0
             return cls.now
 
-    monkeypatch.setattr(hf, "time", Clock)
+    monkeypatch.setattr(deadline_stop, "time", Clock)
     cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
                                         max_new_tokens=50, deadline=5.5))
     # One look before generating, then one per token: the 5th look is past 5.5.

@@ -16,10 +16,12 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from model_server import backends
 from model_server.backends.host_to_device import (
+    PrepareStream,
     image_tensors,
     pins_memory,
     processor_takes_device,
     to_device,
+    wait_ready,
 )
 from tests.test_prefix_sharing import MIXED
 from tests.tiny_models import tiny_model
@@ -108,3 +110,15 @@ def test_an_image_processor_without_a_device_keeps_preprocessing_on_the_cpu(mode
 def test_auto_keeps_images_on_the_cpu_when_the_model_is_on_the_cpu(model_path):
     b = backends.create("hf", model_path)
     assert not b.inputs.images_on_device and b.info().details["image_preprocessing"] == "cpu"
+
+
+def test_the_prepare_stream_exists_on_cuda_only_and_is_a_no_op_elsewhere(model_path):
+    stream = PrepareStream("cpu")
+    assert stream.stream is None and stream.ready() is None
+    with stream.running():
+        moved = to_device(torch.ones(2), "cpu")
+    wait_ready(None, [moved])  # nothing to wait for
+    b = backends.create("hf", model_path, preprocess_on_device="true")
+    b.prepare_ahead = True
+    planned = b.prepare(MIXED[0])
+    assert planned.shared is not None and planned.shared.ready is None  # no event on a CPU
