@@ -513,18 +513,20 @@ def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
             return cls.now
 
     monkeypatch.setattr(deadline_stop, "time", Clock)
-    cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
-                                        max_new_tokens=50, deadline=5.5))
-    # One look before generating, then one per token: the 5th look is past 5.5.
-    assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
-    assert free_text.startswith(cut_text)
-    with pytest.raises(DeadlinePassed):
+    # One look before generating, then one per token: the 6th look (5th token) is past
+    # 5.5; the cut reply is refused, not returned as if it were the answer.
+    with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
+                                      max_new_tokens=50, deadline=5.5))
+    assert len(free) >= 20 and Clock.now == 6.0, (len(free), Clock.now)
+    assert free_text
+    with pytest.raises(DeadlinePassed, match="before generation began"):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
 
 
 def test_janus_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
-    """In process, on a clock that moves one second per look: text stops at the deadline with
-    the tokens so far; an image (a fixed number of tokens, no use half-made) is aborted."""
+    """In process, on a clock that moves one second per look: text stops at the deadline and
+    the cut reply is refused; an image (a fixed number of tokens) is aborted at once."""
     from model_server.backends import deadline_stop, janus
     from model_server.backends.base import GenerateImageTask, GenerateTask
     from model_server.backends.local_settings import JanusSettings
@@ -549,11 +551,12 @@ def test_janus_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
             return cls.now
 
     monkeypatch.setattr(deadline_stop, "time", Clock)
-    cut_text, cut = tokens(GenerateTask(request_id="d", text="Hello", images=(),
-                                        max_new_tokens=40, deadline=5.5))
-    # One look before generating, then one per token: the 5th look is past 5.5.
-    assert len(free) >= 20 and 2 <= len(cut) <= 5, (len(cut), len(free))
-    assert free_text.startswith(cut_text)
+    # One look before generating, then one per token: the 6th look (5th token) is past 5.5.
+    with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
+                                      max_new_tokens=40, deadline=5.5))
+    assert len(free) >= 20 and Clock.now == 6.0, (len(free), Clock.now)
+    assert free_text
     Clock.now = 0.0
     with pytest.raises(DeadlinePassed, match="while the image was generated"):
         backend.generate_image(GenerateImageTask(request_id="i", text="a cat", images=(),

@@ -1,9 +1,10 @@
 """Generation that ends at the client's deadline: nobody waits for the answer after it.
 
-For transformers' `generate`: text stops at the next token (the tokens so far are
-returned, and the server's answer goes nowhere); an image of a fixed number of
-tokens has no stopping criteria and no use half-made, so its generation is
-aborted with DeadlinePassed instead. Checked once per generated token.
+For transformers' `generate`: text stops at the next token and the generation is
+then refused with DeadlinePassed (a reply cut short is no answer, and a client
+whose own deadline fires a moment later must not take it for one); an image of a
+fixed number of tokens has no stopping criteria, so its generation is aborted
+with DeadlinePassed at once. Checked once per generated token.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ def check_not_passed(deadline: float | None) -> None:
 
 
 class StopAtDeadline(transformers.StoppingCriteria):
-    """Stop text generation once time.monotonic() reaches the deadline."""
+    """Stop text generation once time.monotonic() reaches the deadline; `fired` says it did."""
 
     def __init__(self, deadline: float):
         self.deadline = deadline
+        self.fired = False
+        self.tokens = 0
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw) -> torch.Tensor:
+        self.tokens += 1
         done = time.monotonic() >= self.deadline
+        self.fired = self.fired or done
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -46,11 +51,22 @@ class AbortAtDeadline(transformers.LogitsProcessor):
         return scores
 
 
-def text_stop(deadline: float | None) -> dict:
-    """`generate` keyword arguments that stop text generation at `deadline` (none: {})."""
-    if deadline is None:
-        return {}
-    return {"stopping_criteria": transformers.StoppingCriteriaList([StopAtDeadline(deadline)])}
+class TextDeadline:
+    """Text generation that stops at `deadline` (None: no deadline):
+    `generate(**kw, **d.kwargs())`, then `d.check()` refuses a generation cut there."""
+
+    def __init__(self, deadline: float | None):
+        self.stop = StopAtDeadline(deadline) if deadline is not None else None
+
+    def kwargs(self) -> dict:
+        if self.stop is None:
+            return {}
+        return {"stopping_criteria": transformers.StoppingCriteriaList([self.stop])}
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.fired:
+            raise DeadlinePassed(f"the client's deadline passed during generation; stopped "
+                                 f"after {self.stop.tokens} tokens")
 
 
 def image_abort(deadline: float | None) -> dict:

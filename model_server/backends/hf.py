@@ -40,7 +40,7 @@ from model_server.backends.base import (
     score_each,
 )
 from model_server.backends.chat_prompt import messages
-from model_server.backends.deadline_stop import check_not_passed, text_stop
+from model_server.backends.deadline_stop import TextDeadline, check_not_passed
 from model_server.backends.hf_inputs import CannotShare, InputBuilder, SharedInputs
 from model_server.backends.hf_packed import (
     MASKABLE_ATTENTION,
@@ -418,11 +418,12 @@ class HFBackend(Backend[ScoreTask | Planned]):
         enc = self.inputs.encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
-              "pad_token_id": self.pad_id,
-              **text_stop(task.deadline)}  # stop at the client's deadline: nobody waits after it
+              "pad_token_id": self.pad_id}
+        deadline = TextDeadline(task.deadline)  # nobody waits for the answer after it
         if task.temperature > 0:
             kw["temperature"] = task.temperature
-        out = self.model.generate(**enc, **kw)
+        out = self.model.generate(**enc, **kw, **deadline.kwargs())
+        deadline.check()
         new = out[0, enc["input_ids"].shape[1]:]
         return self.inputs.decode(new)
 

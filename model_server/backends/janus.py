@@ -59,9 +59,9 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     user_content,
 )
 from model_server.backends.deadline_stop import (  # noqa: E402
+    TextDeadline,
     check_not_passed,
     image_abort,
-    text_stop,
 )
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
@@ -237,15 +237,18 @@ class JanusBackend(Backend[ScoreTask]):
     @torch.no_grad()
     def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
                        temperature: float, seed: int, deadline: float | None = None) -> str:
-        """Text after the prompt; it stops at `deadline` (the client has gone by then)."""
+        """Text after the prompt; DeadlinePassed once `deadline` stops it (the client has gone
+        by then)."""
         torch.manual_seed(seed)
         inputs = self._inputs(self._render(text, len(images)), images)
         sample = temperature > 0
         config = copy.deepcopy(self.model.generation_config)
         config.update(max_new_tokens=max_new_tokens, max_length=None,
                       do_sample=sample, temperature=temperature if sample else None)
+        stop = TextDeadline(deadline)
         out = self.model.generate(**inputs, generation_mode="text", generation_config=config,
-                                  **text_stop(deadline))
+                                  **stop.kwargs())
+        stop.check()
         new = out[0, inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
@@ -284,7 +287,7 @@ class JanusBackend(Backend[ScoreTask]):
     @torch.no_grad()
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
         """The image (aborted with DeadlinePassed at the client's deadline: half an image is
-        no answer), then with_text's text, which stops at the deadline."""
+        no answer), then with_text's text, refused the same way at the deadline."""
         check_not_passed(task.deadline)
         inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
         pixel_values = inputs.pop("pixel_values", None)
