@@ -109,9 +109,12 @@ def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_p
         s = json.loads((tmp_path / "summary.json").read_text())
         assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
         sent = questions_text(api)
-        # the evaluator did not retry the upstream failure: 1 + max_retries calls, no more
-        assert sum(target_line in t for t in sent) == 1 + MAX_RETRIES
-        assert len(sent) == 3 * PER_DIM - 1 + 1 + MAX_RETRIES
+        # the evaluator did not retry the upstream failure: 1 + max_retries calls at most (a
+        # retry of the server's own may die on a pooled connection the stand-in had already
+        # closed, spending the budget without reaching it; an evaluator retry would double it)
+        poisoned = sum(target_line in t for t in sent)
+        assert 1 < poisoned <= 1 + MAX_RETRIES, poisoned
+        assert len(sent) == 3 * PER_DIM - 1 + poisoned
         api.reset()
         assert run(ann, roots, target, tmp_path) == 0
     assert json.loads((tmp_path / "run.json").read_text())["todo"] == 1
