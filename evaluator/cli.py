@@ -259,6 +259,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
                   if p.raw else "the model's chat template")
         scored = ("option + " + ("EOS" if p.raw else "end-of-turn")) if p.end_token else "option"
         placement = ("the first image only" if p.images == "first" else "all, before the text")
+        if p.letter_suffix:
+            scored += f" (letters scored as 'A{p.letter_suffix}')"
         lines += [f"{p.name}{' (default)' if p.name == presets.DEFAULT else ''}",
                   f"  interface:            {p.interface}",
                   f"  prompt:               {prompt}",

@@ -49,7 +49,7 @@ def score_prompt(q: Question, method: str, preset: Preset) -> ScorePrompt:
     if method == "ppl":
         body, options = q.question, q.choices
     elif method == "letter":
-        body, options = listed_prompt(q), LETTERS
+        body, options = listed_prompt(q), preset.letters(LETTERS)
     else:
         raise ValueError(f"method {method!r} does not rank options; choose ppl or letter")
     return ScorePrompt(text=preset.text(body), options=tuple(preset.options(options)),
@@ -70,6 +70,10 @@ def refusal(method: str, preset: Preset) -> str | None:
     """Why this method cannot run under this preset, or None."""
     if method not in METHODS:
         return f"unknown method {method!r}; choose from {', '.join(METHODS)}"
+    if preset.methods and method not in preset.methods:
+        return (f"preset {preset.name} follows an interface that used --method "
+                f"{' or '.join(preset.methods)} only ({preset.interface}); use that method or "
+                f"another preset")
     if method == "generate" and preset.raw:
         return (f"--method generate sends the model's chat template (Generate has no raw "
                 f"prompt); preset {preset.name} uses a raw prompt. Use a chat-template "

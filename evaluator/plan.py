@@ -146,6 +146,9 @@ def preset_refusal(method: str, preset: Preset, info) -> str | None:
             return f"scores the end-of-turn token after each option, and {why}"
         if p.raw and (why := _score_refuses(info, DETAIL_SCORE_RAW_PROMPT)):
             return f"sends a raw prompt, and {why}"
+        if p.letter_suffix and letters_only(info):
+            return (f"scores each letter with {p.letter_suffix!r} after it, and this model "
+                    f"ranks single letters only (score_mode=chat-letter)")
         return None
 
     why = blocker(preset)
@@ -154,7 +157,8 @@ def preset_refusal(method: str, preset: Preset, info) -> str | None:
     works = [name for name, p in PRESETS.items() if blocker(p) is None]
     name = info.name or "the model"
     hint = (f"use --preset {' or '.join(works)}" if works else "no preset works with it")
-    if method_refusal("generate", info) is None and not preset.raw:
+    generate_allowed = not preset.methods or "generate" in preset.methods
+    if method_refusal("generate", info) is None and not preset.raw and generate_allowed:
         hint += ", or --method generate"
     return (f"--preset {preset.name} cannot run on {name} ({info.backend}): the preset "
             f"{why}; {hint}")

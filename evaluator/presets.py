@@ -32,6 +32,8 @@ class Preset:
     end_token: bool  # the EOS / end-of-turn token after the option is scored too
     images: str  # without <img> in the question: "all" images first, or only the "first"
     option_prefix: str = ""  # raw prompts: what goes between the prompt and each option
+    letter_suffix: str = ""  # scored after each letter of the listed options ("A." for ".")
+    methods: tuple[str, ...] = ()  # the answer methods its interface used; empty: any
     note: str = ""
 
     def __post_init__(self):
@@ -55,6 +57,10 @@ class Preset:
         """The continuations as sent: a raw prompt is followed by the option directly."""
         return [self.option_prefix + o for o in options] if self.raw else list(options)
 
+    def letters(self, letters: Sequence[str]) -> list[str]:
+        """The listed options' letters as scored (`letter` method): "A", or "A." and the like."""
+        return [letter + self.letter_suffix for letter in letters]
+
     def reduce(self, logprob_sum: float, num_tokens: int) -> float:
         return logprob_sum if self.reduction == "sum" else logprob_sum / max(1, num_tokens)
 
@@ -77,7 +83,7 @@ class Preset:
 
     def record(self) -> dict:
         """What summary.json and run.json say about the preset."""
-        return {**asdict(self), "reproduces": self.reproduces}
+        return {**asdict(self), "methods": list(self.methods), "reproduces": self.reproduces}
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -102,6 +108,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         name="llava-1.5", interface="SEED-Bench-2 LLaVA-1.5 interface (llava_v1 conversation)",
         prompt=CHAT, reduction="mean", end_token=True, images="first",
         note="one image before the question (the first image or frame) unless <img> places them"),
+    Preset(
+        name="internlm-xcomposer", interface="SEED-Bench-2 InternLM-XComposer interface",
+        prompt=CHAT, reduction="mean", end_token=False, images="all", letter_suffix=".",
+        methods=("letter",),
+        note="the options listed in the prompt and each letter scored with its full stop "
+             "(\"A.\"); --method letter only; the spec lists no published row for it"),
     Preset(
         name="qwen-vl-chat", interface="SEED-Bench-2 Qwen-VL-Chat interface",
         prompt="{question}", option_prefix="", reduction="mean", end_token=False, images="all",

@@ -94,6 +94,20 @@ def test_bad_presets_and_combinations_are_refused():
         presets.Preset("p", "i", "Q:", "mean", False, "all")
     assert "raw prompt" in methods.refusal("generate", presets.get("qwen-vl-chat"))
     assert methods.refusal("generate", presets.get("llava-1.5")) is None
+    internlm = presets.get("internlm-xcomposer")
+    for method in ("ppl", "generate"):
+        assert "--method letter only" in methods.refusal(method, internlm)
+    assert methods.refusal("letter", internlm) is None
+
+
+def test_internlm_xcomposer_letters_carry_their_full_stop():
+    p = presets.get("internlm-xcomposer")
+    prompt = methods.score_prompt(Q, "letter", p)
+    assert prompt.options == ("A.", "B.", "C.", "D.")
+    assert prompt.text == methods.listed_prompt(Q) and not prompt.raw_prompt
+    assert not prompt.include_end_of_turn and p.reduction == "mean"
+    assert methods.score_prompt(Q, "letter", presets.get("chat-mean")).options == tuple("ABCD")
+    assert methods.pick(p, [(-3.0, 2), (-1.0, 2), (-5.0, 2), (-4.0, 2)]) == "B"
 
 
 def test_store_written_before_presets_is_migrated(tmp_path):

@@ -96,7 +96,8 @@ def scripted(tmp_path_factory):
         yield t, d / "calls.jsonl"
 
 
-@pytest.mark.parametrize("name", list(presets.PRESETS))
+@pytest.mark.parametrize("name", [n for n, p in presets.PRESETS.items()
+                                  if not p.methods or "ppl" in p.methods])
 def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     ann, roots, _ = data
     target, log = scripted
@@ -127,6 +128,30 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     console = Console(record=True, width=200)
     report.print_report(s, console)
     assert f"preset {name}" in " ".join(console.export_text().split())  # titles may wrap
+
+
+def test_internlm_xcomposer_scores_listed_letters_with_their_full_stop(data, scripted, tmp_path,
+                                                                     capsys):
+    """The InternLM-XComposer interface: options listed in the prompt, each letter scored with
+    its full stop ("A."), mean, the model's chat template; it used the letter method only,
+    so any other method is refused before a question is sent."""
+    ann, roots, _ = data
+    target, log = scripted
+    before = len(calls(log))
+    assert cli.main(run_args(ann, roots, target, tmp_path / "ppl",
+                             "--preset", "internlm-xcomposer")) == 2
+    assert "--method letter" in " ".join(capsys.readouterr().err.split())
+    assert len(calls(log)) == before
+    assert cli.main(run_args(ann, roots, target, tmp_path / "letter", "--method", "letter",
+                             "--preset", "internlm-xcomposer")) == 0
+    sent = {c["request_id"]: c for c in calls(log)[before:] if c["call"] == "Score"}
+    assert set(sent) == {"single", "multi", "inter"}
+    for qid, c in sent.items():
+        assert c["options"] == ["A.", "B.", "C.", "D."][:len(CHOICES[qid])]
+        assert c["text"] == methods.listed_prompt(question(qid))
+        assert c["raw_prompt"] is False and c["include_end_of_turn"] is False
+    s = summary(tmp_path / "letter")
+    assert s["method"] == "letter" and s["preset"]["name"] == "internlm-xcomposer"
 
 
 def test_preset_is_part_of_the_results_key(data, scripted, tmp_path):
@@ -404,3 +429,24 @@ def test_janus_generate_end_to_end(data, tmp_path):
     s = summary(tmp_path)
     assert s["counts"]["answered"] == 3 and s["counts"]["errors"] == 0
     assert s["counts"]["unparsed"] == sum(r["prediction"] is None for r in rows.values())
+
+
+def test_hf_scores_the_full_stop_after_each_letter(data, hf):
+    """Through a real hf server: under internlm-xcomposer each letter option carries one more
+    token (the full stop) than under chat-mean, and the chosen letter follows the mean."""
+    _, _, root = data
+    target, stub = hf
+    counts = {}
+    for name in ("chat-mean", "internlm-xcomposer"):
+        p = presets.get(name)
+        prompt = methods.score_prompt(question("single"), "letter", p)
+        d = (root / "media" / "0.png").read_bytes()
+        req = pb.ScoreRequest(request_id=f"single-{name}", prompt=pb.Prompt(
+            text=prompt.text, images=[pb.Image(data=d, sha256=sha(d))]),
+            options=list(prompt.options), raw_prompt=prompt.raw_prompt,
+            include_end_of_turn=prompt.include_end_of_turn)
+        scores = [(s.logprob_sum, s.num_tokens) for s in stub.Score(req, timeout=60).scores]
+        counts[name] = [n for _, n in scores]
+        assert methods.pick(p, scores) in "ABCD"
+    assert [b - a for a, b in zip(counts["chat-mean"], counts["internlm-xcomposer"],
+                                  strict=True)] == [1, 1, 1, 1]

@@ -349,6 +349,8 @@ def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp
     ("seed1-instructblip", "end-of-turn token", False),  # a raw prompt: Generate cannot either
     ("qwen-vl-chat", "sends a raw prompt, and a chat API always applies the model's chat "
                      "template", False),
+    ("internlm-xcomposer", "scores each letter with '.' after it, and this model ranks single "
+                           "letters only (score_mode=chat-letter)", False),  # letter only
 ])
 def test_a_preset_the_chat_api_cannot_take_is_refused_before_any_question(
         data, api, tmp_path, capsys, preset, reason, generate_works):
