@@ -22,6 +22,7 @@ from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.config import ConfigError, RunConfig, dimensions, subpart
 from evaluator.store import Store, StoreError
 from evaluator.video_frames import FrameCache
+from serving.arg_types import positive_int
 from serving.security import add_client_args
 
 err = Console(stderr=True)
@@ -377,17 +378,6 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seedbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -481,10 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample-data", help="write a small synthetic benchmark")
     s.add_argument("--out", required=True, help="folder for the annotation file and its media")
     s.add_argument("--seed", type=int, default=0, help="same seed, byte-identical output")
-    s.add_argument("--per-dim", type=_count, default=3, help="questions per dimension")
+    s.add_argument("--per-dim", type=positive_int, default=3, help="questions per dimension")
     s.add_argument("--full", action="store_true",
                    help="SEED-Bench-2's real per-dimension counts (~24K questions)")
-    s.add_argument("--mix", type=_count, metavar="N",
+    s.add_argument("--mix", type=positive_int, metavar="N",
                    help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
                         "proportions")
     s.add_argument("--format", choices=["v1", "v2"], default="v2",

@@ -32,6 +32,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from serving.arg_types import positive_int
 from serving.batching import settle
 from serving.security import SecurityError, ServerSecurity
 
@@ -112,17 +113,6 @@ def add_server_process_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=None,
                         help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     security.add_server_args(parser)
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (a bad value exits 2 naming the flag)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
 
 
 def server_security(args: argparse.Namespace) -> ServerSecurity:

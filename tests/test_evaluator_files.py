@@ -136,8 +136,8 @@ def test_sample_data_mix_follows_seed_bench_2_proportions(tmp_path):
 
 @pytest.mark.parametrize("argv, says", [
     (["--mix", "12"], "a mix needs at least 24 questions"),
-    (["--per-dim", "0"], "argument --per-dim: expected at least 1, got 0"),
-    (["--mix", "many"], "argument --mix: expected a whole number, got 'many'"),
+    (["--per-dim", "0"], "argument --per-dim: 0 is not >= 1"),
+    (["--mix", "many"], "argument --mix: 'many' is not a whole number"),
 ])
 def test_sample_data_cli_refuses_bad_counts_in_one_line(tmp_path, capsys, argv, says):
     from evaluator import cli
