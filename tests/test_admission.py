@@ -17,7 +17,6 @@ from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from tests.images import png
 from tests.procs import model_server
-from tests.test_remote_api import FakeAPI
 from tests.tiny_models import tiny_model
 
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -107,13 +106,6 @@ def test_janus_options_over_the_budget_are_refused(janus):
 
 
 # ----------------------------------------------------------------------------------- remote
-
-@pytest.fixture(scope="module")
-def api():
-    fake = FakeAPI().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture(scope="module")
 def remote(api):

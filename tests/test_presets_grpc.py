@@ -356,15 +356,6 @@ def test_hf_generate_end_to_end(data, hf, tmp_path):
 # -- remote backends: generate through a chat API, raw prompts --------------------------------
 
 
-@pytest.fixture(scope="module")
-def fake_api():
-    from tests.test_remote_api import FakeAPI
-
-    api = FakeAPI().start()
-    yield api
-    api.stop()
-
-
 def _remote(backend, api, *settings):
     args = ["--backend", backend, "--model", "fake-model", "--max-wait-ms", "1", *QUIET,
             "--backend-arg", f"base_url={api.url}", "--backend-arg", "max_retries=1",
@@ -374,17 +365,17 @@ def _remote(backend, api, *settings):
     return model_server(args, timeout=60)
 
 
-def test_generate_through_a_remote_chat_api(data, fake_api, tmp_path, monkeypatch):
+def test_generate_through_a_remote_chat_api(data, api, tmp_path, monkeypatch):
     ann, roots, _ = data
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fake_api.reset()
+    api.reset()
     replies = ["Answer: A", "I can't say.", "(C) two boxes"]  # file order, one call at a time
-    fake_api.script = [(200, {"choices": [{"message": {"role": "assistant", "content": r}}]}, {})
+    api.script = [(200, {"choices": [{"message": {"role": "assistant", "content": r}}]}, {})
                        for r in replies]
-    with _remote("openai", fake_api, "capabilities=score,generate") as (target, _):
+    with _remote("openai", api, "capabilities=score,generate") as (target, _):
         assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
                                  "--in-flight", "1")) == 0
-    sent = fake_api.calls("/v1/chat/completions")
+    sent = api.calls("/v1/chat/completions")
     assert [b["temperature"] for b in sent] == [0.0] * 3
     assert all(b["max_tokens"] == methods.GENERATE_MAX_NEW_TOKENS for b in sent)
     rows = {q: r for (q, _), r in stored(tmp_path).items()}
@@ -396,22 +387,22 @@ def test_generate_through_a_remote_chat_api(data, fake_api, tmp_path, monkeypatc
     assert s["dimensions"]["23"]["correct"] == 1 and s["dimensions"]["17"]["unparsed"] == 1
 
 
-def test_remote_chat_refuses_raw_prompt_and_echo_sends_it_as_is(fake_api, monkeypatch):
+def test_remote_chat_refuses_raw_prompt_and_echo_sends_it_as_is(api, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fake_api.reset()
+    api.reset()
     raw = pb.ScoreRequest(request_id="q1", prompt=pb.Prompt(text="Question: Is it?\nAnswer:"),
                           options=[" yes", " no"], raw_prompt=True)
-    with _remote("openai", fake_api, "score_mode=chat-letter") as (target, _):
+    with _remote("openai", api, "score_mode=chat-letter") as (target, _):
         with grpc.insecure_channel(target) as ch:
             with pytest.raises(grpc.RpcError) as exc:
                 pb_grpc.ModelServiceStub(ch).Score(raw, timeout=30)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "raw_prompt" in exc.value.details()
-    assert fake_api.calls("/v1/chat/completions") == []
-    with _remote("vllm", fake_api) as (target, _):
+    assert api.calls("/v1/chat/completions") == []
+    with _remote("vllm", api) as (target, _):
         with grpc.insecure_channel(target) as ch:
             scores = pb_grpc.ModelServiceStub(ch).Score(raw, timeout=30).scores
-    prompts = sorted(b["prompt"] for b in fake_api.calls("/v1/completions"))
+    prompts = sorted(b["prompt"] for b in api.calls("/v1/completions"))
     assert prompts == ["Question: Is it?\nAnswer: no", "Question: Is it?\nAnswer: yes"]
     assert len(scores) == 2 and all(s.num_tokens == 1 for s in scores)
 

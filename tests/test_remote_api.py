@@ -236,13 +236,6 @@ def pixels(data: bytes) -> bytes:
 
 # -- fixtures ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def api():
-    fake = FakeAPI().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture(autouse=True)
 def _clean(request):
     if "api" in request.fixturenames:

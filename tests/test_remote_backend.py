@@ -22,16 +22,9 @@ from model_server.backends.remote_client import (
 from model_server.backends.remote_scoring import letter_logprobs, option_span
 from serving.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
 from serving.processes import free_port
-from tests.test_remote_api import FakeAPI, fake_token_logprob
+from tests.test_remote_api import fake_token_logprob
 
 KEY = "sk-unit-secret"
-
-
-@pytest.fixture(scope="module")
-def api():
-    fake = FakeAPI().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(autouse=True)

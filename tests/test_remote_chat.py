@@ -39,13 +39,6 @@ IMAGE_KEY = "sk-image-secret-9876543210"
 
 
 @pytest.fixture(scope="module")
-def api():
-    fake = FakeAPI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def images_api():
     fake = FakeAPI().start()
     yield fake

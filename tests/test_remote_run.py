@@ -31,13 +31,6 @@ def data(tmp_path_factory):
     return write_sample(tmp_path_factory.mktemp("data"), per_dim=PER_DIM)
 
 
-@pytest.fixture(scope="module")
-def api():
-    fake = FakeAPI().start()
-    yield fake
-    fake.stop()
-
-
 @contextlib.contextmanager
 def chat_server(api: FakeAPI):
     args = ["--backend", "openai", "--model", "chat-model", "--max-wait-ms", "20",
