@@ -486,81 +486,63 @@ def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_facto
     assert answered_s < min(5.0, full_s / 5), (answered_s, full_s)
 
 
-def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
-    """In process, on a clock that moves one second per look: exactly where generation
-    stops (over gRPC: test_a_long_generation_stops_at_the_client_deadline_over_grpc)."""
-    from model_server.backends import deadline_stop, hf
+class _SteppedClock:
+    """Stands in for the `time` module: each look at the monotonic clock is one second later."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, monkeypatch):
+    """The backend's text generation, free and then with a deadline of 5.5 on a stepped clock:
+    one look before generating, then one per token, so the 6th look (5th token) is past it and
+    the cut reply is refused, not returned as if it were the answer. Returns the clock."""
+    from model_server.backends import deadline_stop
     from model_server.backends.base import GenerateTask
-    from model_server.backends.local_settings import HFSettings
     from serving.errors import DeadlinePassed
+
+    free = backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
+                                         max_new_tokens=max_new_tokens))
+    free_tokens = tokenizer(free, add_special_tokens=False)["input_ids"]
+    clock = _SteppedClock()
+    monkeypatch.setattr(deadline_stop, "time", clock)
+    with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
+                                      max_new_tokens=max_new_tokens, deadline=5.5))
+    assert len(free_tokens) >= 20 and clock.now == 6.0, (len(free_tokens), clock.now)
+    with pytest.raises(DeadlinePassed, match="before generation began"):
+        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
+    return clock
+
+
+def test_hf_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
+    """In process: exactly where generation stops (over gRPC:
+    test_a_long_generation_stops_at_the_client_deadline_over_grpc)."""
+    from model_server.backends import hf
+    from model_server.backends.local_settings import HFSettings
 
     backend = hf.HFBackend(str(tiny_model("llava", tmp_path_factory.getbasetemp())),
                            HFSettings(device="cpu"))
-
-    def tokens(task):
-        text = backend.generate(task)
-        return text, backend.inputs.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
-                                          max_new_tokens=50))
-
-    class Clock:  # each look at the clock: one second later
-        now = 0.0
-
-        @classmethod
-        def monotonic(cls):
-            cls.now += 1.0
-            return cls.now
-
-    monkeypatch.setattr(deadline_stop, "time", Clock)
-    # One look before generating, then one per token: the 6th look (5th token) is past
-    # 5.5; the cut reply is refused, not returned as if it were the answer.
-    with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
-        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
-                                      max_new_tokens=50, deadline=5.5))
-    assert len(free) >= 20 and Clock.now == 6.0, (len(free), Clock.now)
-    assert free_text
-    with pytest.raises(DeadlinePassed, match="before generation began"):
-        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
+    _text_generation_is_cut_at_the_deadline(backend, backend.inputs.tokenizer, 50, monkeypatch)
 
 
 def test_janus_generation_stops_at_the_deadline(tmp_path_factory, monkeypatch):
-    """In process, on a clock that moves one second per look: text stops at the deadline and
-    the cut reply is refused; an image (a fixed number of tokens) is aborted at once."""
-    from model_server.backends import deadline_stop, janus
-    from model_server.backends.base import GenerateImageTask, GenerateTask
+    """In process: text stops at the deadline and the cut reply is refused; an image (a fixed
+    number of tokens) is aborted at once."""
+    from model_server.backends import janus
+    from model_server.backends.base import GenerateImageTask
     from model_server.backends.local_settings import JanusSettings
     from serving.errors import DeadlinePassed
 
     backend = janus.JanusBackend(str(tiny_model("janus", tmp_path_factory.getbasetemp())),
                                  JanusSettings(device="cpu"))
-
-    def tokens(task):
-        text = backend.generate(task)
-        return text, backend.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    free_text, free = tokens(GenerateTask(request_id="d", text="Hello", images=(),
-                                          max_new_tokens=40))
-
-    class Clock:  # each look at the clock: one second later
-        now = 0.0
-
-        @classmethod
-        def monotonic(cls):
-            cls.now += 1.0
-            return cls.now
-
-    monkeypatch.setattr(deadline_stop, "time", Clock)
-    # One look before generating, then one per token: the 6th look (5th token) is past 5.5.
-    with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
-        backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
-                                      max_new_tokens=40, deadline=5.5))
-    assert len(free) >= 20 and Clock.now == 6.0, (len(free), Clock.now)
-    assert free_text
-    Clock.now = 0.0
+    clock = _text_generation_is_cut_at_the_deadline(backend, backend.tokenizer, 40, monkeypatch)
+    clock.now = 0.0
     with pytest.raises(DeadlinePassed, match="while the image was generated"):
         backend.generate_image(GenerateImageTask(request_id="i", text="a cat", images=(),
                                                  deadline=5.5))
-    assert Clock.now < 16  # aborted a few tokens in, not after the image's 16 tokens
-    with pytest.raises(DeadlinePassed, match="before generation began"):
-        backend.generate(GenerateTask(request_id="d", text="Hello", images=(), deadline=1.0))
+    assert clock.now < 16  # aborted a few tokens in, not after the image's 16 tokens
