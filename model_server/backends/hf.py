@@ -151,7 +151,6 @@ class HFBackend(Backend[ScoreTask | Planned]):
                                    images_on_device=(on_accelerator
                                                      if settings.preprocess_on_device is None
                                                      else settings.preprocess_on_device))
-        self.pad_id = self.inputs.pad_id
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
         self.max_batch_tokens = settings.max_batch_tokens
@@ -309,7 +308,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         """One forward over packed rows `prefix + option_1 + ... + option_k` (hf_packed)."""
         mrope = self.model_type in MULTI_AXIS_ROPE
         with stage(self.stage_times, "pack rows, mask, positions"):
-            packed = pack(batch, self.pad_id, self.device, self.dtype,
+            packed = pack(batch, self.inputs.pad_id, self.device, self.dtype,
                           (lambda i: self._mrope_prefix(batch[i])) if mrope else None)
         with stage(self.stage_times, "forward (packed: prefix + options)"):
             hidden = self.model.model(**packed.inputs, use_cache=False).last_hidden_state
@@ -337,7 +336,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
                      if v.dim() >= 2 and v.shape[1] == lengths[0] and v.dtype in (torch.long, torch.int)]
         inputs: dict[str, torch.Tensor] = {}
         for k in per_token:  # left-pad so every prefix ends at the same column
-            fill = self.pad_id if k == "input_ids" else 0
+            fill = self.inputs.pad_id if k == "input_ids" else 0
             inputs[k] = torch.cat([
                 torch.nn.functional.pad(p.prefix[k], (pmax - n, 0), value=fill)
                 for p, n in zip(batch, lengths, strict=True)])
@@ -382,7 +381,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         cache = copy.copy(prefix_cache)  # the selection below rebinds tensors, never edits them
         cache.layers = [copy.copy(layer) for layer in prefix_cache.layers]
         cache.batch_select_indices(owner)
-        cont = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        cont = torch.full((len(rows), width), self.inputs.pad_id, dtype=torch.long)
         cmask = torch.zeros(len(rows), width, dtype=torch.long)
         for r, (i, j) in enumerate(rows):  # built on the host, copied once
             toks = batch[i].conts[j]
@@ -418,7 +417,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
         enc = self.inputs.encode(prompt, task.images)
         torch.manual_seed(task.seed)
         kw = {"do_sample": task.temperature > 0, "max_new_tokens": task.max_new_tokens,
-              "pad_token_id": self.pad_id}
+              "pad_token_id": self.inputs.pad_id}
         deadline = TextDeadline(task.deadline)  # nobody waits for the answer after it
         if task.temperature > 0:
             kw["temperature"] = task.temperature

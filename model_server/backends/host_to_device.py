@@ -49,7 +49,8 @@ def image_tensors(images: Sequence[Image.Image], device: str) -> list[torch.Tens
     processors convert a PIL image to themselves, so their output is the same."""
     out = []
     for image in images:
-        hwc = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # decoded images are RGB
+        hwc = np.asarray(rgb, dtype=np.uint8)
         chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))  # one copy, writable
         out.append(to_device(torch.from_numpy(chw), device))
     return out
