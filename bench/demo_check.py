@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import one_line_errors  # noqa: E402
 from evaluator import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, serve  # noqa: E402
 from evaluator.methods import METHODS  # noqa: E402
@@ -173,4 +174,4 @@ def render(rows, args, n_questions: int, wall_s: float) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors.run(main))

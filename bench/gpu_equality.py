@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import one_line_errors  # noqa: E402
 from model_server import backends  # noqa: E402
 from model_server.tiny import make_tiny  # noqa: E402
 from tests.test_prefix_sharing import MIXED  # noqa: E402
@@ -78,4 +79,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors.run(main))

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
+from bench import one_line_errors  # noqa: E402
 from bench.flops import FlopCounter  # noqa: E402
 from evaluator import dataset, methods, presets  # noqa: E402
 from evaluator.media import parse_media_roots  # noqa: E402
@@ -154,4 +155,4 @@ def _gpu_peak(device: str) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors.run(main))

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import one_line_errors  # noqa: E402
 from bench.flops import peak_flops  # noqa: E402
 from serving import processes  # noqa: E402
 
@@ -392,4 +393,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors.run(main))

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
 
+from bench import one_line_errors  # noqa: E402
 from bench.flops import PEAK_BF16, FlopCounter  # noqa: E402
 from bench.inproc import load_tasks  # noqa: E402
 from model_server.backends.hf_inputs import InputBuilder  # noqa: E402
@@ -88,4 +89,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(one_line_errors.run(main))
