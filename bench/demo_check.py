@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import one_line_errors  # noqa: E402
-from evaluator import sample_data  # noqa: E402
+from evaluator.data import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, serve  # noqa: E402
-from evaluator.methods import METHODS  # noqa: E402
+from evaluator.run.methods import METHODS  # noqa: E402
 from serving.processes import child_env  # noqa: E402
 
 LETTERS = "ABCD"

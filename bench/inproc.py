@@ -20,8 +20,9 @@ from PIL import Image  # noqa: E402
 
 from bench import one_line_errors  # noqa: E402
 from bench.flops import FlopCounter  # noqa: E402
-from evaluator import dataset, methods, presets  # noqa: E402
-from evaluator.media import parse_media_roots  # noqa: E402
+from evaluator.data import dataset  # noqa: E402
+from evaluator.data.media import parse_media_roots  # noqa: E402
+from evaluator.run import methods, presets  # noqa: E402
 from model_server import backends  # noqa: E402
 from model_server.backends.base import ScoreTask  # noqa: E402
 from model_server.backends.hf import HFBackend  # noqa: E402

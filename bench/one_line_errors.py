@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from evaluator.annotation_file import AnnotationError
-from evaluator.media import MediaError
+from evaluator.data.annotation_file import AnnotationError
+from evaluator.data.media import MediaError
 
 
 def run(main: Callable[[], int]) -> int:

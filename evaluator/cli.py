@@ -16,17 +16,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from evaluator import cost, dataset, l3, methods, plan, presets, report, runner
-from evaluator.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
-from evaluator.clip_client import ClipClient, ClipUnavailable, clip_record
-from evaluator.config import ConfigError, RunConfig, dimensions, subpart
-from evaluator.store import Store, StoreError
-from evaluator.video_frames import FrameCache
+from evaluator.data import dataset
+from evaluator.data.video_frames import FrameCache
+from evaluator.results import summary as report
+from evaluator.results.store import Store, StoreError
+from evaluator.run import cost, l3, methods, plan, presets, runner
+from evaluator.run.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
+from evaluator.run.clip_client import ClipClient, ClipUnavailable, clip_record
+from evaluator.run.config import ConfigError, RunConfig, dimensions, subpart
 from serving.arg_types import positive_int
 from serving.security import add_client_args
 
 err = Console(stderr=True)
-FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.video_frames)
+FRAME_CACHE = "frame-cache"  # under --out: sampled frames of raw videos (evaluator.data.video_frames)
 
 
 EXIT_STOPPED = 3  # --max-cost reached: the answers so far are stored, the run resumes on rerun
@@ -186,7 +188,7 @@ def _load(config: RunConfig) -> dataset.Dataset | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evaluator.progress import RichProgress
+    from evaluator.run.progress import RichProgress
 
     try:
         config = RunConfig.from_args(args)
@@ -281,21 +283,21 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
     """The HTML page and PNG exports of `seedbench report` / `compare`, when asked for."""
     if not html and not png:
         return 0
-    from evaluator import compare
+    from evaluator.reports import compare
 
     try:
         result = result or compare.build(dirs, reference)
     except compare.CompareError as exc:
         return _error(str(exc))
     if html:
-        from evaluator import html_report
+        from evaluator.reports import html as html_report
 
         try:
             err.print(f"wrote {html_report.write(result, html)}", highlight=False)
         except OSError as exc:
             return _error(f"--html {html}: cannot write it ({exc.strerror or exc})")
     if png:
-        from evaluator import png_export
+        from evaluator.reports import png as png_export
 
         try:
             for path in png_export.write(result, png):
@@ -308,7 +310,7 @@ def _pages(dirs: list[str], reference: str | None, html: str | None, png: str | 
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evaluator import compare
+    from evaluator.reports import compare
 
     try:
         result = compare.build(args.dirs, args.reference)
@@ -323,7 +325,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from evaluator import score_file
+    from evaluator.results import score_file
 
     try:
         filters = dataset.Filters(level=args.level, version=args.version,
@@ -358,7 +360,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from evaluator import sample_data
+    from evaluator.data import sample_data
 
     if args.format == "v1" and (args.full or args.mix is not None):
         return _error("--full and --mix apply to --format v2 only")
@@ -485,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _reference_names() -> list[str]:
-    from evaluator import compare
+    from evaluator.reports import compare
 
     return list(compare.references())
 

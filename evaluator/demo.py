@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator import cli, sample_data
+from evaluator import cli
+from evaluator.data import sample_data
 from serving import processes
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-llava"

@@ -38,9 +38,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from evaluator import dataset, methods, sample_data  # noqa: E402
-from evaluator.dimensions import GENERATION_DIMS  # noqa: E402
-from evaluator.media import parse_media_roots  # noqa: E402
+from evaluator.data import dataset, sample_data  # noqa: E402
+from evaluator.data.dimensions import GENERATION_DIMS  # noqa: E402
+from evaluator.data.media import parse_media_roots  # noqa: E402
+from evaluator.run import methods  # noqa: E402
 from model_server.backends.chat_prompt import common_prefix_len, render  # noqa: E402
 from model_server.tiny import make_llava  # noqa: E402
 

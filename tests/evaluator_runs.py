@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluator import sample_data
+from evaluator.data import sample_data
 
 
 def write_sample(root: Path, per_dim: int, seed: int = 1):

@@ -19,9 +19,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from evaluator import cli, dataset
-from evaluator import dimensions as D
-from evaluator.media import parse_media_roots
+from evaluator import cli
+from evaluator.data import dataset
+from evaluator.data import dimensions as D
+from evaluator.data.media import parse_media_roots
 from serving.processes import child_env
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server

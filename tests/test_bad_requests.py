@@ -360,7 +360,7 @@ def test_queue_full_is_refused_at_once(scripted):
 
 
 def test_the_evaluator_retries_queue_full_but_not_other_limits():
-    from evaluator.client import worth_retrying
+    from evaluator.run.client import worth_retrying
 
     def error(code, metadata=()):
         return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*metadata),

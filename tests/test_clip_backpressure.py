@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from evaluator.client import RetryPolicy  # noqa: E402
-from evaluator.clip_client import ClipClient  # noqa: E402
+from evaluator.run.client import RetryPolicy  # noqa: E402
+from evaluator.run.clip_client import ClipClient  # noqa: E402
 from protos import clip_pb2 as cpb  # noqa: E402
 from protos import clip_pb2_grpc as cpb_grpc  # noqa: E402
 from protos import seedbench_pb2 as pb  # noqa: E402

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from evaluator import cli, cost
-from evaluator.client import USAGE_FIELDS
+from evaluator import cli
+from evaluator.run import cost
+from evaluator.run.client import USAGE_FIELDS
 
 
 def test_json_and_toml_prices_read_the_same(tmp_path):

@@ -6,9 +6,9 @@ import os
 import pytest
 from PIL import Image
 
-from evaluator import dataset
-from evaluator import dimensions as D
-from evaluator.media import parse_media_roots
+from evaluator.data import dataset
+from evaluator.data import dimensions as D
+from evaluator.data.media import parse_media_roots
 
 
 def good(qid, dim=1, data_id="a.png", **kw):

@@ -5,9 +5,11 @@ import json
 
 import pytest
 
-from evaluator import methods, presets, sample_data, submission
-from evaluator.dataset import Question, load
-from evaluator.media import parse_media_roots
+from evaluator.data import sample_data
+from evaluator.data.dataset import Question, load
+from evaluator.data.media import parse_media_roots
+from evaluator.results import submission
+from evaluator.run import methods, presets
 
 
 def test_submission_reader_is_tolerant(tmp_path):

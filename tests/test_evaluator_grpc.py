@@ -174,12 +174,14 @@ sys.exit(3 if bad else rc)
 
 
 def test_evaluator_imports_no_torch():
-    body = ("import evaluator, evaluator.cli, evaluator.runner, evaluator.client, "
-            "evaluator.dataset, evaluator.media, evaluator.methods, evaluator.metrics, "
-            "evaluator.report, evaluator.store, evaluator.submission, evaluator.sample_data, "
-            "evaluator.progress, evaluator.dimensions, evaluator.demo, evaluator.config, "
-            "evaluator.plan, evaluator.runkey, evaluator.failures, evaluator.coverage, "
-            "evaluator.annotation_file\nrc = 0")
+    modules = ("evaluator, evaluator.cli, evaluator.run.runner, evaluator.run.client, "
+               "evaluator.data.dataset, evaluator.data.media, evaluator.run.methods, "
+               "evaluator.results.metrics, evaluator.results.summary, evaluator.results.store, "
+               "evaluator.results.submission, evaluator.data.sample_data, evaluator.run.progress, "
+               "evaluator.data.dimensions, evaluator.demo, evaluator.run.config, evaluator.run.plan, "
+               "evaluator.results.runkey, evaluator.results.failures, evaluator.results.coverage, "
+               "evaluator.data.annotation_file")
+    body = f"import {modules}\nrc = 0"
     r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -2,9 +2,9 @@
 
 import pytest
 
-from evaluator import dimensions as D
-from evaluator.dataset import Filters, Question, select
-from evaluator.metrics import Outcome, averages, dimension_stats, task_average, weighted_average
+from evaluator.data import dimensions as D
+from evaluator.data.dataset import Filters, Question, select
+from evaluator.results.metrics import Outcome, averages, dimension_stats, task_average, weighted_average
 
 
 def outcomes(dim, correct, wrong, errors=0):

@@ -7,11 +7,13 @@ import sys
 
 import pytest
 
-from evaluator import cli, l3, plan, report, runner
-from evaluator.config import ConfigError, RunConfig
-from evaluator.dataset import Dataset, Filters, Invalid, Question
-from evaluator.runkey import RunKey
-from evaluator.store import Store
+from evaluator import cli
+from evaluator.data.dataset import Dataset, Filters, Invalid, Question
+from evaluator.results import summary as report
+from evaluator.results.runkey import RunKey
+from evaluator.results.store import Store
+from evaluator.run import l3, plan, runner
+from evaluator.run.config import ConfigError, RunConfig
 from protos import seedbench_pb2 as pb
 from serving.processes import child_env
 from tests.evaluator_runs import run_args, write_sample

@@ -4,14 +4,17 @@ import json
 
 import pytest
 
-from evaluator import cli, failures, plan, report
-from evaluator import dimensions as D
-from evaluator.client import CallFailed
-from evaluator.dataset import Question
-from evaluator.media import MediaError
-from evaluator.runkey import RunKey
-from evaluator.runner import QuestionError
-from evaluator.store import Store
+from evaluator import cli
+from evaluator.data import dimensions as D
+from evaluator.data.dataset import Question
+from evaluator.data.media import MediaError
+from evaluator.results import failures
+from evaluator.results import summary as report
+from evaluator.results.runkey import RunKey
+from evaluator.results.store import Store
+from evaluator.run import plan
+from evaluator.run.client import CallFailed
+from evaluator.run.runner import QuestionError
 from protos import seedbench_pb2 as pb
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server

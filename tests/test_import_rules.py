@@ -43,7 +43,7 @@ RULES = {
 # Modules each package must have, so an empty walk cannot pass.
 EXPECTED = {
     "clip_server": {"clip_server.cli", "clip_server.servicer", "clip_server.embedder"},
-    "evaluator": {"evaluator.cli", "evaluator.client", "evaluator.demo", "evaluator.runner"},
+    "evaluator": {"evaluator.cli", "evaluator.run.client", "evaluator.demo", "evaluator.run.runner"},
     "serving": {"serving.lifecycle", "serving.errors", "serving.batching", "serving.images",
                 "serving.processes"},
 }

@@ -12,7 +12,9 @@ import time
 import pytest
 from PIL import Image
 
-from evaluator import cli, l3, sample_data
+from evaluator import cli
+from evaluator.data import sample_data
+from evaluator.run import l3
 from serving.processes import ROOT, child_env, free_port
 from tests.evaluator_runs import files, run_args, write_sample
 from tests.procs import model_server, server_process

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from evaluator import l3, report
-from evaluator.clip_client import cosine
-from evaluator.dataset import Question
-from evaluator.store import RunKey, Store
+from evaluator.data.dataset import Question
+from evaluator.results import summary as report
+from evaluator.results.store import RunKey, Store
+from evaluator.run import l3
+from evaluator.run.clip_client import cosine
 
 
 def q(qid: str, dim: int) -> Question:

@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from evaluator import cli, dataset
-from evaluator import dimensions as D
+from evaluator import cli
+from evaluator.data import dataset
+from evaluator.data import dimensions as D
 from tests.official_files import LETTERS, SUBPART, V1_QUESTION_TYPE, V2_QUESTION_TYPE, write_v1, write_v2
 from tests.procs import model_server
 

@@ -7,10 +7,11 @@ import sqlite3
 
 import pytest
 
-from evaluator import methods, presets, references
-from evaluator.dataset import Question
-from evaluator.runkey import RunKey
-from evaluator.store import Store
+from evaluator.data import references
+from evaluator.data.dataset import Question
+from evaluator.results.runkey import RunKey
+from evaluator.results.store import Store
+from evaluator.run import methods, presets
 
 Q = Question(0, "q1", "What is {it}?", ("cat", "dog", "a red car", "sky"), "B", 1, ("x",))
 

@@ -15,8 +15,10 @@ import grpc
 import pytest
 from rich.console import Console
 
-from evaluator import cli, methods, presets, report
-from evaluator.dataset import Question
+from evaluator import cli
+from evaluator.data.dataset import Question
+from evaluator.results import summary as report
+from evaluator.run import methods, presets
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from serving.answer_parser import parse_answer

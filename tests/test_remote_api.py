@@ -24,7 +24,7 @@ import grpc
 import pytest
 from PIL import Image
 
-from evaluator.client import CallFailed, ModelPool, RetryPolicy
+from evaluator.run.client import CallFailed, ModelPool, RetryPolicy
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from tests.images import png

@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from evaluator import cli, compare, html_report, sample_data
-from evaluator import dimensions as D
+from evaluator import cli
+from evaluator.data import dimensions as D
+from evaluator.data import sample_data
+from evaluator.reports import compare
+from evaluator.reports import html as html_report
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server, server_process

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from evaluator.client import percentiles_ms
-from evaluator.report import print_run
+from evaluator.results.summary import print_run
+from evaluator.run.client import percentiles_ms
 
 
 def test_percentiles_are_nearest_rank_in_ms():

@@ -239,7 +239,7 @@ def test_launcher_tls_without_a_ca_for_its_checks_is_one_line(certs, tmp_path):
 def test_clip_server_takes_the_same_tls_and_token(certs, tmp_path, token_file):
     import asyncio
 
-    from evaluator.clip_client import ClipClient, ClipUnavailable
+    from evaluator.run.clip_client import ClipClient, ClipUnavailable
     from protos import seedbench_pb2 as pb
     from tests.images import png
 

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from evaluator import dimensions, stats
+from evaluator.data import dimensions
+from evaluator.results import stats
 
 
 def _mean_var(xs):

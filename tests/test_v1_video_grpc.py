@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from evaluator import cli, sample_data
+from evaluator import cli
+from evaluator.data import sample_data
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import files
 from tests.evaluator_runs import run_args as shared_run_args
@@ -126,7 +127,7 @@ def test_broken_or_missing_video_is_that_questions_error(data, tmp_path):
 
 def test_frame_cache_is_bounded_to_the_sampled_frames(tmp_path):
     """A longer video still yields exactly 8 cached frames per clip (nothing else kept)."""
-    from evaluator.video_frames import FrameCache, VideoClip
+    from evaluator.data.video_frames import FrameCache, VideoClip
 
     video = write_indexed_video(tmp_path / "long.mp4", 240, 24)
     cache = FrameCache(tmp_path / "cache")

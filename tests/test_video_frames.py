@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from evaluator import dataset
-from evaluator.media import parse_media_roots
-from evaluator.video_frames import FrameCache, VideoClip, VideoError, decode_clip
+from evaluator.data import dataset
+from evaluator.data.media import parse_media_roots
+from evaluator.data.video_frames import FrameCache, VideoClip, VideoError, decode_clip
 from tests.videos import index_of, indices_of, write_indexed_video, write_painted_png
 
 

@@ -1,7 +1,7 @@
 """Answer methods: what goes to the model for a question, and how its reply becomes a letter.
 
 - `ppl`: rank the four choice texts by their likelihood as the answer (Score);
-  the preset (evaluator.presets) says how: prompt format, reduction, end token,
+  the preset (evaluator.run.presets) says how: prompt format, reduction, end token,
   image placement.
 - `letter`: the leaderboard's "PPL for A/B/C/D": the options listed in the
   prompt, the four letters ranked (Score).
@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evaluator import presets
-from evaluator.dataset import LETTERS, Question
-from evaluator.presets import Preset
+from evaluator.data.dataset import LETTERS, Question
+from evaluator.run import presets
+from evaluator.run.presets import Preset
 
 METHODS = ("ppl", "letter", "generate")
 INSTRUCTION = "Answer with the option's letter from the given choices directly."

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from rich.table import Table
 from rich.text import Text
 
-from evaluator import dimensions as D
-from evaluator import l3
-from evaluator.config import RunConfig
-from evaluator.dataset import Dataset, Question
-from evaluator.methods import METHODS
-from evaluator.presets import PRESETS, Preset
-from evaluator.runkey import RunKey
-from evaluator.runner import Handler
+from evaluator.data import dimensions as D
+from evaluator.data.dataset import Dataset, Question
+from evaluator.results.runkey import RunKey
+from evaluator.run import l3
+from evaluator.run.config import RunConfig
+from evaluator.run.methods import METHODS
+from evaluator.run.presets import PRESETS, Preset
+from evaluator.run.runner import Handler
 from protos.wire import DETAIL_SCORE_END_OF_TURN, DETAIL_SCORE_RAW_PROMPT, REFUSED
 
 

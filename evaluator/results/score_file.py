@@ -1,8 +1,8 @@
 """`seedbench score`: a predictions file (ours or a published one) scored against annotations.
 
-The predictions are read tolerantly (evaluator.submission.read: `},` line ends,
+The predictions are read tolerantly (evaluator.results.submission.read: `},` line ends,
 extra keys such as gt_answer, repeated ids with the last one winning, one JSON
-array); the scores are the same summary a run writes (evaluator.report.summarize),
+array); the scores are the same summary a run writes (evaluator.results.summary.summarize),
 so the answered-only averages and the leaderboard view (a selected question
 without a prediction counts as wrong) come side by side and a file with gaps is
 marked partial. Only the question ids, dimensions and answers are used: no media
@@ -17,9 +17,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator import dataset, report, submission
-from evaluator.dataset import LETTERS
-from evaluator.store import Row
+from evaluator.data import dataset
+from evaluator.data.dataset import LETTERS
+from evaluator.results import submission
+from evaluator.results import summary as report
+from evaluator.results.store import Row
 
 METHOD = "predictions file"
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from evaluator.clip_client import ClipClient, cosine
-from evaluator.dataset import LETTERS, PLACEHOLDER, Question
-from evaluator.runner import Answer, Handler, QuestionError, RunContext, rank_options
+from evaluator.data.dataset import LETTERS, PLACEHOLDER, Question
+from evaluator.run.clip_client import ClipClient, cosine
+from evaluator.run.runner import Answer, Handler, QuestionError, RunContext, rank_options
 from protos import seedbench_pb2 as pb
 
 GENERATED_DIR = "generated"

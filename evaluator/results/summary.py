@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from evaluator import coverage, failures, metrics, submission
-from evaluator import dimensions as D
-from evaluator import stats as intervals
-from evaluator.runkey import RunKey
-from evaluator.store import Store
+from evaluator.data import dimensions as D
+from evaluator.results import coverage, failures, metrics, submission
+from evaluator.results import stats as intervals
+from evaluator.results.runkey import RunKey
+from evaluator.results.store import Store
 
 
 def _r(x: float | None) -> float | None:
@@ -36,7 +36,7 @@ def build_summary(store: Store) -> dict:
 
 def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
     """summary.json's content from a run record and one row per selected question
-    (evaluator.store.Row: dimension, status, prediction, answer, unsupported, error)."""
+    (evaluator.results.store.Row: dimension, status, prediction, answer, unsupported, error)."""
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
                                 unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]

@@ -3,8 +3,8 @@
 A bounded window of calls is in flight across all replicas. Media is read and
 encoded in a thread pool only when its question enters the window, so memory
 stays flat however many questions there are. Which code answers a question is
-chosen by its dimension in the run's plan (`evaluator.plan`): dims 1-24 rank
-options with Score (`default_handlers`); dims 25-27 (L3) use `evaluator.l3`
+chosen by its dimension in the run's plan (`evaluator.run.plan`): dims 1-24 rank
+options with Score (`default_handlers`); dims 25-27 (L3) use `evaluator.run.l3`
 when the run has a CLIP server and an image-generating model.
 """
 
@@ -17,19 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from evaluator import methods
-from evaluator.client import ModelPool, percentiles_ms
-from evaluator.dataset import LETTERS, Question
-from evaluator.failures import QuestionError, error_text
-from evaluator.media import MediaError, read_image
-from evaluator.presets import Preset
-from evaluator.store import Store
-from evaluator.video_frames import FrameCache
+from evaluator.data.dataset import LETTERS, Question
+from evaluator.data.media import MediaError, read_image
+from evaluator.data.video_frames import FrameCache
+from evaluator.results.failures import QuestionError, error_text
+from evaluator.results.store import Store
+from evaluator.run import methods
+from evaluator.run.client import ModelPool, percentiles_ms
+from evaluator.run.presets import Preset
 from protos import seedbench_pb2 as pb
 from serving.answer_parser import parse_answer
 
 if TYPE_CHECKING:
-    from evaluator.plan import RunPlan
+    from evaluator.run.plan import RunPlan
 
 MESSAGE_MARGIN = 64 << 10  # room for the text, options and protobuf framing of a request
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.client import CallFailed
-from evaluator.media import MediaError
+from evaluator.data.media import MediaError
+from evaluator.run.client import CallFailed
 
 ERRORS_FILE = "errors.jsonl"
 EXAMPLES = 3

@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator import annotation_file as AF
-from evaluator import dimensions as D
-from evaluator.annotation_file import AnnotationError
-from evaluator.media import MediaError, check_image, frame_files, root_for, safe_join
-from evaluator.video_frames import VideoClip
-from evaluator.video_sources import VIDEO_DIMS, VideoSources
+from evaluator.data import annotation_file as AF
+from evaluator.data import dimensions as D
+from evaluator.data.annotation_file import AnnotationError
+from evaluator.data.media import MediaError, check_image, frame_files, root_for, safe_join
+from evaluator.data.video_frames import VideoClip
+from evaluator.data.video_sources import VIDEO_DIMS, VideoSources
 from serving.images import PLACEHOLDER
 
 LETTERS = ("A", "B", "C", "D")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from evaluator import references
+from evaluator.data import references
 
 CHAT = "chat template"
 REDUCTIONS = ("mean", "sum")

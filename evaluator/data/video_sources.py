@@ -1,10 +1,10 @@
 """Where each SEED-Bench-1 video dimension (10-12) reads its frames from.
 
 Two ways users hold the data:
-  `--media-root frames=DIR`: the benchmark's 8-frame folders (evaluator.frame_folders);
+  `--media-root frames=DIR`: the benchmark's 8-frame folders (evaluator.data.frame_folders);
   raw videos, one root per dimension: `ssv2=DIR` (dim 10, `DIR/<data_id>`, whole clip),
   `epic-kitchens=DIR` (dim 11, `segment` in seconds), `breakfast=DIR` (dim 12,
-  `segment` in frame indices), sampled by evaluator.video_frames.
+  `segment` in frame indices), sampled by evaluator.data.video_frames.
 Both given: the frames win for every dimension whose `DIR/taskNN/` exists. A bare
 root (no key) is read as the frames layout when it holds `taskNN/`, else as a raw root.
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.frame_folders import FrameFolders
-from evaluator.media import MediaError, safe_join
-from evaluator.video_frames import RULES, VideoClip
+from evaluator.data.frame_folders import FrameFolders
+from evaluator.data.media import MediaError, safe_join
+from evaluator.data.video_frames import RULES, VideoClip
 
 VIDEO_DIMS = (10, 11, 12)
 FRAMES_KEY = "frames"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluator.html_report import PALETTE, STOPS
+from evaluator.reports.html import PALETTE, STOPS
 
 INSTALL_HINT = ("PNG export needs matplotlib: pip install 'seedbench-platform[reports]' "
                 "(or pip install matplotlib==3.11.2)")

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.client import USAGE_FIELDS
+from evaluator.run.client import USAGE_FIELDS
 
 try:
     import tomllib

@@ -3,7 +3,7 @@
 Roots are keyed by the annotation's source: SEED-Bench-2 uses `data_source`
 ("cc3m", "SEED-Bench v2"); SEED-Bench-1 uses "image" (dims 1-9) and, for the
 video dims 10-12, "frames" (the 8-frame folders) or the raw video roots "ssv2",
-"epic-kitchens", "breakfast" (see evaluator.video_sources). A root with key ""
+"epic-kitchens", "breakfast" (see evaluator.data.video_sources). A root with key ""
 applies to every source. Paths that escape their root are refused, symlinks included.
 """
 

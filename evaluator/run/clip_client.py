@@ -4,7 +4,7 @@ One channel to one target (a `dns:///` target naming several CLIP pods is
 balanced per call, as for model servers). Every call has a deadline;
 UNAVAILABLE, DEADLINE_EXCEEDED and a queue-full RESOURCE_EXHAUSTED (the
 server's backpressure) are retried with the model pool's backoff policy
-(`evaluator.client.retrying`), any other status is final and becomes a
+(`evaluator.run.client.retrying`), any other status is final and becomes a
 per-question error (`CallFailed`). Pure Python: no torch, no numpy.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from evaluator.client import CallFailed, RetryPolicy, ask_info, channel_options, retrying
+from evaluator.run.client import CallFailed, RetryPolicy, ask_info, channel_options, retrying
 from protos import clip_pb2 as cpb
 from protos import clip_pb2_grpc as cpb_grpc
 from protos import seedbench_pb2 as pb

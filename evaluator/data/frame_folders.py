@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from evaluator.media import MediaError
+from evaluator.data.media import MediaError
 
 TASK_DIRS = {10: "task10", 11: "task11", 12: "task12"}
 

@@ -6,7 +6,7 @@ Raw videos, as the three source datasets name them:
   OUT/breakfast/P03/cam01/P03_<k>.avi        dim 12, `segment` in frame indices, 15 fps (MPEG-4)
 and the benchmark's 8-frame folders keyed by question id:
   OUT/v1_video/task10/ssv2_8_frame/<question_id>/1.png..8.png (task11/kitchen_8_frame,
-  task12/breakfast_8_frame), sampled from those videos with evaluator.video_frames,
+  task12/breakfast_8_frame), sampled from those videos with evaluator.data.video_frames,
   so both sources give the same frames for the same question.
 A circle moves in one direction per clip; long videos hold three phases, each
 asked about through its own segment. Encoding is bit-exact: a rerun is identical.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from evaluator.video_frames import RULES, VideoClip, decode_clip
+from evaluator.data.video_frames import RULES, VideoClip, decode_clip
 
 SIZE = 64
 PHASES = 3  # directions per long video (dims 11-12): one question per phase

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluator.dimensions import GENERATION_DIMS
+from evaluator.data.dimensions import GENERATION_DIMS
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class RunKey:
     method: str
     include_eot: bool
     clip: str = ""  # CLIP fingerprint, part of the key of L3 answers only
-    preset: str = "chat-mean"  # evaluator.presets name
+    preset: str = "chat-mean"  # evaluator.run.presets name
 
     def params(self) -> tuple:
         """(fingerprint, method, preset, include_eot) as stored."""

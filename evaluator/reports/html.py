@@ -1,4 +1,4 @@
-"""One self-contained HTML page from a comparison (evaluator.compare.build): nothing external.
+"""One self-contained HTML page from a comparison (evaluator.reports.compare.build): nothing external.
 
 Styles, the sorting script and every chart (inline SVG) live in the page;
 images are embedded as data URIs, so the file can be mailed or archived and
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from evaluator import dimensions as D
+from evaluator.data import dimensions as D
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 # Heatmap colour stops (dark blue -> teal -> yellow); readable in grey print too.

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from evaluator.runner import Progress as ProgressSink
+from evaluator.run.runner import Progress as ProgressSink
 
 UPDATE_EVERY_S = 0.1
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from evaluator import dimensions as D
+from evaluator.data import dimensions as D
 
 
 @dataclass

@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evaluator import dimensions as D
-from evaluator import references as reference_rows
-from evaluator import report, stats
-from evaluator.runkey import RunKey
-from evaluator.store import Store, StoreError
+from evaluator.data import dimensions as D
+from evaluator.data import references as reference_rows
+from evaluator.results import stats
+from evaluator.results import summary as report
+from evaluator.results.runkey import RunKey
+from evaluator.results.store import Store, StoreError
 
 # The leaderboard's method label of each --method.
 LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
@@ -228,7 +229,7 @@ def _run_record(r: Run) -> dict:
         "coverage": round(c["answered"] / c["selected"], 4) if c["selected"] else None,
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],
         "all_questions": (s.get("all_questions") or {}).get("averages") or {},
-        "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.failures
+        "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.results.failures
     }
 
 

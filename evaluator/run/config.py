@@ -10,11 +10,11 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator import cost, methods, presets
-from evaluator import dimensions as D
-from evaluator.dataset import Filters
-from evaluator.media import parse_media_roots
-from evaluator.presets import Preset
+from evaluator.data import dimensions as D
+from evaluator.data.dataset import Filters
+from evaluator.data.media import parse_media_roots
+from evaluator.run import cost, methods, presets
+from evaluator.run.presets import Preset
 from serving.security import PLAIN, ClientSecurity, SecurityError
 
 

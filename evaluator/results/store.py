@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.dataset import Question
-from evaluator.runkey import RunKey
+from evaluator.data.dataset import Question
+from evaluator.results.runkey import RunKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

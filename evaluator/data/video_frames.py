@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.media import MediaError
+from evaluator.data.media import MediaError
 
 FRAMES_PER_VIDEO = 8
 RULES = {10: "whole", 11: "seconds", 12: "frames"}

@@ -6,7 +6,7 @@ Layout written under OUT (SEED-Bench-2 format):
   OUT/seed_bench_v2/...               data_source "SEED-Bench v2" (dims 10-27, PNG)
 Run with --media-root cc3m=OUT/cc3m --media-root "SEED-Bench v2=OUT/seed_bench_v2".
 `--format v1` writes SEED-Bench-1 instead (OUT/SEED-Bench.json, OUT/image/, and the
-video dims in both real layouts: see evaluator.sample_video).
+video dims in both real layouts: see evaluator.data.sample_video).
 
 Dimension 4 asks which quadrant a shape is in, 6 where one circle is relative to
 another, 5 counts circles; the other single-image dimensions ask a shape's colour
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from evaluator import dimensions as D
+from evaluator.data import dimensions as D
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
            "yellow": (230, 200, 30), "purple": (140, 50, 170)}
@@ -263,7 +263,7 @@ def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = Fals
 
 def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
     """SEED-Bench-1 layout: OUT/SEED-Bench.json, OUT/image/ (dims 1-9), and for dims 10-12
-    both the raw videos and the 8-frame folders (see evaluator.sample_video)."""
+    both the raw videos and the 8-frame folders (see evaluator.data.sample_video)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -294,7 +294,7 @@ BREAKFAST = ("cereals", "coffee", "juice", "milk", "pancake", "salat", "tea")
 
 def _v1_video_question(rng: random.Random, out: Path, dim: int, i: int, videos: dict):
     """A video question: dim 10 a whole clip; dims 11-12 one phase (segment) of a long video."""
-    from evaluator import sample_video as V
+    from evaluator.data import sample_video as V
 
     qid = f"v{dim}_{i}"
     if dim == 10:

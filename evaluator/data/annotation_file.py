@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from evaluator import dimensions as D
+from evaluator.data import dimensions as D
 
 MAX_DEPTH = 64
 TOO_DEEP = "\x00seedbench: value nested too deeply"
