@@ -18,9 +18,10 @@ from rich.text import Text
 
 from evaluator.data import dataset
 from evaluator.data.video_frames import FrameCache
+from evaluator.reports import terminal
 from evaluator.results import summary as report
 from evaluator.results.store import Store, StoreError
-from evaluator.run import cost, l3, methods, plan, presets, runner
+from evaluator.run import cost, handlers, l3, methods, plan, presets, runner
 from evaluator.run.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.run.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.run.config import ConfigError, RunConfig, dimensions, subpart
@@ -82,7 +83,7 @@ async def connected(config: RunConfig):
 def make_plan(config: RunConfig, ds: dataset.Dataset, servers: Servers) -> plan.RunPlan:
     clip = servers.clip
     p = plan.build(
-        config, ds, servers.info, runner.default_handlers(),
+        config, ds, servers.info, handlers.default_handlers(),
         clip_record=clip_record(clip.info) if clip else None,
         l3_handlers=l3.L3Scorer(clip, config.out).handlers() if clip else None,
         suggested_in_flight=servers.pool.suggested_in_flight(),
@@ -112,7 +113,7 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
             video_frames = FrameCache(config.out / FRAME_CACHE)
             try:
                 with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
-                    ctx = runner.RunContext(
+                    ctx = handlers.RunContext(
                         servers.pool, config.method, config.preset, config.deadline_s, media,
                         video_frames,
                         stop_sending=lambda: budget.exhausted(servers.pool.endpoints))
@@ -214,8 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             Console().print(run_plan.table())
         return 0
-    report.print_report(result["summary"])
-    report.print_run(result["run"])
+    terminal.print_report(result["summary"])
+    terminal.print_run(result["run"])
     if result["run"]["stopped"]:
         err.print(Text(f"stopped: {result['run']['stopped']}; rerun with the same --out and a "
                        "higher --max-cost to finish", style="yellow"), soft_wrap=True)
@@ -242,10 +243,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        report.print_report(summary)
+        terminal.print_report(summary)
         last_run = report.read_run(Path(args.dir))
         if last_run and last_run.get("usage"):
-            report.print_usage(last_run["usage"], last_run.get("stopped"))
+            terminal.print_usage(last_run["usage"], last_run.get("stopped"))
     if rc:
         return rc
     return 1 if report.all_failed(summary) else 0
@@ -353,7 +354,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(scored.summary, indent=2))
     else:
-        report.print_report(scored.summary)
+        terminal.print_report(scored.summary)
     for line in score_file.describe(scored):
         err.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -8,13 +8,14 @@ from evaluator import cli
 from evaluator.data import dimensions as D
 from evaluator.data.dataset import Question
 from evaluator.data.media import MediaError
+from evaluator.reports import terminal
 from evaluator.results import failures
 from evaluator.results import summary as report
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import plan
 from evaluator.run.client import CallFailed
-from evaluator.run.runner import QuestionError
+from evaluator.run.errors import QuestionError, error_text
 from protos import seedbench_pb2 as pb
 from tests.evaluator_runs import run_args, write_sample
 from tests.procs import model_server
@@ -118,11 +119,11 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
 
 
 def test_error_texts_carry_a_status():
-    assert failures.error_text(CallFailed(None, "x", 2)) == "ERROR: x (after 2 attempt(s))"
-    assert failures.error_text(MediaError("data_id", "missing")) == "MEDIA: data_id: missing"
-    assert failures.error_text(QuestionError("3 scores")) == "QUESTION: 3 scores"
-    assert failures.error_text(OSError("disk")) == "IO: disk"
-    assert failures.error_text(KeyError("k")).startswith("INTERNAL: internal error: KeyError")
+    assert error_text(CallFailed(None, "x", 2)) == "ERROR: x (after 2 attempt(s))"
+    assert error_text(MediaError("data_id", "missing")) == "MEDIA: data_id: missing"
+    assert error_text(QuestionError("3 scores")) == "QUESTION: 3 scores"
+    assert error_text(OSError("disk")) == "IO: disk"
+    assert error_text(KeyError("k")).startswith("INTERNAL: internal error: KeyError")
     assert failures.split("no status here") == ("ERROR", "no status here")
 
 
@@ -167,7 +168,7 @@ def render(summary: dict) -> str:
     from rich.console import Console
 
     console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
-    report.print_report(summary, console)
+    terminal.print_report(summary, console)
     return console.export_text()
 
 

@@ -78,3 +78,118 @@ def test_probe_sees_a_forbidden_import():
     """The probe itself: model_server's torch backends do show up as torch."""
     result = probe("model_server", ["torch"])
     assert "torch" in result["found"]
+
+
+# --------------------------------------------------------------------------- evaluator layers
+# The evaluator's sub-packages, bottom to top: a module may import its own package and the
+# packages below it, never above. Reports draw results; they never reach into the run.
+LAYERS = ["evaluator.data", "evaluator.results", "evaluator.run", "evaluator.reports"]
+NOT_BELOW = {"evaluator.reports": {"evaluator.run"}}
+
+
+def evaluator_imports() -> dict[str, set[str]]:
+    """module -> the evaluator modules it imports (anywhere in the file, TYPE_CHECKING too)."""
+    import ast
+
+    modules = {}
+    for path in sorted((ROOT / "evaluator").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
+                           else node.module for a in node.names]
+            else:
+                continue
+            for t in targets:
+                # the longest known module the name lies in (`from evaluator.run import plan`)
+                while t and t not in modules:
+                    t = t.rpartition(".")[0]
+                if t and t != name and t.startswith("evaluator"):
+                    found.add(t)
+        graph[name] = found
+    return graph
+
+
+def layer_of(module: str) -> int:
+    for i, prefix in enumerate(LAYERS):
+        if module == prefix or module.startswith(prefix + "."):
+            return i
+    return len(LAYERS)  # the top: the package itself, api, cli, demo
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for mod, targets in graph.items():
+        for t in targets:
+            if t == "evaluator" and layer_of(mod) < len(LAYERS):
+                out.append(f"{mod} imports the top-level package (its public API) from below")
+            elif t != "evaluator" and layer_of(t) > layer_of(mod):
+                out.append(f"{mod} imports {t}, a layer above it")
+            elif layer_of(mod) < len(LAYERS) and any(
+                    t.startswith(p) for p in NOT_BELOW.get(LAYERS[layer_of(mod)], ())):
+                out.append(f"{mod} imports {t}, which its layer must not use")
+    return sorted(out)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_evaluator_layers_hold_and_nothing_imports_in_a_cycle():
+    graph = evaluator_imports()
+    assert {"evaluator.data.dataset", "evaluator.results.store", "evaluator.run.plan",
+            "evaluator.reports.html"} <= set(graph)
+    assert layer_violations(graph) == []
+    assert cycles(graph) == []
+
+
+def test_the_layer_and_cycle_checks_see_a_planted_violation():
+    graph = evaluator_imports()
+    planted = {k: set(v) for k, v in graph.items()}
+    planted["evaluator.data.dataset"].add("evaluator.run.plan")  # upward, and a cycle through plan
+    planted["evaluator.reports.html"].add("evaluator.run.client")  # reports reaching into the run
+    assert "evaluator.data.dataset imports evaluator.run.plan, a layer above it" in layer_violations(planted)
+    assert any("evaluator.run.client" in v for v in layer_violations(planted))
+    assert any({"evaluator.data.dataset", "evaluator.run.plan"} <= set(c) for c in cycles(planted))
+
+
+def test_the_evaluator_top_level_stays_small():
+    """At most about a dozen modules beside the sub-packages."""
+    top = [p for p in (ROOT / "evaluator").glob("*.py")]
+    assert len(top) <= 12, sorted(p.name for p in top)

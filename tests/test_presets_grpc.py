@@ -17,7 +17,7 @@ from rich.console import Console
 
 from evaluator import cli
 from evaluator.data.dataset import Question
-from evaluator.results import summary as report
+from evaluator.reports import terminal
 from evaluator.run import methods, presets
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
@@ -128,7 +128,7 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     assert s["include_end_of_turn"] is p.end_token
     assert json.loads((tmp_path / "run.json").read_text())["preset"] == name
     console = Console(record=True, width=200)
-    report.print_report(s, console)
+    terminal.print_report(s, console)
     assert f"preset {name}" in " ".join(console.export_text().split())  # titles may wrap
 
 
@@ -208,7 +208,7 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
     sub = [json.loads(x) for x in (tmp_path / "submission.jsonl").read_text().splitlines()]
     assert {x["question_id"]: x["prediction"] for x in sub} == {"single": "B", "inter": "C"}
     console = Console(record=True, width=200)
-    report.print_report(s, console)
+    terminal.print_report(s, console)
     text = " ".join(console.export_text().split())
     assert "unparsed" in text and "method generate" in text
     # A rerun asks nothing again: an unparsed reply is an answer, not an error.

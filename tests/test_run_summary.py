@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from evaluator.results.summary import print_run
+from evaluator.reports.terminal import print_run
 from evaluator.run.client import percentiles_ms
 
 

@@ -15,30 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data.media import MediaError
-from evaluator.run.client import CallFailed
-
 ERRORS_FILE = "errors.jsonl"
 EXAMPLES = 3
 _STATUS = re.compile(r"([A-Z][A-Z_]+): ")
 _ATTEMPTS = re.compile(r" \(after \d+ attempt\(s\)\)$")
-
-
-class QuestionError(Exception):
-    """A handler's per-question failure: stored as an error and retried on the next run."""
-
-
-def error_text(exc: BaseException) -> str:
-    """What the store records for a question that failed with `exc`."""
-    if isinstance(exc, CallFailed):
-        return str(exc)
-    if isinstance(exc, MediaError):
-        return f"MEDIA: {exc.field}: {exc.reason}"
-    if isinstance(exc, QuestionError):
-        return f"QUESTION: {exc}"
-    if isinstance(exc, OSError):
-        return f"IO: {exc}"
-    return f"INTERNAL: internal error: {exc!r}"
 
 
 def split(text: str | None) -> tuple[str, str]:

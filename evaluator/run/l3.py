@@ -37,7 +37,8 @@ from PIL import Image
 
 from evaluator.data.dataset import LETTERS, PLACEHOLDER, Question
 from evaluator.run.clip_client import ClipClient, cosine
-from evaluator.run.runner import Answer, Handler, QuestionError, RunContext, rank_options
+from evaluator.run.errors import QuestionError
+from evaluator.run.handlers import Answer, Handler, RunContext, rank_options
 from protos import seedbench_pb2 as pb
 
 GENERATED_DIR = "generated"

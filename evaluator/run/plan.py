@@ -20,9 +20,9 @@ from evaluator.data.dataset import Dataset, Question
 from evaluator.results.runkey import RunKey
 from evaluator.run import l3
 from evaluator.run.config import RunConfig
+from evaluator.run.handlers import Handler
 from evaluator.run.methods import METHODS
 from evaluator.run.presets import PRESETS, Preset
-from evaluator.run.runner import Handler
 from protos.wire import DETAIL_SCORE_END_OF_TURN, DETAIL_SCORE_RAW_PROMPT, REFUSED
 
 
