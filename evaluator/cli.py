@@ -26,6 +26,7 @@ from evaluator.run.client import FingerprintMismatch, ModelPool, NoEndpoints, Ou
 from evaluator.run.clip_client import ClipClient, ClipUnavailable, clip_record
 from evaluator.run.config import ConfigError, RunConfig, dimensions, subpart
 from serving.arg_types import positive_int
+from serving.atomic_files import write_atomic
 from serving.security import add_client_args
 
 err = Console(stderr=True)
@@ -139,7 +140,7 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                 "video_sources": {str(d): s for d, s in ds.video_sources.items()},
                 "videos_decoded": video_frames.decoded, "outage_wait": outage,
                 "usage": usage, "stopped": stats.stopped}
-    (config.out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    write_atomic(config.out / "run.json", json.dumps(run_info, indent=2) + "\n")
     return {"summary": summary, "run": run_info}
 
 

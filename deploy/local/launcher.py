@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.atomic_files import write_atomic
 from serving.processes import ServerExited, alive, health, start_server, stop, wait_serving
 from serving.processes import ServerProcess as Proc
 from serving.security import ClientSecurity, SecurityError, add_server_args
@@ -73,9 +74,7 @@ def save_state(run_dir: Path, procs: list[Proc], settings: dict) -> dict:
                for role in ("model", "clip") if any(p.role == role for p in procs)}
     state = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
              "targets": targets, "procs": [p.record() for p in procs]}
-    tmp = run_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(run_dir / STATE_FILE)
+    write_atomic(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
     return state
 
 

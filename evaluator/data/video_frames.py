@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.data.media import MediaError
+from serving.atomic_files import write_atomic
 
 FRAMES_PER_VIDEO = 8
 RULES = {10: "whole", 11: "seconds", 12: "frames"}
@@ -271,12 +272,12 @@ class FrameCache:
             return cached
         decoded = decode_clip(clip)
         names = [self._put_frame(png) for png in decoded.frames]
-        _write_atomic(record, json.dumps({
+        write_atomic(record, json.dumps({
             "data_id": clip.data_id, "rule": clip.rule,
             "segment": list(clip.segment) if clip.segment is not None else None,
             "frame_count": decoded.frame_count, "fps": decoded.fps,
             "indices": decoded.indices, "decoded": decoded.mode, "frames": names},
-            indent=1).encode())
+            indent=1).encode(), make_parents=True)
         with self._lock:
             self.decoded += 1
         return [self.root / "frames" / n for n in names]
@@ -317,12 +318,7 @@ class FrameCache:
         name = hashlib.sha256(png).hexdigest() + ".png"
         path = self.root / "frames" / name
         if not path.is_file():
-            _write_atomic(path, png)
+            write_atomic(path, png, make_parents=True)
         return name
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from evaluator.data import dimensions as D
+from serving.atomic_files import write_atomic
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 # Heatmap colour stops (dark blue -> teal -> yellow); readable in grey print too.
@@ -531,7 +532,5 @@ def render(result: dict, title: str | None = None) -> str:
 def write(result: dict, out: str | Path, title: str | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render(result, title), encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, render(result, title))
     return out

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.atomic_files import atomic_open
+
 ERRORS_FILE = "errors.jsonl"
 EXAMPLES = 3
 _STATUS = re.compile(r"([A-Z][A-Z_]+): ")
@@ -84,12 +86,9 @@ def group(errors: Iterable[ErroredQuestion]) -> list[ErrorGroup]:
 
 def write_jsonl(path: str | Path, errors: Iterable[ErroredQuestion]) -> int:
     """One line per errored question (atomically replaced); returns the line count."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for e in errors:
             f.write(json.dumps(e.as_dict()) + "\n")
             n += 1
-    tmp.replace(path)
     return n

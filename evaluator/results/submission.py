@@ -11,16 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.atomic_files import atomic_open
+
 
 def write(path: str | Path, rows: Iterable[tuple[str, str]]) -> int:
     """One `{"question_id": ..., "prediction": ...}` per line; returns the line count."""
     n = 0
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for qid, pred in rows:
             f.write(json.dumps({"question_id": qid, "prediction": pred}) + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

@@ -15,6 +15,7 @@ from evaluator.results import coverage, failures, metrics, submission
 from evaluator.results import stats as intervals
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
+from serving.atomic_files import write_atomic
 
 
 def _r(x: float | None) -> float | None:
@@ -85,9 +86,7 @@ def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
 def write_outputs(store: Store, out_dir: str | Path) -> dict:
     summary = build_summary(store)
     out = Path(out_dir)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(out / "summary.json")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
     rows = store.rows(RunKey.from_run(store.meta("run")))
     # An unparsed reply (prediction None) gets no line: the submission never carries a guess.
     submission.write(out / "submission.jsonl",

@@ -28,9 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import os
 import re
-import uuid
 from pathlib import Path
 
 from PIL import Image
@@ -40,6 +38,7 @@ from evaluator.run.clip_client import ClipClient, cosine
 from evaluator.run.errors import QuestionError
 from evaluator.run.handlers import Answer, Handler, RunContext, rank_options
 from protos import seedbench_pb2 as pb
+from serving.atomic_files import write_atomic
 
 GENERATED_DIR = "generated"
 N_OPTIONS = 4
@@ -86,17 +85,6 @@ def option_paths(q: Question) -> list[str]:
     return [str(p) for p in q.image_paths[-N_OPTIONS:]]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _check_decodable(data: bytes) -> None:
@@ -150,7 +138,7 @@ class L3Scorer:
 
         def save() -> None:
             _check_decodable(data)
-            write_atomic(self.out_dir / GENERATED_DIR / name, data)
+            write_atomic(self.out_dir / GENERATED_DIR / name, data, make_parents=True)
 
         await ctx.off_loop(save)
         record = {"seed": seed, "sha256": digest, "file": f"{GENERATED_DIR}/{name}",
