@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.text import Text
 
 from evaluator.data import dataset
+from evaluator.data.digests import FileDigests
 from evaluator.data.video_frames import FrameCache
 from evaluator.reports import terminal
+from evaluator.results import runkey
 from evaluator.results import summary as report
 from evaluator.results.store import Store, StoreError
 from evaluator.run import cost, handlers, l3, methods, plan, presets, runner
@@ -109,6 +111,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                   "no cost estimate for this run")
         store = Store(config.out)
         try:
+            if change := runkey.model_change(store.meta("run"), run_plan.key):
+                _warn(change)
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
             store.set_meta("run", run_plan.record)
             video_frames = FrameCache(config.out / FRAME_CACHE)
@@ -117,7 +121,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
                     ctx = handlers.RunContext(
                         servers.pool, config.method, config.preset, config.deadline_s, media,
                         video_frames,
-                        stop_sending=lambda: budget.exhausted(servers.pool.endpoints))
+                        stop_sending=lambda: budget.exhausted(servers.pool.endpoints),
+                        digests=FileDigests(store.file_digests(), store.put_file_digest))
                     stats = await runner.run_questions(ds.questions, store, run_plan, ctx,
                                                        progress)
             finally:
@@ -132,14 +137,17 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
     # Run-specific facts (timings, per-replica calls) live apart from summary.json,
     # which must be identical however many times a run was interrupted.
     run_info = {"method": config.method, "preset": config.preset.name,
-                "in_flight": run_plan.in_flight, "todo": stats.todo, "answered": stats.answered,
+                "in_flight": run_plan.in_flight, "todo": stats.todo, "stale": stats.stale,
+                "keying_s": round(stats.keying_s, 3), "media_hashed": ctx.digests.hashed,
+                "answered": stats.answered,
                 "errors": stats.errors, "elapsed_s": round(stats.elapsed_s, 3),
                 "cpu_s": round(stats.cpu_s, 3),
                 "throughput_qps": round(stats.answered / stats.elapsed_s, 2) if stats.elapsed_s else 0.0,
                 "latency_ms": stats.latency_ms, "endpoints": stats.endpoints, "clip": clip_stats,
                 "video_sources": {str(d): s for d, s in ds.video_sources.items()},
                 "videos_decoded": video_frames.decoded, "outage_wait": outage,
-                "usage": usage, "stopped": stats.stopped}
+                "usage": usage, "stopped": stats.stopped,
+                "provenance": run_plan.record["provenance"]}
     write_atomic(config.out / "run.json", json.dumps(run_info, indent=2) + "\n")
     return {"summary": summary, "run": run_info}
 

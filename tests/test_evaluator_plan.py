@@ -10,6 +10,7 @@ import pytest
 from evaluator import cli
 from evaluator.data.dataset import Dataset, Filters, Invalid, Question
 from evaluator.results import summary as report
+from evaluator.results.failures import Failure
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import handlers, l3, plan
@@ -179,12 +180,12 @@ def test_rows_of_a_key_are_its_answers_only(tmp_path):
     store.set_selection(qs, {})
     key = RunKey("fp", "ppl", False, "c1")
     store.put_answer(key, qs[0], "B", None)
-    store.put_error(key, qs[1], "UNAVAILABLE: x")
+    store.put_error(key, qs[1], Failure("UNAVAILABLE", "x", 5))
     store.put_answer(RunKey("fp", "letter", False, "c1"), qs[0], "C", None)
     store.put_answer(RunKey("other", "ppl", False, "c1"), qs[1], "D", None)
     rows = store.rows(key)
     assert [(r.question_id, r.status, r.prediction, r.error) for r in rows] == [
-        ("1_0", "ok", "B", None), ("25_0", "error", None, "UNAVAILABLE: x")]
+        ("1_0", "ok", "B", None), ("25_0", "error", None, Failure("UNAVAILABLE", "x", 5))]
     assert store.answered_ids(key) == {"1_0"}
     store.close()
 

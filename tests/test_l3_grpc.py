@@ -240,6 +240,11 @@ def test_scripted_rules_of_each_dimension(scripted, clip, tmp_path):
     assert s["averages"]["L1"] is None and s["averages"]["L3"] is not None
     sub = [json.loads(x) for x in (tmp_path / "submission.jsonl").read_text().splitlines()]
     assert {x["question_id"]: x["prediction"] for x in sub} == pred
+    # samples.jsonl: each L3 line carries its stored generation record.
+    lines = {x["question_id"]: x
+             for x in map(json.loads, (tmp_path / "samples.jsonl").read_text().splitlines())}
+    assert {q: x["generation"] for q, x in lines.items()} == {q: r["scores"] for q, r in rows.items()}
+    assert all(x["options"] is None and x["prediction"] == pred[q] for q, x in lines.items())
 
 
 # -- when L3 cannot run ---------------------------------------------------------------------

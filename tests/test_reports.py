@@ -235,7 +235,8 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     (reason,) = run["error_reasons"]
     assert reason["count"] == 2 * PER_DIM and len(reason["examples"]) == 3
     assert all(q.startswith(("17_", "18_")) for q in reason["examples"])
-    assert reason["status"] == "RESOURCE_EXHAUSTED" and "2 images" in reason["reason"]
+    assert reason["status"] == "RESOURCE_EXHAUSTED" and "{n} images" in reason["reason"]
+    assert "2 images" in reason["messages"][0]  # an example as it was, numbers and all
     r = seedbench("compare", str(runs["errors"]))
     assert f"{2 * PER_DIM} x RESOURCE_EXHAUSTED" in " ".join(r.stdout.split())
     page = tmp_path / "errors.html"

@@ -121,7 +121,8 @@ def test_broken_or_missing_video_is_that_questions_error(data, tmp_path):
     invalid = [json.loads(x) for x in (tmp_path / "out" / "invalid.jsonl").read_text().splitlines()]
     assert invalid[0]["question_id"] == "v10_0" and "404.webm" in invalid[0]["reason"]
     with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
-        errors = dict(db.execute("SELECT question_id, error FROM answers WHERE status = 'error'"))
+        errors = dict(db.execute("SELECT question_id, error_message FROM answers "
+                                 "WHERE status = 'error'"))
     assert list(errors) == ["v10_1"] and by_id["v10_1"]["data_id"] in errors["v10_1"]
 
 

@@ -17,9 +17,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluator.data import dimensions as D
@@ -41,16 +43,27 @@ class AnnotationError(Exception):
     """The file as a whole cannot be read (not JSON, wrong top-level shape, no questions)."""
 
 
+@dataclass(frozen=True)
+class Document:
+    """An annotation file as read: its questions, its `question_type` map (None for a bare
+    list) and the sha256 of its bytes (which version of the file a result came from)."""
+
+    questions: list
+    question_type: object
+    sha256: str
+
+
 def read_questions(path: Path) -> list:
     """The file's list of questions; raises AnnotationError naming the path."""
-    return read_document(path)[0]
+    return load_document(path).questions
 
 
-def read_document(path: Path) -> tuple[list, object]:
-    """(the file's list of questions, its `question_type` map or None for a bare list);
-    raises AnnotationError naming the path."""
+def load_document(path: Path) -> Document:
+    """The file read once: questions, `question_type` map and sha256; raises AnnotationError
+    naming the path."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
+        data = Path(path).read_bytes()
+        text = data.decode("utf-8-sig")  # a byte-order mark is harmless
     except (OSError, ValueError) as exc:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
     try:
@@ -69,7 +82,7 @@ def read_document(path: Path) -> tuple[list, object]:
                               '{"questions": [...]} at the top level')
     if not doc:
         raise AnnotationError(f"{path}: holds no questions")
-    return doc, question_type
+    return Document(doc, question_type, hashlib.sha256(data).hexdigest())
 
 
 def question_type_differences(question_type: object, benchmark: str) -> list[str]:

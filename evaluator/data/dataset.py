@@ -8,7 +8,7 @@ in memory: the runner reads it lazily.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evaluator.data import annotation_file as AF
@@ -81,6 +81,11 @@ class Dataset:
     invalid: list[Invalid]  # every problem found (a question may have several)
     warnings: list[str] = field(default_factory=list)  # ignored content, misfit questions
     video_sources: dict[int, str] = field(default_factory=dict)  # SEED-Bench-1 dim -> source
+    # What identifies the file's version (evaluator.data.provenance): its bytes' sha256, how
+    # many questions it holds (valid or not, selected or not) and its question_type map.
+    sha256: str = ""
+    file_questions: int = 0
+    question_type: object = None
 
     @property
     def rejected(self) -> int:
@@ -293,8 +298,7 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
     good = [q for q, err in checked if q is not None]
     invalid.extend(err for _, err in checked if err is not None)
     sources = videos.describe({q.dimension for q in parsed}) if videos else {}
-    return Dataset(benchmark=ds.benchmark, file=file, questions=good, invalid=invalid,
-                   warnings=ds.warnings, video_sources=sources)
+    return replace(ds, questions=good, invalid=invalid, video_sources=sources)
 
 
 def parse(path: str | Path, filters: Filters = Filters(),
@@ -302,7 +306,8 @@ def parse(path: str | Path, filters: Filters = Filters(),
     """Read, check and filter the questions without looking at any media (`load` adds that;
     scoring a predictions file needs only this)."""
     file = str(path)
-    raw, question_type = AF.read_document(Path(path))
+    document = AF.load_document(Path(path))
+    raw, question_type = document.questions, document.question_type
     ids = [_qid(q, i) for i, q in enumerate(raw)]
     warnings = []
     if benchmark is None:
@@ -349,7 +354,8 @@ def parse(path: str | Path, filters: Filters = Filters(),
     if filters.limit is not None:
         parsed = parsed[: filters.limit]
     return Dataset(benchmark=benchmark, file=file, questions=parsed, invalid=invalid,
-                   warnings=warnings)
+                   warnings=warnings, sha256=document.sha256, file_questions=len(raw),
+                   question_type=question_type)
 
 
 def _examples(ids: list[str], n: int = 5) -> str:

@@ -10,7 +10,6 @@ applies to every source. Paths that escape their root are refused, symlinks incl
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import warnings
@@ -131,8 +130,3 @@ class EncodedImage:
     data: bytes
     sha256: str
 
-
-def read_image(path: Path) -> EncodedImage:
-    """Read the encoded file bytes as on disk: the server decodes, the client never does."""
-    data = path.read_bytes()
-    return EncodedImage(data=data, sha256=hashlib.sha256(data).hexdigest())

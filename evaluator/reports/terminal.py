@@ -112,7 +112,10 @@ def error_table(reasons: list[dict], head: str = "") -> Table:
                       ("example questions", "left")):
         t.add_column(col, justify=just)
     for g in reasons:
-        t.add_row(str(g["count"]), g["status"], Text(g["reason"]), Text(", ".join(g["examples"])))
+        examples = ", ".join(g["examples"])
+        if g.get("messages") and g["messages"] != [g["reason"]]:
+            examples += "\n" + "\n".join(f"e.g. {m}" for m in g["messages"])
+        t.add_row(str(g["count"]), g["status"], Text(g["reason"]), Text(examples))
     return t
 
 
@@ -134,6 +137,9 @@ def print_run(run: dict, console: Console | None = None) -> None:
         table.add_row(e["target"], e["status"], str(e["calls"]), str(e["ok"]), str(e["failures"]),
                       f"{100 * e['ok'] / total:.0f}%", _latency(e.get("latency_ms", {})))
     console.print(table)
+    if run.get("stale"):
+        console.print(f"{run['stale']} question(s) asked again: their stored answers were to "
+                      "another version of the question or of its images", highlight=False)
     if run.get("usage"):
         print_usage(run["usage"], run.get("stopped"), console)
 
@@ -154,8 +160,23 @@ def print_usage(usage: dict, stopped: str | None = None, console: Console | None
         console.print(f"stopped early: {stopped}", markup=False, highlight=False)
 
 
+def print_provenance(p: dict | None, console: Console) -> None:
+    """What the results were computed on: the annotation file's identity and its warnings."""
+    if not p:
+        return
+    a = p["annotations"]
+    console.print(f"annotations: {a['path']} - {a['questions']} question(s), sha256 "
+                  f"{a['sha256'][:16]}, {a['version'] or 'version not recognised'}",
+                  markup=False, highlight=False, soft_wrap=True)
+    for w in a["warnings"]:
+        console.print(f"  warning: {w}", markup=False, highlight=False, soft_wrap=True)
+    roots = ", ".join(f"{k}={v}" if k else v for k, v in p["media_roots"].items())
+    console.print(f"media roots: {roots or 'none'}", markup=False, highlight=False, soft_wrap=True)
+
+
 def print_report(summary: dict, console: Console | None = None) -> None:
     console = console or Console()
+    print_provenance(summary.get("provenance"), console)
     for t in tables(summary):
         console.print(t)
     c = summary["counts"]

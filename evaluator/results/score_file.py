@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dataset
+from evaluator.data import dataset, provenance
 from evaluator.data.dataset import LETTERS
 from evaluator.results import submission
 from evaluator.results import summary as report
@@ -73,6 +73,7 @@ def score(annotations: str | Path, predictions: str | Path,
            "method": METHOD, "preset": {"name": "as the file's producer ran it"},
            "include_end_of_turn": None, "clip": None, "filters": filters.as_dict(),
            "skipped_invalid": ds.rejected}
+    run["provenance"] = provenance.record(ds, {}, run["model"], METHOD, run["preset"]["name"], None)
     summary = report.summarize(run, rows)
     scored = Scored(summary, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
                     unknown_ids=[i for i in read.predictions if i not in known],

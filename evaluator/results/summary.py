@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from evaluator.data import dimensions as D
-from evaluator.results import coverage, failures, metrics, submission
+from evaluator.results import coverage, failures, metrics, samples, submission
 from evaluator.results import stats as intervals
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
@@ -78,6 +78,7 @@ def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
         },
         "error_reasons": [g.as_dict() for g in failures.group(failures.errored(rows))],
         "notes": notes,
+        "provenance": run.get("provenance"),  # None for runs recorded before provenance
     }
     intervals.add_intervals(summary, D.averages_spec(run["benchmark"]))
     return summary
@@ -93,6 +94,7 @@ def write_outputs(store: Store, out_dir: str | Path) -> dict:
                      ((r.question_id, r.prediction) for r in rows
                       if r.status == "ok" and r.prediction is not None))
     failures.write_jsonl(out / failures.ERRORS_FILE, failures.errored(rows))
+    samples.write(out / samples.SAMPLES_FILE, store, RunKey.from_run(store.meta("run")), rows)
     return summary
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evaluator.data import dimensions as D
+from evaluator.data import provenance
 from evaluator.data.dataset import Dataset, Question
 from evaluator.results.runkey import RunKey
 from evaluator.run import l3
@@ -63,7 +64,8 @@ class RunPlan:
             "method": self.record["method"], "preset": self.record["preset"],
             "include_end_of_turn": self.record["include_end_of_turn"],
             "filters": self.record["filters"], "skipped_invalid": self.record["skipped_invalid"],
-            "key": self.key.to_dict(), "in_flight": self.in_flight,
+            "key": self.key.to_dict(), "provenance": self.record["provenance"],
+            "in_flight": self.in_flight,
             "endpoints": list(self.endpoints),
             "questions": sum(d.questions for d in self.dimensions),
             "runnable": sum(d.questions for d in self.dimensions if d.handler),
@@ -216,6 +218,8 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         "include_end_of_turn": config.include_eot,
         "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
+        "provenance": provenance.record(ds, config.media_roots, model_record(info), config.method,
+                                        config.preset.name, clip_used),
     }
     return RunPlan(key=key, record=record, dimensions=tuple(dims),
                    in_flight=config.in_flight or suggested_in_flight,
