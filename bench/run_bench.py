@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -88,12 +87,10 @@ def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
     run["maxrss_mb"] = usage.ru_maxrss / 1024
     run["predictions"] = {json.loads(line)["question_id"]: json.loads(line)["prediction"]
                           for line in (out / "submission.jsonl").read_text().splitlines()}
-    store = out / "results.sqlite"
-    run["error_samples"] = []
-    if store.exists() and run["errors"]:
-        with sqlite3.connect(store) as db:
-            run["error_samples"] = [r[0] for r in db.execute(
-                "SELECT DISTINCT error FROM answers WHERE status = 'error' LIMIT 3")]
+    errors = out / "errors.jsonl"
+    seen = [f"{e['status']}: {e['message']}" for e in map(
+        json.loads, errors.read_text().splitlines() if errors.exists() else [])]
+    run["error_samples"] = list(dict.fromkeys(seen))[:3]
     return run
 
 
