@@ -62,8 +62,12 @@ def queued(metrics: int) -> float:
 
 
 def refusals(metrics: int) -> float:
-    return value(scrape(metrics), "seedbench_requests_total", service="ClipService",
-                 method="EmbedImages", code="RESOURCE_EXHAUSTED")
+    """Queue-full refusals so far (0 before the first: the counter appears with it)."""
+    try:
+        return value(scrape(metrics), "seedbench_requests_total", service="ClipService",
+                     method="EmbedImages", code="RESOURCE_EXHAUSTED")
+    except KeyError:
+        return 0.0
 
 
 def embedded(stub) -> int:
