@@ -12,6 +12,7 @@ used CLIP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -122,6 +123,21 @@ class Store:
     def close(self) -> None:
         self.stop_writer()
         self.db.close()
+
+    @classmethod
+    def count_answers(cls, out_dir: str | Path, status: str = "ok") -> int:
+        """How many answers (or errors) the store in `out_dir` holds right now, read-only: for
+        watching a run from another process. 0 while there is no readable store yet."""
+        path = Path(out_dir) / cls.FILE
+        if not path.is_file():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                                                    timeout=1)) as db:
+                return db.execute("SELECT COUNT(*) FROM answers WHERE status = ?",
+                                  (status,)).fetchone()[0]
+        except sqlite3.Error:
+            return 0
 
     # Writes during a run go through one writer thread with its own connection:
     # the event loop only enqueues, and the writer commits whatever is queued at
