@@ -169,7 +169,9 @@ class Grid:
             return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
 
         align = {"right": "---:", "left": ":---", "center": ":---:"}
-        lines = [f"**{cell(self.title)}**", ""] if self.title else []
+        head, *rest = self.title.split("\n") if self.title else [""]
+        lines = ([f"**{cell(head)}**" + ("  " if rest else ""), *(f"{cell(x)}  " for x in rest), ""]
+                 if self.title else [])
         shown = self._shown()
         lines.append("| " + " | ".join(cell(self.columns[i].header) for i in shown) + " |")
         lines.append("|" + "|".join(align.get(self.columns[i].justify, "---") for i in shown) + "|")
