@@ -288,3 +288,27 @@ def test_provenance_recorded_with_the_run_is_typed_and_shown(full, tmp_path):
     assert "Provenance" in text and "annotations.sha256" in text and "/data/[x]/ann.json" in text
     page = html.render(compare([tmp_path / "run"]))
     assert 'id="provenance"' in page and "ab" * 32 in page
+
+
+def test_report_formats_carry_the_same_numbers(full):
+    """`report --format csv|markdown|json` render the typed summary: the same values."""
+    import csv
+    import io
+
+    from evaluator.data import dimensions as D
+    from evaluator.reports import text_formats
+
+    s = full.summary
+    rows = list(csv.DictReader(io.StringIO(text_formats.render(s, "csv"))))
+    dims = {int(r["id"]): r for r in rows if r["kind"] == "dimension"}
+    groups = {r["id"]: r for r in rows if r["kind"] == "group"}
+    assert sorted(dims) == list(range(1, 28)) and list(groups) == list(s.groups)
+    for d, x in s.dimensions.items():
+        assert float(dims[d]["accuracy"]) == x.accuracy and int(dims[d]["n"]) == x.n
+        assert (float(dims[d]["ci95_low"]), float(dims[d]["ci95_high"])) == x.ci95
+    for k, g in s.groups.items():
+        assert float(groups[k]["task_avg"]) == g.task and groups[k]["status"] == "complete"
+        assert float(groups[k]["question_weighted"]) == g.all
+    md = text_formats.render(s, "markdown")
+    assert all(f"| {d} | {name} | " in md for d, name in D.V2_NAMES.items())
+    assert json.loads(text_formats.render(s, "json")) == s.to_dict()

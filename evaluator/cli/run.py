@@ -9,10 +9,11 @@ import json
 from rich.console import Console
 
 from evaluator.cli.common import ConsoleReporter, config_error, err, error
+from evaluator.data import dimensions as D
 from evaluator.reports import terminal
 from evaluator.reports.console import say, show
 from evaluator.run import methods, presets
-from evaluator.run.config import ConfigError, RunConfig
+from evaluator.run.config import ConfigError, RunConfig, default
 from evaluator.run.session import RunFailed, evaluate, plan_run
 from serving.security import add_client_args
 
@@ -70,11 +71,11 @@ def add_parser(sub) -> None:
     r.add_argument("--out", required=True, help="output dir (results store, summary, submission)")
     add_filter_args(r)
     r.add_argument("--limit", type=int, help="first N selected questions only")
-    r.add_argument("--method", choices=methods.METHODS, default="ppl",
+    r.add_argument("--method", choices=methods.METHODS, default=default("method"),
                    help="ppl: rank the choice texts (Score); letter: options listed, letters "
                         "ranked (Score); generate: options listed, the model's greedy answer "
                         "parsed for its letter (Generate)")
-    r.add_argument("--preset", choices=list(presets.PRESETS), default=presets.DEFAULT,
+    r.add_argument("--preset", choices=list(presets.PRESETS), default=default("preset"),
                    help="reference interface: prompt format, reduction, end token, image "
                         "placement (`seedbench presets` lists them)")
     r.add_argument("--prices", metavar="FILE",
@@ -84,12 +85,13 @@ def add_parser(sub) -> None:
     r.add_argument("--max-cost", type=float, metavar="USD",
                    help="stop sending new questions once the estimated cost of this run "
                         "reaches USD (needs --prices); exit 3, rerun to resume")
-    r.add_argument("--in-flight", type=int, default=0,
+    r.add_argument("--in-flight", type=int, default=default("in_flight"),
                    help="calls in flight (default: suggested_in_flight x replicas)")
-    r.add_argument("--deadline-s", type=float, default=120.0, help="deadline of each call")
-    r.add_argument("--retries", type=int, default=4,
+    r.add_argument("--deadline-s", type=float, default=default("deadline_s"),
+                   help="deadline of each call")
+    r.add_argument("--retries", type=int, default=default("retries"),
                    help="retries of a call on UNAVAILABLE/DEADLINE_EXCEEDED")
-    r.add_argument("--connect-timeout-s", type=float, default=10.0,
+    r.add_argument("--connect-timeout-s", type=float, default=default("connect_timeout_s"),
                    help="how long to wait for each replica's Info")
     r.add_argument("--clip", metavar="TARGET",
                    help="CLIP server (HOST:PORT or gRPC target) for L3, dims 25-27; they run "
@@ -98,7 +100,7 @@ def add_parser(sub) -> None:
                    help="ask the servers' Info, print the plan (key, handler per dimension, "
                         "what cannot run and why) and stop: no question is sent, nothing written")
     r.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
-    r.add_argument("--outage-wait-s", type=float, default=180.0,
+    r.add_argument("--outage-wait-s", type=float, default=default("outage_wait_s"),
                    help="when every replica is unreachable, pause and wait this long for one "
                    "to come back before failing the remaining questions (0: no waiting)")
     add_client_args(r)
@@ -107,7 +109,7 @@ def add_parser(sub) -> None:
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
     """The question filters `run` and `score` share."""
-    p.add_argument("--level", choices=["L1", "L2", "L3"], help="cumulative: L2 = L1+L2")
-    p.add_argument("--version", choices=["v1", "v2"], help="cumulative: v2 = v1+v2")
+    p.add_argument("--level", choices=D.LEVELS, help="cumulative: L2 = L1+L2")
+    p.add_argument("--version", choices=D.VERSIONS, help="cumulative: v2 = v1+v2")
     p.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
     p.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")

@@ -105,7 +105,7 @@ def reference_grid(c: Comparison) -> Grid:
             run_value = f"{N.pct(x.run)}{mark} {N.ci(x.ci95, brackets=True)}".strip()
             within = ({True: "yes", False: "no", None: ""}[x.within_ci] if x.why is None
                       else f"not compared: {x.why}")
-            grid.add_row(row.run, x.group, f"{x.published:.1f}", run_value, N.signed(x.diff),
+            grid.add_row(row.run, x.group, N.pct(x.published, 1), run_value, N.signed(x.diff),
                          within, method, preset)
     return grid
 

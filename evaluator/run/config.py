@@ -193,6 +193,11 @@ class RunConfig:
             tls_cert=args.tls_cert, tls_key=args.tls_key, auth_token_file=args.auth_token_file)
 
 
+def default(name: str):
+    """A RunConfig field's default: the command line offers the same one, declared once."""
+    return RunConfig.__dataclass_fields__[name].default
+
+
 def media_roots_of(specs: list[str]) -> dict[str, Path]:
     """`--media-root` values (KEY=DIR or DIR) as RunConfig.media_roots."""
     for spec in specs:

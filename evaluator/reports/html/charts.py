@@ -8,7 +8,7 @@ from evaluator.reports.html.style import PALETTE, colour, esc, hex_colour, ink
 
 
 def _tip(label: str, d: int, name: str, x) -> str:
-    return (f"{label} - {d}. {name}: {x.accuracy:.2f}% {N.ci(x.ci95, brackets=True)} "
+    return (f"{label} - {d}. {name}: {N.pct(x.accuracy)}% {N.ci(x.ci95, brackets=True)} "
             f"n={x.n}")
 
 

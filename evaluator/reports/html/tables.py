@@ -218,7 +218,7 @@ def reference(c: Comparison) -> str:
             mark = PARTIAL_MARK if x.status != COMPLETE and x.run is not None else ""
             within = ({True: "yes", False: "no", None: ""}[x.within_ci] if x.why is None
                       else f"not compared: {esc(x.why)}")
-            published = td(x.published, f"{x.published:.1f}")
+            published = td(x.published, N.pct(x.published, 1))
             value = td(x.run, f"{N.pct(x.run, 1)}{mark} <small>{_ci(x.ci95)}</small>")
             diff = td(x.diff, N.signed(x.diff))
             rows.append(f'<tr><td class="l">{esc(row.run)}</td><td class="l">{esc(x.group)}</td>'
