@@ -13,6 +13,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -30,7 +31,6 @@ from evaluator import (
     load_run,
     plan,
 )
-from evaluator.data import sample_data
 from evaluator.results.store import Store
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import kill_after
@@ -122,9 +122,14 @@ def key_paths(obj, prefix: str = "", parent: str = "") -> set[str]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    ann = sample_data.write_v2(root / "data", seed=3, per_dim=PER_DIM)
-    roots = sample_data.media_roots(root / "data")
+    """Sample data as a user makes it (`seedbench sample-data`), a synthetic model server and
+    the tiny CLIP server."""
+    data = tmp_path_factory.mktemp("api") / "data"
+    r = subprocess.run([sys.executable, "-m", "evaluator.cli", "sample-data", "--out", str(data),
+                        "--seed", "3", "--per-dim", str(PER_DIM)], env=child_env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    ann = Path(r.stdout.strip())
+    roots = {"cc3m": data / "cc3m", "SEED-Bench v2": data / "seed_bench_v2"}
     with server_process("clip_server.cli", ["--model", "tiny", *QUIET]) as (clip, _), \
             model_server(["--backend", "synthetic", "--model", "alpha", *QUIET]) as (target, _):
         yield ann, roots, target, clip
