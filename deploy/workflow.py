@@ -173,8 +173,9 @@ def local_eval(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     data = args.run_dir / "data"
     if not (data / "SEED-Bench_v2_level1_2_3.json").exists():
-        subprocess.run([sys.executable, "-m", "evaluator.cli", "sample-data", "--out", str(data),
-                        "--per-dim", "1"], env=child_env(), check=True, capture_output=True)
+        from evaluator.data import sample_data
+
+        sample_data.write_v2(data, per_dim=1)
     targets = state["targets"]
     local = []
     for a in state["settings"]["job_args"]:  # the Job's own args, pointed at these processes
@@ -185,7 +186,21 @@ def local_eval(args: argparse.Namespace) -> int:
             a = f"--clip={targets['clip']}"
         local.append(a)
     print("evaluating: seedbench " + " ".join(local), flush=True)
-    return subprocess.run([sys.executable, "-m", "evaluator.cli", *local], env=child_env()).returncode
+    return evaluate_job_args(local)
+
+
+def evaluate_job_args(job_args: list[str]) -> int:
+    """The evaluator Job's command line, read into the library's RunConfig and run here."""
+    from evaluator.cli import build_parser
+    from evaluator.cli.common import config_error
+    from evaluator.cli.run import run_and_show
+    from evaluator.run.config import ConfigError, RunConfig
+
+    try:
+        config = RunConfig.from_args(build_parser().parse_args(job_args))
+    except ConfigError as exc:
+        return config_error(exc)
+    return run_and_show(config)
 
 
 # ----------------------------------------------------------------------------- cluster mode

@@ -9,17 +9,18 @@ import shutil
 import pytest
 from PIL import Image
 
-from evaluator import cli
 from evaluator.data import sample_data
 from evaluator.data.dataset import Question
 from evaluator.results.content_key import content_key
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import presets
-from tests.evaluator_runs import run_args, write_sample
+from evaluator.run.session import FRAME_CACHE
+from tests.evaluator_runs import run as evaluate_run
+from tests.evaluator_runs import write_sample
 from tests.procs import model_server
 
-DIMS = ["--dimensions", "1,2,17"]  # single images, and several images per question (17)
+DIMS = "1,2,17"  # single images, and several images per question (17)
 QUIET = ["--log-level", "WARNING"]
 
 
@@ -63,8 +64,11 @@ def edit(ann, qid, **fields):
 
 
 def run(ann, roots, target, out) -> dict:
-    assert cli.main(run_args(ann, roots, target, out, *DIMS)) == 0
-    return json.loads((out / "run.json").read_text())
+    """run.json of one evaluation through the library, with the run's warnings beside it."""
+    result = evaluate_run(ann, roots, target, out, dimensions=DIMS)
+    assert not result.all_failed
+    return {**json.loads((out / "run.json").read_text()),
+            "warnings": " ".join(" ".join(result.warnings).split())}
 
 
 def samples(out) -> dict[str, dict]:
@@ -138,7 +142,7 @@ def test_changed_image_bytes_ask_only_its_questions_again(model, tmp_path):
     assert fourth["media_hashed"] == 0, "a rerun reads no image to decide what to skip"
 
 
-def test_another_fingerprint_never_reuses_an_answer(tmp_path, capsys):
+def test_another_fingerprint_never_reuses_an_answer(tmp_path):
     """The rule: answers are never shared between fingerprints, and none is deleted: a rerun
     into the same --out with another model asks everything again, and both sets are kept."""
     ann, roots = write_sample(tmp_path / "data", per_dim=1)
@@ -151,9 +155,8 @@ def test_another_fingerprint_never_reuses_an_answer(tmp_path, capsys):
         run(ann, roots, a, out)
         assert calls_a.new() == every
         fp_a = json.loads((out / "summary.json").read_text())["model"]["fingerprint"]
-        capsys.readouterr()
         second = run(ann, roots, b, out)
-        err = " ".join(capsys.readouterr().err.split())
+        err = second["warnings"]
         assert calls_b.new() == every and second["todo"] == len(every)
         fp_b = json.loads((out / "summary.json").read_text())["model"]["fingerprint"]
         assert fp_a != fp_b and fp_a in err and fp_b in err and "none of them is reused" in err
@@ -174,29 +177,26 @@ def test_raw_video_frames_are_keyed_by_the_bytes_sent(tmp_path):
     the frame cache gone, a rerun decodes again to check, and asks nothing."""
     root = tmp_path / "v1"
     ann = sample_data.write_v1(root, seed=3, per_dim=1)
-    roots = ["--media-root", f"ssv2={root / 'ssv2'}", "--media-root",
-             f"epic-kitchens={root / 'epic-kitchens'}", "--media-root",
-             f"breakfast={root / 'breakfast'}"]
+    roots = {key: root / key for key in ("ssv2", "epic-kitchens", "breakfast")}
     out = tmp_path / "out"
     server, log = scripted_server(tmp_path / "m", "video-model")
     with server as (target, _):
         calls = CallLog(log)
-        args = run_args(ann, roots, target, out, "--dimensions", "10,11,12")
-        assert cli.main(args) == 0
+        assert not evaluate_run(ann, roots, target, out, dimensions="10,11,12").all_failed
         assert calls.new() == ["v10_0", "v11_0", "v12_0"]
         keys = {q: s["content_key"] for q, s in samples(out).items()}
-        shutil.rmtree(out / cli.FRAME_CACHE)
-        assert cli.main(args) == 0
+        shutil.rmtree(out / FRAME_CACHE)
+        assert not evaluate_run(ann, roots, target, out, dimensions="10,11,12").all_failed
         again = json.loads((out / "run.json").read_text())
         assert calls.new() == [] and again["todo"] == 0 and again["videos_decoded"] == 3
         assert {q: s["content_key"] for q, s in samples(out).items()} == keys
     # The key is the one of the frames in the cache, as sent.
     doc = {q["question_id"]: q for q in json.loads(ann.read_text())["questions"]}
-    clips = [json.loads(p.read_text()) for p in (out / cli.FRAME_CACHE / "clips").glob("*.json")]
+    clips = [json.loads(p.read_text()) for p in (out / FRAME_CACHE / "clips").glob("*.json")]
     for clip in clips:
         qid = next(q for q, x in doc.items() if x.get("data_id") == clip["data_id"]
                    and (x.get("segment") is None or x.get("segment") == clip["segment"]))
-        frames = [hashlib.sha256((out / cli.FRAME_CACHE / "frames" / n).read_bytes()).hexdigest()
+        frames = [hashlib.sha256((out / FRAME_CACHE / "frames" / n).read_bytes()).hexdigest()
                   for n in clip["frames"]]
         x = doc[qid]
         q = Question(index=0, question_id=qid, question=x["question"],

@@ -102,7 +102,7 @@ def test_an_old_text_error_store_is_migrated_once(tmp_path):
             ("1_2", "", "error", "MEDIA", "data_id: image file /m/3.jpg is missing", None),
             ("2_0", "", "error", "ERROR", "a text from before statuses", None)]
         # The old run still reports as it was, its answer and errors included.
-        s = report.write_outputs(store, tmp_path)
+        s = report.write_outputs(store, tmp_path).to_dict()
         assert s["counts"]["answered"] == 1 and s["counts"]["errors"] == 3
         assert [(g["status"], g["reason"]) for g in s["error_reasons"]] == [
             ("RESOURCE_EXHAUSTED", "[{id}] prompt.images: {n} images, this model accepts at most {n}"),

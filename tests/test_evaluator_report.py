@@ -17,7 +17,8 @@ from evaluator.run import plan
 from evaluator.run.client import CallFailed
 from evaluator.run.errors import QuestionError, failure_of
 from protos import seedbench_pb2 as pb
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run_argv as run_args
+from tests.evaluator_runs import write_sample
 from tests.procs import model_server
 from tests.test_remote_api import FakeAPI
 
@@ -65,7 +66,10 @@ def test_full_groups_are_complete_and_partial_ones_say_what_is_missing(tmp_path)
         return None  # dim 12 never asked
 
     store = v1_store(tmp_path, answer)
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    s = typed.to_dict()
+    assert typed.groups["Video"].status == "partial" and typed.groups["Image"].status == "complete"
+    assert typed.groups["Video"].missing.dimensions == (12,)
     image, video, every = (s["averages"][k] for k in ("Image", "Video", "All"))
     assert image["complete"] is True and image["missing"] is None and image["all"] == 50.0
     assert video["complete"] is False
@@ -85,7 +89,7 @@ def test_full_groups_are_complete_and_partial_ones_say_what_is_missing(tmp_path)
     assert lead["averages"]["Image"]["complete"] is True
     assert lead["averages"]["All"]["all"] < s["averages"]["All"]["all"]
     # The tables mark partial groups and carry the heading.
-    text = render(s)
+    text = render(typed)
     assert "(partial)" in text and "no answers in dims 12" in text
     assert "method ppl - preset chat-mean - answered 21/24 (87.5%) - errors 1" in text
     assert "Leaderboard view" in text
@@ -99,7 +103,9 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
     store.set_meta("run", {**record(D.V2)})
     for x in qs:
         store.put_answer(KEY, x, "A", None)
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    s = typed.to_dict()
+    assert typed.groups["L3"].status == "n/a" and typed.groups["Single"].status == "partial"
     assert s["averages"]["Single"]["complete"] is False
     assert s["averages"]["Single"]["missing"] == {"dimensions": list(range(3, 17)),
                                                   "questions": 0}
@@ -113,7 +119,7 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
         assert s["averages"][label] is None and groups[label]["complete"] is False
     assert groups["P3"]["missing"] == {"dimensions": [25, 26, 27], "questions": 0}
     assert groups["L3"]["missing"]["dimensions"] == list(range(3, 28))
-    text = render(s)
+    text = render(typed)
     assert "n/a: no answers in dims 25-27" in text  # the P3 row says why it is n/a
     store.close()
 
@@ -138,7 +144,9 @@ def test_errors_are_grouped_listed_and_written(tmp_path):
         return "A"
 
     store = v1_store(tmp_path, answer)
-    s = report.write_outputs(store, tmp_path)
+    typed = report.write_outputs(store, tmp_path)
+    s = typed.to_dict()
+    assert s == json.loads((tmp_path / "summary.json").read_text())
     assert s["error_reasons"] == [
         {"status": "INVALID_ARGUMENT", "reason": "[{id}] prompt.images: too many",
          "count": 2, "examples": ["1_0", "1_1"],
@@ -149,8 +157,8 @@ def test_errors_are_grouped_listed_and_written(tmp_path):
     assert lines[0] == {"question_id": "1_0", "dimension": 1, "status": "INVALID_ARGUMENT",
                         "message": "[1_0] prompt.images: too many", "attempts": 1}
     assert [x["question_id"] for x in lines] == ["1_0", "1_1", "2_0", "2_1"]
-    assert not report.all_failed(s)
-    text = render(s)
+    assert not typed.all_failed
+    text = render(typed)
     assert "Errors by reason" in text and "[{id}] prompt.images: too many" in text
     store.close()
 
@@ -167,7 +175,7 @@ def test_report_of_an_all_failed_run_exits_1_with_the_reasons(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["error_reasons"][0]["count"] == 22
 
 
-def render(summary: dict) -> str:
+def render(summary) -> str:
     from rich.console import Console
 
     console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115

@@ -96,7 +96,9 @@ def test_store_from_before_l3_is_migrated(tmp_path):
                                      "details": {}},
                            "method": "ppl", "include_end_of_turn": False, "filters": {},
                            "skipped_invalid": 0, "clip": None})
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    assert typed.dimensions[1].n == 1 and typed.clip is None and typed.groups["L3"].status == "n/a"
+    s = typed.to_dict()
     assert s["dimensions"]["1"]["total"] == 1 and s["clip"] is None
     assert s["averages"]["L3"] is None
     json.dumps(s)

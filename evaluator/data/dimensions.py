@@ -81,3 +81,11 @@ V1_AVERAGES = [
 
 def averages_spec(benchmark: str):
     return V1_AVERAGES if benchmark == V1 else V2_AVERAGES
+
+
+# The groups a leaderboard shows first: each benchmark's headline numbers.
+HEADLINE = {V2: ("L1", "L2", "L3"), V1: ("Image", "Video", "All")}
+
+
+def headline_groups(benchmark: str) -> tuple[str, ...]:
+    return HEADLINE.get(benchmark, ())

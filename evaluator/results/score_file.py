@@ -21,6 +21,7 @@ from evaluator.data import dataset, provenance
 from evaluator.data.dataset import LETTERS
 from evaluator.results import submission
 from evaluator.results import summary as report
+from evaluator.results.scores import Summary
 from evaluator.results.store import Row
 
 METHOD = "predictions file"
@@ -28,7 +29,7 @@ METHOD = "predictions file"
 
 @dataclass
 class Scored:
-    summary: dict
+    summary: Summary | None
     predictions_read: int = 0
     not_a_letter: list[str] = field(default_factory=list)  # ids whose prediction is not A-D
     unknown_ids: list[str] = field(default_factory=list)  # predicted ids the file lacks
@@ -68,18 +69,17 @@ def score(annotations: str | Path, predictions: str | Path,
             not_a_letter.append(q.question_id)
         rows.append(Row(q.question_id, q.index, q.dimension, q.answer, "ok", got, None, None))
     run = {"benchmark": ds.benchmark, "annotations": str(annotations),
-           "model": {"name": str(predictions), "backend": METHOD,
-                     "fingerprint": _digest(Path(predictions)), "details": {}},
+           "model": {"name": str(predictions), "fingerprint": _digest(Path(predictions)),
+                     "backend": METHOD, "details": {}},
            "method": METHOD, "preset": {"name": "as the file's producer ran it"},
            "include_end_of_turn": None, "clip": None, "filters": filters.as_dict(),
            "skipped_invalid": ds.rejected}
     run["provenance"] = provenance.record(ds, {}, run["model"], METHOD, run["preset"]["name"], None)
-    summary = report.summarize(run, rows)
-    scored = Scored(summary, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
+    scored = Scored(None, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
                     unknown_ids=[i for i in read.predictions if i not in known],
                     duplicates=read.duplicates, bad_lines=read.bad_lines,
                     missing=sum(1 for r in rows if r.status is None))
-    summary["predictions"] = scored.record()
+    scored.summary = report.summarize(run, rows, predictions=scored.record())
     return scored, ds
 
 

@@ -21,6 +21,7 @@ sha256 by file stat (evaluator.data.digests). Errors are three columns
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -128,6 +129,21 @@ class Store:
     def close(self) -> None:
         self.stop_writer()
         self.db.close()
+
+    @classmethod
+    def count_answers(cls, out_dir: str | Path, status: str = "ok") -> int:
+        """How many answers (or errors) the store in `out_dir` holds right now, read-only: for
+        watching a run from another process. 0 while there is no readable store yet."""
+        path = Path(out_dir) / cls.FILE
+        if not path.is_file():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                                                    timeout=1)) as db:
+                return db.execute("SELECT COUNT(*) FROM answers WHERE status = ?",
+                                  (status,)).fetchone()[0]
+        except sqlite3.Error:
+            return 0
 
     # Writes during a run go through one writer thread with its own connection:
     # the event loop and the media threads only enqueue, and the writer commits

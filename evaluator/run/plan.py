@@ -12,9 +12,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rich.table import Table
-from rich.text import Text
-
 from evaluator.data import dimensions as D
 from evaluator.data import provenance
 from evaluator.data.dataset import Dataset, Question
@@ -72,18 +69,19 @@ class RunPlan:
             "dimensions": [d.as_dict() for d in self.dimensions],
         }
 
-    def table(self) -> Table:
+    @property
+    def title(self) -> str:
         m = self.record["model"]
-        t = Table(title=Text(f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
-                        f"method {self.key.method}, preset {self.key.preset} - "
-                        f"in flight {self.in_flight}"))
-        for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
-                          ("handler", "left"), ("not run because", "left")):
-            t.add_column(col, justify=just)
+        return (f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
+                f"method {self.key.method}, preset {self.key.preset} - in flight {self.in_flight}")
+
+    def __str__(self) -> str:
+        """The plan as plain text: a heading, then one line per dimension."""
+        lines = [self.title]
         for d in self.dimensions:
-            t.add_row(str(d.dimension), d.name, str(d.questions), d.handler or "",
-                      d.unsupported or "")
-        return t
+            runs = f"by {d.handler}" if d.handler else f"NOT RUN: {d.unsupported}"
+            lines.append(f"  {d.dimension:>2} {d.name}: {d.questions} question(s), {runs}")
+        return "\n".join(lines)
 
 
 class PlanError(Exception):
@@ -185,7 +183,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
     generate images (else those dims are unsupported with the reason).
     """
     refusal = method_refusal(config.method, info) or preset_refusal(config.method,
-                                                                    config.preset, info)
+                                                                    config.preset_spec, info)
     if refusal is not None:
         raise PlanError(refusal)
     l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,
@@ -197,7 +195,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         for d, h in l3_handlers.items():
             chosen.setdefault(d, h)
     key = RunKey(info.fingerprint, config.method, config.include_eot,
-                 clip_used["fingerprint"] if clip_used else "", config.preset.name)
+                 clip_used["fingerprint"] if clip_used else "", config.preset)
     per_dim = Counter(q.dimension for q in ds.questions)
     names = D.names(ds.benchmark)
     dims = []
@@ -214,12 +212,12 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
                         + "; ".join(reasons))
     record = {
         "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
-        "method": config.method, "preset": config.preset.record(),
+        "method": config.method, "preset": config.preset_spec.record(),
         "include_end_of_turn": config.include_eot,
         "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
         "provenance": provenance.record(ds, config.media_roots, model_record(info), config.method,
-                                        config.preset.name, clip_used),
+                                        config.preset, clip_used),
     }
     return RunPlan(key=key, record=record, dimensions=tuple(dims),
                    in_flight=config.in_flight or suggested_in_flight,
