@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write no weights: the server makes seeded random ones on its device")
     t.add_argument("--log-level", default="WARNING")
     t.set_defaults(func=cmd_tiny)
+
+    from model_server.parity import add_parser as add_parity  # torch-free until it runs
+
+    add_parity(sub)
     return p
 
 

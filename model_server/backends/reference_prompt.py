@@ -77,14 +77,14 @@ class RecipeInputs:
         if self.model_type in BARE_IMAGE_TOKEN and self.image_token:
             image_texts.add(MODEL_TOKEN)
         else:
-            unsupported["image_text"] = (f"IMAGE_TEXT_MODEL_TOKEN: {self.model_type} images need "
-                                         "the chat template's own image markers")
+            unsupported["image_text"] = (f"{self.model_type} images need the chat template's own "
+                                         "image markers around the image token")
         if self.tower:
             prep.add(SQUASH)
         else:
             unsupported["image_preprocessing"] = (
-                f"MODE_SQUASH: the {self.model_type} processor makes no fixed-size pixel "
-                "tensor that a squashed image could replace")
+                f"the {self.model_type} processor makes no fixed-size pixel tensor that a "
+                "squashed image could replace")
         return ScoreFeatures(
             windows=frozenset({OPTION_TOKENS, LAST_OPTION_LENGTH, LENGTH_DIFFERENCE}),
             preprocessing=frozenset(prep), image_texts=frozenset(image_texts),

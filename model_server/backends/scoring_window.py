@@ -21,7 +21,9 @@ from serving.errors import InvalidRequest
 
 def last_tokens(seq: Sequence[int], n: int, why: str) -> tuple[list[int], int, int]:
     """(sequence, begin, end) scoring the last n tokens of seq."""
-    if not 0 < n < len(seq):
+    if n < 1:
+        raise InvalidRequest("scoring_window", f"{why} is {n} tokens: nothing would be scored")
+    if n >= len(seq):
         raise InvalidRequest("scoring_window", f"{why} is {n} tokens, but the sequence has "
                              f"{len(seq)}: nothing would predict the first scored token")
     return list(seq), len(seq) - n, len(seq)
