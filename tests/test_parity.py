@@ -82,3 +82,50 @@ def test_parity_refuses_a_preset_the_model_cannot_do_and_bad_input(models, capsy
     rc, out = parity(capsys, "--model", str(models["qwen2_vl"]), "--annotations",
                      str(tmp_path / "missing.json"))
     assert rc == 2 and "questions:" in out and "missing.json" in out
+
+
+CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+
+
+def recipe_tasks():
+    """Recipes no shipped preset sends, so the parity command never meets them: the chat
+    template with squashed pixels (end-of-turn on and off), and a raw prompt written with the
+    template's marker, tokenised piece by piece, scored by the length difference."""
+    from PIL import Image
+
+    from model_server.backends.base import ScoreTask
+    from model_server.backends.score_recipe import (
+        LENGTH_DIFFERENCE,
+        SPLIT_AT_IMAGES,
+        SQUASH,
+        TEMPLATE_MARKER,
+        ImagePrep,
+        Recipe,
+    )
+
+    ims = [Image.new("RGB", (48, 30), (200, 10, 10)), Image.new("RGB", (30, 50), (10, 10, 200))]
+    options = ["red", "a blue sky", "green", "none of them"]
+    squash = ImagePrep(SQUASH, 0, *CLIP)
+    return [
+        ScoreTask("chat", "What colour? <img> and <img>", ims, options, image_prep=squash),
+        ScoreTask("chat-eot", "What colour?", ims, options, include_end_of_turn=True,
+                  image_prep=squash),
+        ScoreTask("raw", "Picture: <img> then <img>. Colour:", ims, options, raw_prompt=True,
+                  recipe=Recipe(LENGTH_DIFFERENCE, TEMPLATE_MARKER, SPLIT_AT_IMAGES, " ")),
+    ]
+
+
+def test_every_strategy_equals_the_naive_reference_on_other_recipes(models):
+    from model_server.backends import create
+    from model_server.parity_reference import NaiveScorer
+
+    tasks = recipe_tasks()
+    naive = None
+    for setting in ({"prefix_sharing": "false"}, {"packing": "false"}, {"packing": "true"}):
+        backend = create("hf", str(models["llava_hf"]), **setting)
+        naive = naive or NaiveScorer(backend.model, backend.inputs.processor, backend.model.config)
+        served = backend.score([backend.prepare(t) for t in tasks])
+        for task, got in zip(tasks, served, strict=True):
+            want = naive.score(task)
+            assert [s.num_tokens for s in got] == [n for _, n in want], (task.request_id, setting)
+            assert [s.logprob_sum for s in got] == pytest.approx([v for v, _ in want], abs=1e-4)
