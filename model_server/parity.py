@@ -126,6 +126,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if why := methods.refusal(args.method, preset):
         raise fail(why)
     settings = backend_settings(args)
+    if not Path(args.model).is_dir():
+        raise fail(f"--model {args.model}: not a model directory")
     with tempfile.TemporaryDirectory(prefix="seedbench-parity-") as tmp:
         try:
             if args.annotations:
@@ -137,7 +139,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
             raise fail(f"questions: {exc}") from None
         if not questions:
             raise fail(f"no answerable question (dims 1-24 with images on disk) in {ann}")
-        backend = backends.create(args.backend, args.model, settings)
+        try:
+            backend = backends.create(args.backend, args.model, settings)
+        except (OSError, ValueError) as exc:
+            raise fail(f"--model {args.model}: cannot load it: {exc}") from None
         info = backend.info()
         tasks = []
         for q in questions:

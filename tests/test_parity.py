@@ -82,6 +82,12 @@ def test_parity_refuses_a_preset_the_model_cannot_do_and_bad_input(models, capsy
     rc, out = parity(capsys, "--model", str(models["qwen2_vl"]), "--annotations",
                      str(tmp_path / "missing.json"))
     assert rc == 2 and "questions:" in out and "missing.json" in out
+    rc, out = parity(capsys, "--model", str(tmp_path / "nowhere"))
+    assert rc == 2 and "nowhere: not a model directory" in out
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    rc, out = parity(capsys, "--model", str(tmp_path / "broken"))
+    assert rc == 2 and "cannot load it" in out and "Traceback" not in out
 
 
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
