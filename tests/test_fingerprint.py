@@ -53,11 +53,15 @@ def change_middle_tensor(path: Path) -> str:
     return name
 
 
+def copy_model(dest: Path) -> Path:
+    """The demo model's files (not a fingerprint cache another test run left beside it)."""
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns(F.CACHE_NAME))
+    return dest
+
+
 @pytest.fixture
 def two_models(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    shutil.copytree(DEMO, a)
-    shutil.copytree(DEMO, b)
+    a, b = copy_model(tmp_path / "a"), copy_model(tmp_path / "b")
     change_middle_tensor(b / "model.safetensors")
     return a, b
 
@@ -168,8 +172,7 @@ def answers(out: Path) -> dict[str, dict]:
 
 
 def test_a_changed_checkpoint_at_the_same_path_reuses_no_answer(tmp_path):
-    model = tmp_path / "model"
-    shutil.copytree(DEMO, model)
+    model = copy_model(tmp_path / "model")
     ann, roots = write_sample(tmp_path / "data", per_dim=1)
     out = tmp_path / "out"
     extra = ("--dimensions", "1,2,3,4,5,6")
