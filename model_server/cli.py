@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_backends)
 
     t = sub.add_parser("tiny", help="write a tiny random model directory (offline) for tests")
-    t.add_argument("--arch", required=True, help="llava, qwen2_vl or janus")
+    t.add_argument("--arch", required=True,
+                   help="llava, llava_hf (llava-hf's chat template layout, BOS-adding tokenizer), "
+                        "qwen2_vl or janus")
     t.add_argument("--out", required=True, help="directory to write")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--preset", default="tiny", choices=["tiny", "deep", "small", "mid", "7b"],
@@ -136,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write no weights: the server makes seeded random ones on its device")
     lifecycle.add_log_level_arg(t, default="WARNING")
     t.set_defaults(func=cmd_tiny)
+
+    from model_server.parity import add_parser as add_parity  # torch-free until it runs
+
+    add_parity(sub)
     return p
 
 

@@ -10,7 +10,8 @@ import hashlib
 
 from PIL import Image
 
-from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
+from model_server.backends.base import BackendInfo, GenerateImageTask, GenerateTask, ScoreTask
+from model_server.backends.score_recipe import check_supported, recipe_of
 from protos import seedbench_pb2 as pb
 from serving.errors import InvalidRequest, TooLarge
 from serving.images import PLACEHOLDER, decode_image
@@ -76,8 +77,9 @@ def decode_images(prompt: pb.Prompt) -> list[Image.Image]:
     return [decode_image(im.data, f"prompt.images[{i}]") for i, im in enumerate(prompt.images)]
 
 
-def check_score(req: pb.ScoreRequest, max_images: int) -> None:
-    check_prompt(req.prompt, max_images)
+def check_score(req: pb.ScoreRequest, info: BackendInfo) -> None:
+    """Structure, limits and the recipe fields against what the backend offers."""
+    check_prompt(req.prompt, info.max_images)
     if not req.options:
         raise InvalidRequest("options", "is empty; send at least one answer option")
     if len(req.options) > MAX_OPTIONS:
@@ -85,9 +87,12 @@ def check_score(req: pb.ScoreRequest, max_images: int) -> None:
     for i, opt in enumerate(req.options):
         if not opt.strip():
             raise InvalidRequest(f"options[{i}]", "is empty")
+    recipe, prep = recipe_of(req)
+    check_supported(req, recipe, prep, info.score_features)
 
 
 def score_task(req: pb.ScoreRequest, decode: bool = True) -> ScoreTask:
+    recipe, prep = recipe_of(req)  # checked by check_score; cheap to read again
     if decode:
         images = decode_images(req.prompt)
     else:
@@ -97,6 +102,7 @@ def score_task(req: pb.ScoreRequest, decode: bool = True) -> ScoreTask:
         request_id=req.request_id, text=req.prompt.text, images=images,
         options=list(req.options), include_end_of_turn=req.include_end_of_turn,
         raw_prompt=req.raw_prompt, image_sha256=image_hashes(req.prompt),
+        recipe=recipe, image_prep=prep,
     )
 
 

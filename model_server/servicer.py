@@ -51,11 +51,13 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         return pb.InfoResponse(
             name=info.name, backend=info.backend, fingerprint=info.fingerprint,
             capabilities=pb.Capabilities(score=info.can_score, generate=info.can_generate,
-                                         generate_image=info.can_generate_image),
+                                         generate_image=info.can_generate_image,
+                                         score_features=info.score_features.message()),
             limits=pb.Limits(
                 max_images=info.max_images, max_message_bytes=self.max_message_bytes,
                 max_batch_size=self.max_batch, max_wait_ms=int(self.max_wait_ms),
                 suggested_in_flight=max(2, self.max_batch * self.in_flight_per_batch),
+                context_tokens=info.context_tokens, max_option_tokens=info.max_option_tokens,
             ),
             details=info.details,
         )
@@ -89,7 +91,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     @grpc_errors
     async def Score(self, request, context):
         self._ready()
-        requests.check_score(request, self.info.max_images)
+        requests.check_score(request, self.info)
         if self.backend.needs_pixels:
             # Decoding and the backend's CPU-side preparation run in worker threads,
             # overlapping the device thread's work on earlier batches.

@@ -61,6 +61,18 @@ LLAVA_TEMPLATE = (
     "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
 )
 
+# The layout of llava-hf's LLaVA-1.5 chat template: each turn "ROLE: ", its images first
+# ("<image>\n" each), then its text followed by a space; no system line, and the assistant
+# turn ends with that space rather than "</s>". Paired with a tokenizer that adds BOS, as
+# LLaMA's does. The SEED-Bench LLaVA-1.5 interface differs from it (presets: llava-1.5).
+LLAVA_HF_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'].upper() + ': ' }}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] + ' ' }}{% endif %}"
+    "{% endfor %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
 QWEN_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
     "{% for c in m['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
@@ -111,7 +123,10 @@ RANDOM_INIT_PRESETS = {"7b"}
 MARKER = "TINY_MODEL.json"
 
 
-def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool = False) -> Path:
+def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool = False,
+               hf_style: bool = False) -> Path:
+    """A tiny LLaVA; `hf_style`: llava-hf's chat template layout and a BOS-adding tokenizer."""
+    from tokenizers import processors
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -121,8 +136,13 @@ def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool
         LlavaProcessor,
     )
 
+    template = LLAVA_HF_TEMPLATE if hf_style else LLAVA_TEMPLATE
     tok = byte_tokenizer(["<image>", "</s>", "<pad>", "<s>"], eos="</s>", pad="<pad>", bos="<s>",
-                         chat_template=LLAVA_TEMPLATE)
+                         chat_template=template)
+    if hf_style:
+        bos = tok.convert_tokens_to_ids("<s>")
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
     size = LLAVA_PRESETS[preset]
     image_size, patch = size["image_size"], size["patch"]
     config = LlavaConfig(
@@ -139,7 +159,7 @@ def make_llava(out: Path, seed: int = 0, preset: str = "tiny", random_init: bool
         image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
                                            crop_size={"height": image_size, "width": image_size}),
         tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE,
+        num_additional_image_tokens=1, chat_template=template,
     )
     if random_init or preset in RANDOM_INIT_PRESETS:
         config.architectures = [LlavaForConditionalGeneration.__name__]
@@ -238,8 +258,13 @@ def _make_janus(out: Path, seed: int = 0) -> Path:
     return make_tiny_janus(out, seed=seed)
 
 
+def _make_llava_hf(out: Path, seed: int = 0) -> Path:
+    return make_llava(out, seed=seed, hf_style=True)
+
+
 ARCHS: dict[str, Callable[..., Path]] = {
     "llava": make_llava,
+    "llava_hf": _make_llava_hf,
     "qwen2_vl": make_qwen2_vl,
     "janus": _make_janus,
 }

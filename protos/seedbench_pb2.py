@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/seedbench.proto\x12\x0cseedbench.v1\"%\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06sha256\x18\x02 \x01(\t\";\n\x06Prompt\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.seedbench.v1.Image\"\r\n\x0bInfoRequest\"G\n\x0c\x43\x61pabilities\x12\r\n\x05score\x18\x01 \x01(\x08\x12\x10\n\x08generate\x18\x02 \x01(\x08\x12\x16\n\x0egenerate_image\x18\x03 \x01(\x08\"\x81\x01\n\x06Limits\x12\x12\n\nmax_images\x18\x01 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x02 \x01(\x03\x12\x16\n\x0emax_batch_size\x18\x03 \x01(\x05\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\x05\x12\x1b\n\x13suggested_in_flight\x18\x05 \x01(\x05\"\x84\x02\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12\x30\n\x0c\x63\x61pabilities\x18\x04 \x01(\x0b\x32\x1a.seedbench.v1.Capabilities\x12$\n\x06limits\x18\x05 \x01(\x0b\x32\x14.seedbench.v1.Limits\x12\x38\n\x07\x64\x65tails\x18\x06 \x03(\x0b\x32\'.seedbench.v1.InfoResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x0f\n\x07options\x18\x03 \x03(\t\x12\x1b\n\x13include_end_of_turn\x18\x04 \x01(\x08\x12\x12\n\nraw_prompt\x18\x05 \x01(\x08\"6\n\x0bOptionScore\x12\x13\n\x0blogprob_sum\x18\x01 \x01(\x01\x12\x12\n\nnum_tokens\x18\x02 \x01(\x05\"\\\n\x05Usage\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x0f\n\x07retries\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\"\x9d\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06scores\x18\x02 \x03(\x0b\x32\x19.seedbench.v1.OptionScore\x12\x10\n\x08unparsed\x18\x03 \x01(\x08\x12\x17\n\x0funparsed_reason\x18\x04 \x01(\t\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.seedbench.v1.Usage\"\x86\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"X\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.seedbench.v1.Usage\"\x89\x01\n\x14GenerateImageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\x11\n\twith_text\x18\x04 \x01(\x08\x12\x16\n\x0emax_new_tokens\x18\x05 \x01(\x05\"\x81\x01\n\x15GenerateImageResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.seedbench.v1.Image\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.seedbench.v1.Usage2\xb4\x02\n\x0cModelService\x12=\n\x04Info\x12\x19.seedbench.v1.InfoRequest\x1a\x1a.seedbench.v1.InfoResponse\x12@\n\x05Score\x12\x1a.seedbench.v1.ScoreRequest\x1a\x1b.seedbench.v1.ScoreResponse\x12I\n\x08Generate\x12\x1d.seedbench.v1.GenerateRequest\x1a\x1e.seedbench.v1.GenerateResponse\x12X\n\rGenerateImage\x12\".seedbench.v1.GenerateImageRequest\x1a#.seedbench.v1.GenerateImageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/seedbench.proto\x12\x0cseedbench.v1\"%\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06sha256\x18\x02 \x01(\t\";\n\x06Prompt\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.seedbench.v1.Image\"\r\n\x0bInfoRequest\"|\n\x0c\x43\x61pabilities\x12\r\n\x05score\x18\x01 \x01(\x08\x12\x10\n\x08generate\x18\x02 \x01(\x08\x12\x16\n\x0egenerate_image\x18\x03 \x01(\x08\x12\x33\n\x0escore_features\x18\x04 \x01(\x0b\x32\x1b.seedbench.v1.ScoreFeatures\"\x98\x02\n\x12ImagePreprocessing\x12\x33\n\x04mode\x18\x01 \x01(\x0e\x32%.seedbench.v1.ImagePreprocessing.Mode\x12\x0c\n\x04size\x18\x02 \x01(\x05\x12\x45\n\rinterpolation\x18\x03 \x01(\x0e\x32..seedbench.v1.ImagePreprocessing.Interpolation\x12\x0c\n\x04mean\x18\x04 \x03(\x01\x12\x0b\n\x03std\x18\x05 \x03(\x01\"1\n\x04Mode\x12\x18\n\x14MODE_MODEL_PROCESSOR\x10\x00\x12\x0f\n\x0bMODE_SQUASH\x10\x01\"*\n\rInterpolation\x12\x19\n\x15INTERPOLATION_BICUBIC\x10\x00\".\n\x0bUnsupported\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf7\x02\n\rScoreFeatures\x12\x14\n\x0coption_texts\x18\x01 \x01(\x08\x12\x12\n\nraw_prompt\x18\x02 \x01(\x08\x12\x13\n\x0b\x65nd_of_turn\x18\x03 \x01(\x08\x12\x34\n\x0fscoring_windows\x18\x04 \x03(\x0e\x32\x1b.seedbench.v1.ScoringWindow\x12\x42\n\x13image_preprocessing\x18\x05 \x03(\x0e\x32%.seedbench.v1.ImagePreprocessing.Mode\x12,\n\x0bimage_texts\x18\x06 \x03(\x0e\x32\x17.seedbench.v1.ImageText\x12\x37\n\rtokenizations\x18\x07 \x03(\x0e\x32 .seedbench.v1.PromptTokenization\x12\x16\n\x0eoption_affixes\x18\x08 \x01(\x08\x12.\n\x0bunsupported\x18\t \x03(\x0b\x32\x19.seedbench.v1.Unsupported\"\xb4\x01\n\x06Limits\x12\x12\n\nmax_images\x18\x01 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x02 \x01(\x03\x12\x16\n\x0emax_batch_size\x18\x03 \x01(\x05\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\x05\x12\x1b\n\x13suggested_in_flight\x18\x05 \x01(\x05\x12\x16\n\x0e\x63ontext_tokens\x18\x06 \x01(\x03\x12\x19\n\x11max_option_tokens\x18\x07 \x01(\x03\"\x84\x02\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12\x30\n\x0c\x63\x61pabilities\x18\x04 \x01(\x0b\x32\x1a.seedbench.v1.Capabilities\x12$\n\x06limits\x18\x05 \x01(\x0b\x32\x14.seedbench.v1.Limits\x12\x38\n\x07\x64\x65tails\x18\x06 \x03(\x0b\x32\'.seedbench.v1.InfoResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x91\x03\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x0f\n\x07options\x18\x03 \x03(\t\x12\x1b\n\x13include_end_of_turn\x18\x04 \x01(\x08\x12\x12\n\nraw_prompt\x18\x05 \x01(\x08\x12\x33\n\x0escoring_window\x18\x06 \x01(\x0e\x32\x1b.seedbench.v1.ScoringWindow\x12=\n\x13image_preprocessing\x18\x07 \x01(\x0b\x32 .seedbench.v1.ImagePreprocessing\x12+\n\nimage_text\x18\x08 \x01(\x0e\x32\x17.seedbench.v1.ImageText\x12\x36\n\x0ctokenization\x18\t \x01(\x0e\x32 .seedbench.v1.PromptTokenization\x12\x15\n\roption_prefix\x18\n \x01(\t\x12\x15\n\roption_suffix\x18\x0b \x01(\t\"6\n\x0bOptionScore\x12\x13\n\x0blogprob_sum\x18\x01 \x01(\x01\x12\x12\n\nnum_tokens\x18\x02 \x01(\x05\"\\\n\x05Usage\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x0f\n\x07retries\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\"\x9d\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06scores\x18\x02 \x03(\x0b\x32\x19.seedbench.v1.OptionScore\x12\x10\n\x08unparsed\x18\x03 \x01(\x08\x12\x17\n\x0funparsed_reason\x18\x04 \x01(\t\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.seedbench.v1.Usage\"\x86\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\x05\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"X\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.seedbench.v1.Usage\"\x89\x01\n\x14GenerateImageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06prompt\x18\x02 \x01(\x0b\x32\x14.seedbench.v1.Prompt\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\x11\n\twith_text\x18\x04 \x01(\x08\x12\x16\n\x0emax_new_tokens\x18\x05 \x01(\x05\"\x81\x01\n\x15GenerateImageResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.seedbench.v1.Image\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.seedbench.v1.Usage*~\n\rScoringWindow\x12 \n\x1cSCORING_WINDOW_OPTION_TOKENS\x10\x00\x12%\n!SCORING_WINDOW_LAST_OPTION_LENGTH\x10\x01\x12$\n SCORING_WINDOW_LENGTH_DIFFERENCE\x10\x02*G\n\tImageText\x12\x1e\n\x1aIMAGE_TEXT_TEMPLATE_MARKER\x10\x00\x12\x1a\n\x16IMAGE_TEXT_MODEL_TOKEN\x10\x01*\\\n\x12PromptTokenization\x12\x1d\n\x19PROMPT_TOKENIZATION_WHOLE\x10\x00\x12\'\n#PROMPT_TOKENIZATION_SPLIT_AT_IMAGES\x10\x01\x32\xb4\x02\n\x0cModelService\x12=\n\x04Info\x12\x19.seedbench.v1.InfoRequest\x1a\x1a.seedbench.v1.InfoResponse\x12@\n\x05Score\x12\x1a.seedbench.v1.ScoreRequest\x1a\x1b.seedbench.v1.ScoreResponse\x12I\n\x08Generate\x12\x1d.seedbench.v1.GenerateRequest\x1a\x1e.seedbench.v1.GenerateResponse\x12X\n\rGenerateImage\x12\".seedbench.v1.GenerateImageRequest\x1a#.seedbench.v1.GenerateImageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INFORESPONSE_DETAILSENTRY']._loaded_options = None
   _globals['_INFORESPONSE_DETAILSENTRY']._serialized_options = b'8\001'
+  _globals['_SCORINGWINDOW']._serialized_start=2649
+  _globals['_SCORINGWINDOW']._serialized_end=2775
+  _globals['_IMAGETEXT']._serialized_start=2777
+  _globals['_IMAGETEXT']._serialized_end=2848
+  _globals['_PROMPTTOKENIZATION']._serialized_start=2850
+  _globals['_PROMPTTOKENIZATION']._serialized_end=2942
   _globals['_IMAGE']._serialized_start=40
   _globals['_IMAGE']._serialized_end=77
   _globals['_PROMPT']._serialized_start=79
@@ -40,29 +46,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREQUEST']._serialized_start=140
   _globals['_INFOREQUEST']._serialized_end=153
   _globals['_CAPABILITIES']._serialized_start=155
-  _globals['_CAPABILITIES']._serialized_end=226
-  _globals['_LIMITS']._serialized_start=229
-  _globals['_LIMITS']._serialized_end=358
-  _globals['_INFORESPONSE']._serialized_start=361
-  _globals['_INFORESPONSE']._serialized_end=621
-  _globals['_INFORESPONSE_DETAILSENTRY']._serialized_start=575
-  _globals['_INFORESPONSE_DETAILSENTRY']._serialized_end=621
-  _globals['_SCOREREQUEST']._serialized_start=624
-  _globals['_SCOREREQUEST']._serialized_end=762
-  _globals['_OPTIONSCORE']._serialized_start=764
-  _globals['_OPTIONSCORE']._serialized_end=818
-  _globals['_USAGE']._serialized_start=820
-  _globals['_USAGE']._serialized_end=912
-  _globals['_SCORERESPONSE']._serialized_start=915
-  _globals['_SCORERESPONSE']._serialized_end=1072
-  _globals['_GENERATEREQUEST']._serialized_start=1075
-  _globals['_GENERATEREQUEST']._serialized_end=1209
-  _globals['_GENERATERESPONSE']._serialized_start=1211
-  _globals['_GENERATERESPONSE']._serialized_end=1299
-  _globals['_GENERATEIMAGEREQUEST']._serialized_start=1302
-  _globals['_GENERATEIMAGEREQUEST']._serialized_end=1439
-  _globals['_GENERATEIMAGERESPONSE']._serialized_start=1442
-  _globals['_GENERATEIMAGERESPONSE']._serialized_end=1571
-  _globals['_MODELSERVICE']._serialized_start=1574
-  _globals['_MODELSERVICE']._serialized_end=1882
+  _globals['_CAPABILITIES']._serialized_end=279
+  _globals['_IMAGEPREPROCESSING']._serialized_start=282
+  _globals['_IMAGEPREPROCESSING']._serialized_end=562
+  _globals['_IMAGEPREPROCESSING_MODE']._serialized_start=469
+  _globals['_IMAGEPREPROCESSING_MODE']._serialized_end=518
+  _globals['_IMAGEPREPROCESSING_INTERPOLATION']._serialized_start=520
+  _globals['_IMAGEPREPROCESSING_INTERPOLATION']._serialized_end=562
+  _globals['_UNSUPPORTED']._serialized_start=564
+  _globals['_UNSUPPORTED']._serialized_end=610
+  _globals['_SCOREFEATURES']._serialized_start=613
+  _globals['_SCOREFEATURES']._serialized_end=988
+  _globals['_LIMITS']._serialized_start=991
+  _globals['_LIMITS']._serialized_end=1171
+  _globals['_INFORESPONSE']._serialized_start=1174
+  _globals['_INFORESPONSE']._serialized_end=1434
+  _globals['_INFORESPONSE_DETAILSENTRY']._serialized_start=1388
+  _globals['_INFORESPONSE_DETAILSENTRY']._serialized_end=1434
+  _globals['_SCOREREQUEST']._serialized_start=1437
+  _globals['_SCOREREQUEST']._serialized_end=1838
+  _globals['_OPTIONSCORE']._serialized_start=1840
+  _globals['_OPTIONSCORE']._serialized_end=1894
+  _globals['_USAGE']._serialized_start=1896
+  _globals['_USAGE']._serialized_end=1988
+  _globals['_SCORERESPONSE']._serialized_start=1991
+  _globals['_SCORERESPONSE']._serialized_end=2148
+  _globals['_GENERATEREQUEST']._serialized_start=2151
+  _globals['_GENERATEREQUEST']._serialized_end=2285
+  _globals['_GENERATERESPONSE']._serialized_start=2287
+  _globals['_GENERATERESPONSE']._serialized_end=2375
+  _globals['_GENERATEIMAGEREQUEST']._serialized_start=2378
+  _globals['_GENERATEIMAGEREQUEST']._serialized_end=2515
+  _globals['_GENERATEIMAGERESPONSE']._serialized_start=2518
+  _globals['_GENERATEIMAGERESPONSE']._serialized_end=2647
+  _globals['_MODELSERVICE']._serialized_start=2945
+  _globals['_MODELSERVICE']._serialized_end=3253
 # @@protoc_insertion_point(module_scope)

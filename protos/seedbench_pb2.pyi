@@ -1,10 +1,34 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ScoringWindow(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCORING_WINDOW_OPTION_TOKENS: _ClassVar[ScoringWindow]
+    SCORING_WINDOW_LAST_OPTION_LENGTH: _ClassVar[ScoringWindow]
+    SCORING_WINDOW_LENGTH_DIFFERENCE: _ClassVar[ScoringWindow]
+
+class ImageText(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_TEXT_TEMPLATE_MARKER: _ClassVar[ImageText]
+    IMAGE_TEXT_MODEL_TOKEN: _ClassVar[ImageText]
+
+class PromptTokenization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMPT_TOKENIZATION_WHOLE: _ClassVar[PromptTokenization]
+    PROMPT_TOKENIZATION_SPLIT_AT_IMAGES: _ClassVar[PromptTokenization]
+SCORING_WINDOW_OPTION_TOKENS: ScoringWindow
+SCORING_WINDOW_LAST_OPTION_LENGTH: ScoringWindow
+SCORING_WINDOW_LENGTH_DIFFERENCE: ScoringWindow
+IMAGE_TEXT_TEMPLATE_MARKER: ImageText
+IMAGE_TEXT_MODEL_TOKEN: ImageText
+PROMPT_TOKENIZATION_WHOLE: PromptTokenization
+PROMPT_TOKENIZATION_SPLIT_AT_IMAGES: PromptTokenization
 
 class Image(_message.Message):
     __slots__ = ("data", "sha256")
@@ -27,28 +51,88 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("score", "generate", "generate_image")
+    __slots__ = ("score", "generate", "generate_image", "score_features")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     GENERATE_FIELD_NUMBER: _ClassVar[int]
     GENERATE_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FEATURES_FIELD_NUMBER: _ClassVar[int]
     score: bool
     generate: bool
     generate_image: bool
-    def __init__(self, score: _Optional[bool] = ..., generate: _Optional[bool] = ..., generate_image: _Optional[bool] = ...) -> None: ...
+    score_features: ScoreFeatures
+    def __init__(self, score: _Optional[bool] = ..., generate: _Optional[bool] = ..., generate_image: _Optional[bool] = ..., score_features: _Optional[_Union[ScoreFeatures, _Mapping]] = ...) -> None: ...
+
+class ImagePreprocessing(_message.Message):
+    __slots__ = ("mode", "size", "interpolation", "mean", "std")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_MODEL_PROCESSOR: _ClassVar[ImagePreprocessing.Mode]
+        MODE_SQUASH: _ClassVar[ImagePreprocessing.Mode]
+    MODE_MODEL_PROCESSOR: ImagePreprocessing.Mode
+    MODE_SQUASH: ImagePreprocessing.Mode
+    class Interpolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        INTERPOLATION_BICUBIC: _ClassVar[ImagePreprocessing.Interpolation]
+    INTERPOLATION_BICUBIC: ImagePreprocessing.Interpolation
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    mode: ImagePreprocessing.Mode
+    size: int
+    interpolation: ImagePreprocessing.Interpolation
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    std: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, mode: _Optional[_Union[ImagePreprocessing.Mode, str]] = ..., size: _Optional[int] = ..., interpolation: _Optional[_Union[ImagePreprocessing.Interpolation, str]] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Unsupported(_message.Message):
+    __slots__ = ("feature", "reason")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    reason: str
+    def __init__(self, feature: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ScoreFeatures(_message.Message):
+    __slots__ = ("option_texts", "raw_prompt", "end_of_turn", "scoring_windows", "image_preprocessing", "image_texts", "tokenizations", "option_affixes", "unsupported")
+    OPTION_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    RAW_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
+    SCORING_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZATIONS_FIELD_NUMBER: _ClassVar[int]
+    OPTION_AFFIXES_FIELD_NUMBER: _ClassVar[int]
+    UNSUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    option_texts: bool
+    raw_prompt: bool
+    end_of_turn: bool
+    scoring_windows: _containers.RepeatedScalarFieldContainer[ScoringWindow]
+    image_preprocessing: _containers.RepeatedScalarFieldContainer[ImagePreprocessing.Mode]
+    image_texts: _containers.RepeatedScalarFieldContainer[ImageText]
+    tokenizations: _containers.RepeatedScalarFieldContainer[PromptTokenization]
+    option_affixes: bool
+    unsupported: _containers.RepeatedCompositeFieldContainer[Unsupported]
+    def __init__(self, option_texts: _Optional[bool] = ..., raw_prompt: _Optional[bool] = ..., end_of_turn: _Optional[bool] = ..., scoring_windows: _Optional[_Iterable[_Union[ScoringWindow, str]]] = ..., image_preprocessing: _Optional[_Iterable[_Union[ImagePreprocessing.Mode, str]]] = ..., image_texts: _Optional[_Iterable[_Union[ImageText, str]]] = ..., tokenizations: _Optional[_Iterable[_Union[PromptTokenization, str]]] = ..., option_affixes: _Optional[bool] = ..., unsupported: _Optional[_Iterable[_Union[Unsupported, _Mapping]]] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_images", "max_message_bytes", "max_batch_size", "max_wait_ms", "suggested_in_flight")
+    __slots__ = ("max_images", "max_message_bytes", "max_batch_size", "max_wait_ms", "suggested_in_flight", "context_tokens", "max_option_tokens")
     MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OPTION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     max_images: int
     max_message_bytes: int
     max_batch_size: int
     max_wait_ms: int
     suggested_in_flight: int
-    def __init__(self, max_images: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., suggested_in_flight: _Optional[int] = ...) -> None: ...
+    context_tokens: int
+    max_option_tokens: int
+    def __init__(self, max_images: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., suggested_in_flight: _Optional[int] = ..., context_tokens: _Optional[int] = ..., max_option_tokens: _Optional[int] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
     __slots__ = ("name", "backend", "fingerprint", "capabilities", "limits", "details")
@@ -74,18 +158,30 @@ class InfoResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., fingerprint: _Optional[str] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("request_id", "prompt", "options", "include_end_of_turn", "raw_prompt")
+    __slots__ = ("request_id", "prompt", "options", "include_end_of_turn", "raw_prompt", "scoring_window", "image_preprocessing", "image_text", "tokenization", "option_prefix", "option_suffix")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
     RAW_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SCORING_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZATION_FIELD_NUMBER: _ClassVar[int]
+    OPTION_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    OPTION_SUFFIX_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     prompt: Prompt
     options: _containers.RepeatedScalarFieldContainer[str]
     include_end_of_turn: bool
     raw_prompt: bool
-    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., options: _Optional[_Iterable[str]] = ..., include_end_of_turn: _Optional[bool] = ..., raw_prompt: _Optional[bool] = ...) -> None: ...
+    scoring_window: ScoringWindow
+    image_preprocessing: ImagePreprocessing
+    image_text: ImageText
+    tokenization: PromptTokenization
+    option_prefix: str
+    option_suffix: str
+    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., options: _Optional[_Iterable[str]] = ..., include_end_of_turn: _Optional[bool] = ..., raw_prompt: _Optional[bool] = ..., scoring_window: _Optional[_Union[ScoringWindow, str]] = ..., image_preprocessing: _Optional[_Union[ImagePreprocessing, _Mapping]] = ..., image_text: _Optional[_Union[ImageText, str]] = ..., tokenization: _Optional[_Union[PromptTokenization, str]] = ..., option_prefix: _Optional[str] = ..., option_suffix: _Optional[str] = ...) -> None: ...
 
 class OptionScore(_message.Message):
     __slots__ = ("logprob_sum", "num_tokens")

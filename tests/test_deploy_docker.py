@@ -73,8 +73,10 @@ def test_evaluator_image_has_no_torch_or_server_extra():
     assert "nvidia" not in text.lower()
 
 
-# What each image ships: its own package, the shared serving core and the protos; nothing else.
-SHIPS = {"model-server": {"protos", "serving", "model_server"},
+# What each image ships: its own package, the shared serving core and the protos; nothing else,
+# except the model server's evaluator/ (its parity check uses the evaluator's torch-free presets
+# and dataset code; test_import_rules bounds what it may import from there).
+SHIPS = {"model-server": {"protos", "serving", "model_server", "evaluator"},
          "clip-server": {"protos", "serving", "clip_server"},
          "evaluator": {"protos", "serving", "evaluator"}}
 

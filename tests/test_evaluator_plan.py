@@ -55,11 +55,11 @@ async def fake_l3(q, ctx):  # stands for L3Scorer's handlers: the plan only name
 
 def test_config_is_built_once_and_frozen(tmp_path):
     c = config_of("--dimensions", "1, 5", "--level", "L2", "--clip", "c:9", "--limit", "3",
-                  "--media-root", f"cc3m={tmp_path}", "--preset", "llava-1.5")
+                  "--media-root", f"cc3m={tmp_path}", "--preset", "seed1-instructblip")
     assert c.targets == ("h:1", "h:2", "h:3")
     assert c.filters == Filters(level="L2", dimensions=frozenset({1, 5}), limit=3)
-    assert c.clip == "c:9" and c.include_eot  # llava-1.5 scores end-of-turn
-    assert c.preset == "llava-1.5" and c.preset_spec.name == "llava-1.5"
+    assert c.clip == "c:9" and c.include_eot  # the preset scores EOS
+    assert c.preset == "seed1-instructblip" and c.preset_spec.name == "seed1-instructblip"
     assert c.media_roots == {"cc3m": tmp_path}
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.method = "letter"  # type: ignore[misc]
@@ -144,7 +144,7 @@ def test_plan_without_clip_names_handlers_and_reasons():
 
 
 def test_plan_refuses_generate_on_a_model_without_it_and_keys_the_preset():
-    cfg = config_of("--method", "generate", "--preset", "llava-1.5")
+    cfg = config_of("--method", "generate", "--preset", "chat-mean")
     with pytest.raises(plan.PlanError, match="does not advertise generate"):
         plan.build(cfg, DS, info(True), handlers.default_handlers(), clip_record=None,
                    l3_handlers=None, suggested_in_flight=1)
@@ -152,8 +152,8 @@ def test_plan_refuses_generate_on_a_model_without_it_and_keys_the_preset():
     able.capabilities.generate = True
     p = plan.build(cfg, DS, able, handlers.default_handlers(), clip_record=None, l3_handlers=None,
                    suggested_in_flight=1)
-    assert p.key == RunKey("fp", "generate", True, "", "llava-1.5")
-    assert p.record["preset"]["name"] == "llava-1.5" and p.record["method"] == "generate"
+    assert p.key == RunKey("fp", "generate", False, "", "chat-mean")
+    assert p.record["preset"]["name"] == "chat-mean" and p.record["method"] == "generate"
 
 
 def test_plan_with_clip_and_image_generation_runs_l3():
@@ -195,13 +195,13 @@ def test_a_dimension_without_handler_says_so():
 
 def test_run_key_round_trips_through_the_run_record(tmp_path):
     clip = {"name": "tiny", "checkpoint": "", "fingerprint": "clipfp"}
-    p = plan.build(config_of("--preset", "llava-1.5"), DS, info(True),
+    p = plan.build(config_of("--preset", "seed1-instructblip"), DS, info(True),
                    handlers.default_handlers(), clip_record=clip,
                    l3_handlers={25: fake_l3}, suggested_in_flight=1)
     store = Store(tmp_path)
     store.set_meta("run", p.record)
     assert RunKey.from_run(store.meta("run")) == p.key == RunKey("fp", "ppl", True, "clipfp",
-                                                                 "llava-1.5")
+                                                                 "seed1-instructblip")
     # A record written before the key was stored in it is read from its other fields.
     legacy = {k: v for k, v in p.record.items() if k != "key"}
     assert RunKey.from_run(legacy) == p.key

@@ -17,6 +17,7 @@ from evaluator.run import plan
 from evaluator.run.client import CallFailed
 from evaluator.run.errors import QuestionError, failure_of
 from protos import seedbench_pb2 as pb
+from protos.wire import legacy_score_features
 from tests.evaluator_runs import run_argv as run_args
 from tests.evaluator_runs import write_sample
 from tests.procs import model_server
@@ -186,18 +187,23 @@ def render(summary) -> str:
 # -- method refusal ------------------------------------------------------------------------
 
 
-def info(score=True, generate=False, **details) -> pb.InfoResponse:
-    return pb.InfoResponse(name="m", backend="b", fingerprint="fp", details=details,
-                           capabilities=pb.Capabilities(score=score, generate=generate))
+def info(score=True, generate=False, letters_only=False) -> pb.InfoResponse:
+    features = legacy_score_features()
+    features.option_texts = not letters_only
+    return pb.InfoResponse(name="m", backend="b", fingerprint="fp",
+                           # details are informational: a letter-scorer's words there change nothing
+                           details={"score_mode": "chat-letter"} if not letters_only else {},
+                           capabilities=pb.Capabilities(score=score, generate=generate,
+                                                        score_features=features))
 
 
 def test_methods_the_model_cannot_do_are_refused_with_what_would_work():
     assert plan.method_refusal("ppl", info()) is None
-    letters = info(score_mode="chat-letter")
+    letters = info(letters_only=True)
     why = plan.method_refusal("ppl", letters)
     assert "scores single letters only" in why and why.endswith("use --method letter")
     # A letters-only model that generates can still answer by generating.
-    assert plan.method_refusal("generate", info(generate=True, score_mode="chat-letter")) is None
+    assert plan.method_refusal("generate", info(generate=True, letters_only=True)) is None
     assert plan.method_refusal("letter", letters) is None
     why = plan.method_refusal("letter", info(score=False, generate=True))
     assert "does not advertise score" in why

@@ -1,6 +1,7 @@
 """Import rules between the packages, checked in fresh interpreters.
 
-clip_server stands on serving and protos alone (its image ships nothing else);
+clip_server stands on serving and protos alone (its image ships nothing else); the
+model server may import the evaluator's torch-free data and preset modules only;
 the evaluator installs without the server extras, so it may import neither
 server package nor torch; the shared serving core is torch-free.
 """
@@ -35,8 +36,15 @@ print(json.dumps({"modules": names, "found": found}))
 # empty top-level grpc_reflection package when it is installed, so its service is named.)
 SERVER_EXTRAS = ["torch", "torchvision", "transformers", "open_clip", "openai", "prometheus_client",
                  "grpc_reflection.v1alpha"]
+# The model server may use the evaluator's torch-free data and preset modules (its parity
+# check builds Score requests exactly as a run does, from the evaluator's own presets), never
+# the evaluator's client, runner, store or reports; its Docker image copies evaluator/ for that.
+MODEL_SERVER_MAY_NOT = ["clip_server", "evaluator.cli", "evaluator.demo", "evaluator.run.client",
+                        "evaluator.run.runner", "evaluator.run.plan", "evaluator.run.handlers",
+                        "evaluator.results", "evaluator.reports"]
 RULES = {
     "clip_server": ["model_server", "evaluator"],
+    "model_server": MODEL_SERVER_MAY_NOT,
     "evaluator": ["model_server", "clip_server", *SERVER_EXTRAS],
     "serving": ["torch", "model_server", "clip_server", "evaluator"],
 }
@@ -44,6 +52,7 @@ RULES = {
 EXPECTED = {
     "clip_server": {"clip_server.cli", "clip_server.servicer", "clip_server.embedder"},
     "evaluator": {"evaluator.cli", "evaluator.run.client", "evaluator.demo", "evaluator.run.runner"},
+    "model_server": {"model_server.cli", "model_server.parity", "model_server.servicer"},
     "serving": {"serving.lifecycle", "serving.errors", "serving.batching", "serving.images",
                 "serving.processes"},
 }

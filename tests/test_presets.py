@@ -12,6 +12,7 @@ from evaluator.data.dataset import Question
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import methods, presets
+from protos import seedbench_pb2 as pb
 
 Q = Question(0, "q1", "What is {it}?", ("cat", "dog", "a red car", "sky"), "B", 1, ("x",))
 
@@ -51,13 +52,67 @@ def test_reference_interfaces_from_the_spec_table():
                                                                                    "all")
     assert (p["seed1-instructblip-hf"].raw, p["seed1-instructblip-hf"].reduction,
             p["seed1-instructblip-hf"].end_token) == (True, "mean", True)
-    assert (p["llava-1.5"].raw, p["llava-1.5"].reduction, p["llava-1.5"].end_token,
-            p["llava-1.5"].images) == (False, "mean", True, "first")
+    llava = p["llava-1.5"]
+    assert (llava.raw, llava.reduction, llava.images, llava.window, llava.image_text,
+            llava.tokenization, llava.option_prefix, llava.option_suffix) == (
+        True, "mean", "first", "last-option-length", "model-token", "split-at-images", " ", "</s>")
+    assert llava.preprocessing == presets.ImageRecipe(
+        "squash", 0, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
     assert (p["qwen-vl-chat"].raw, p["qwen-vl-chat"].reduction, p["qwen-vl-chat"].end_token,
-            p["qwen-vl-chat"].images) == (True, "mean", False, "all")
+            p["qwen-vl-chat"].images, p["qwen-vl-chat"].window) == (
+        True, "mean", False, "all", "length-difference")
     assert (p["chat-mean"].raw, p["chat-mean"].reduction, p["chat-mean"].end_token,
             p["chat-mean"].images) == (False, "mean", False, "all")
     assert presets.DEFAULT == "chat-mean" and "official" not in " ".join(p)
+    # Which presets are reference interfaces (exact), adaptations, or the default.
+    assert {n: x.kind for n, x in p.items()} == {
+        "chat-mean": "default", "llava-1.5": "reference", "seed1-instructblip": "adaptation",
+        "seed1-instructblip-hf": "adaptation", "qwen-vl-chat": "adaptation",
+        "internlm-xcomposer": "adaptation"}
+
+
+def test_llava_1_5_request_is_the_llava_v1_conversation():
+    """The text and fields the llava-1.5 preset sends, per image placement: the system line,
+    USER/ASSISTANT, "<img>\\n" before a question without <img> (first image only), inline <img>
+    otherwise; the bare option (the window counts it), " " before it and "</s>" after."""
+    system = ("A chat between a curious human and an artificial intelligence assistant. The "
+              "assistant gives helpful, detailed, and polite answers to the human's questions.")
+    llava = presets.get("llava-1.5")
+    imgs = [pb.Image(data=b"1"), pb.Image(data=b"2")]
+    one = methods.score_request(Q, "ppl", llava, imgs)
+    assert one.prompt.text == f"{system} USER: <img>\nWhat is {{it}}? ASSISTANT:"
+    assert [im.data for im in one.prompt.images] == [b"1"]
+    assert list(one.options) == list(Q.choices) and one.raw_prompt
+    assert (one.option_prefix, one.option_suffix) == (" ", "</s>")
+    assert one.scoring_window == pb.SCORING_WINDOW_LAST_OPTION_LENGTH
+    assert one.image_text == pb.IMAGE_TEXT_MODEL_TOKEN
+    assert one.tokenization == pb.PROMPT_TOKENIZATION_SPLIT_AT_IMAGES
+    assert not one.include_end_of_turn
+    prep = one.image_preprocessing
+    assert prep.mode == pb.ImagePreprocessing.MODE_SQUASH and prep.size == 0
+    assert list(prep.mean) == [0.48145466, 0.4578275, 0.40821073]
+    assert list(prep.std) == [0.26862954, 0.26130258, 0.27577711]
+    inter = Question(0, "q2", "A <img> then <img>: which?", Q.choices, "A", 23, ("a", "b"))
+    both = methods.score_request(inter, "ppl", llava, imgs)
+    assert both.prompt.text == f"{system} USER: A <img> then <img>: which? ASSISTANT:"
+    assert len(both.prompt.images) == 2
+    # The default sends none of the recipe fields: any server reads it as before.
+    chat = methods.score_request(Q, "ppl", presets.get("chat-mean"), imgs)
+    assert chat == pb.ScoreRequest(request_id="q1", prompt=pb.Prompt(text=Q.question, images=imgs),
+                                   options=list(Q.choices))
+
+
+def test_qwen_vl_chat_writes_each_picture_and_counts_the_length_difference():
+    qwen = presets.get("qwen-vl-chat")
+    imgs = [pb.Image(data=b"1"), pb.Image(data=b"2")]
+    req = methods.score_request(Q, "ppl", qwen, imgs)
+    assert req.prompt.text == "Picture 1: <img>\nPicture 2: <img>\nWhat is {it}?"
+    assert list(req.options) == list(Q.choices) and req.raw_prompt
+    assert req.scoring_window == pb.SCORING_WINDOW_LENGTH_DIFFERENCE
+    assert not req.HasField("image_preprocessing")
+    inter = Question(0, "q2", "A <img> then <img>: which?", Q.choices, "A", 23, ("a", "b"))
+    assert methods.score_request(inter, "ppl", qwen, imgs).prompt.text == (
+        "A Picture 1: <img>\n then Picture 2: <img>\n: which?")
 
 
 def test_raw_template_and_options():
@@ -94,7 +149,10 @@ def test_bad_presets_and_combinations_are_refused():
     with pytest.raises(ValueError, match="needs {question}"):
         presets.Preset("p", "i", "Q:", "mean", False, "all")
     assert "raw prompt" in methods.refusal("generate", presets.get("qwen-vl-chat"))
-    assert methods.refusal("generate", presets.get("llava-1.5")) is None
+    assert "--method ppl only" in methods.refusal("generate", presets.get("llava-1.5"))
+    assert "--method ppl only" in methods.refusal("letter", presets.get("llava-1.5"))
+    with pytest.raises(ValueError, match="raw prompts only"):
+        presets.Preset("p", "i", presets.CHAT, "mean", False, "all", window="last-option-length")
     internlm = presets.get("internlm-xcomposer")
     for method in ("ppl", "generate"):
         assert "--method letter only" in methods.refusal(method, internlm)

@@ -28,6 +28,8 @@ from tests.procs import model_server
 from tests.tiny_models import tiny_model
 
 QUIET = ["--log-level", "WARNING"]
+LLAVA_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The "
+                "assistant gives helpful, detailed, and polite answers to the human's questions.")
 SRC = "SEED-Bench v2"
 CHOICES = {"single": ("red", "a green field", "blue sky", "none of them"),
            "multi": ("the first", "the second", "both", "neither"),
@@ -108,16 +110,37 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     assert set(sent) == {"single", "multi", "inter"}
     p = presets.get(name)
     for qid, c in sent.items():
-        raw_text = {"seed1-instructblip": f"Question: {QUESTIONS[qid]}\nAnswer:",
-                    "seed1-instructblip-hf": f"Question: {QUESTIONS[qid]}\nAnswer:"}
-        assert c["text"] == raw_text.get(name, QUESTIONS[qid]), (name, qid)
+        q = QUESTIONS[qid]
+        pictures = {"single": "Picture 1: <img>\n", "multi": "Picture 1: <img>\nPicture 2: <img>\n",
+                    "inter": ""}[qid]
+        text = {"seed1-instructblip": f"Question: {q}\nAnswer:",
+                "seed1-instructblip-hf": f"Question: {q}\nAnswer:",
+                "llava-1.5": f"{LLAVA_SYSTEM} USER: {'' if qid == 'inter' else '<img>' + chr(10)}{q}"
+                             " ASSISTANT:",
+                "qwen-vl-chat": pictures + q.replace("<img>", "Picture 1: <img>\n", 1).replace(
+                    "<img> what", "Picture 2: <img>\n what")}
+        assert c["text"] == text.get(name, q), (name, qid)
         assert c["raw_prompt"] is (name in ("seed1-instructblip", "seed1-instructblip-hf",
-                                             "qwen-vl-chat"))
-        assert c["include_end_of_turn"] is (name in ("seed1-instructblip", "seed1-instructblip-hf",
-                                                      "llava-1.5"))
+                                             "qwen-vl-chat", "llava-1.5"))
+        assert c["include_end_of_turn"] is (name in ("seed1-instructblip", "seed1-instructblip-hf"))
         prefix = " " if name.startswith("seed1-") else ""
         assert c["options"] == [prefix + o for o in CHOICES[qid]]
         assert c["raw_prompt"] is p.raw and c["include_end_of_turn"] is p.end_token
+        recipe = {"llava-1.5": {"scoring_window": "SCORING_WINDOW_LAST_OPTION_LENGTH",
+                                "image_text": "IMAGE_TEXT_MODEL_TOKEN",
+                                "tokenization": "PROMPT_TOKENIZATION_SPLIT_AT_IMAGES",
+                                "option_prefix": " ", "option_suffix": "</s>",
+                                "image_preprocessing": "MODE_SQUASH", "image_size": 0,
+                                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                                "image_std": [0.26862954, 0.26130258, 0.27577711]},
+                  "qwen-vl-chat": {"scoring_window": "SCORING_WINDOW_LENGTH_DIFFERENCE",
+                                   "image_text": "IMAGE_TEXT_TEMPLATE_MARKER",
+                                   "tokenization": "PROMPT_TOKENIZATION_WHOLE",
+                                   "option_prefix": "", "option_suffix": "",
+                                   "image_preprocessing": "MODE_MODEL_PROCESSOR"}}
+        got = {k: c[k] for k in c if k not in ("call", "request_id", "text", "images", "options",
+                                                 "raw_prompt", "include_end_of_turn")}
+        assert got == recipe.get(name, {"image_preprocessing": "MODE_MODEL_PROCESSOR"}), name
     # One-image placement: LLaVA-1.5 sends only the first image of a question without
     # <img>; where <img> marks the images, all of them go.
     one = name == "llava-1.5"
@@ -217,17 +240,21 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
     assert len(calls(log)) == n
 
 
-def test_generate_follows_the_presets_image_placement(data, scripted, tmp_path):
+def test_generate_sends_every_image_and_reference_presets_refuse_it(data, scripted, tmp_path,
+                                                                    capsys):
+    """Generate under the default sends all images; a reference preset whose interface
+    ranked options (llava-1.5: PPL) refuses --method generate before any question."""
     ann, roots, _ = data
     target, log = scripted
-    images = {}
-    for name in ("chat-mean", "llava-1.5"):
-        before = len(calls(log))
-        run(ann, roots, target, tmp_path / name, method="generate", preset=name)
-        images[name] = {c["request_id"]: c["images"] for c in calls(log)[before:]
-                        if c["call"] == "Generate"}
-    assert images["chat-mean"] == {"single": 1, "multi": 2, "inter": 2}
-    assert images["llava-1.5"] == {"single": 1, "multi": 1, "inter": 2}
+    before = len(calls(log))
+    run(ann, roots, target, tmp_path / "chat", method="generate")
+    assert {c["request_id"]: c["images"] for c in calls(log)[before:]
+            if c["call"] == "Generate"} == {"single": 1, "multi": 2, "inter": 2}
+    before = len(calls(log))
+    assert cli.main(run_args(ann, roots, target, tmp_path / "llava", "--method", "generate",
+                             "--preset", "llava-1.5")) == 2
+    assert "--method ppl only" in " ".join(capsys.readouterr().err.split())
+    assert len(calls(log)) == before
 
 
 def test_generate_is_refused_before_any_question(data, tmp_path, capsys):
@@ -271,16 +298,11 @@ def _images(root, qid):
     return {"single": [0], "multi": [1, 2], "inter": [3, 4]}[qid]
 
 
-def direct(stub, root, qid, preset, first_only=False):
-    p = presets.get(preset)
-    prompt = methods.score_prompt(question(qid), "ppl", p)
+def direct(stub, root, qid, preset):
+    """The server's scores for exactly the request the preset builds (its recipe included)."""
     data = [(root / "media" / f"{k}.png").read_bytes() for k in _images(root, qid)]
-    if first_only:
-        data = data[:1]
-    req = pb.ScoreRequest(request_id=qid, prompt=pb.Prompt(
-        text=prompt.text, images=[pb.Image(data=d, sha256=sha(d)) for d in data]),
-        options=list(prompt.options), raw_prompt=prompt.raw_prompt,
-        include_end_of_turn=prompt.include_end_of_turn)
+    req = methods.score_request(question(qid), "ppl", presets.get(preset),
+                                [pb.Image(data=d, sha256=sha(d)) for d in data])
     return [(s.logprob_sum, s.num_tokens) for s in stub.Score(req, timeout=60).scores]
 
 
@@ -300,7 +322,7 @@ def test_hf_presets_change_the_request_and_the_reduction_as_specified(data, hf, 
 
     for qid in ("single", "multi", "inter"):
         # Stored scores are the server's for exactly the preset's request.
-        for name in ("seed1-instructblip", "chat-mean"):
+        for name in ("seed1-instructblip", "chat-mean", "llava-1.5"):
             got, want = scores(qid, name), direct(stub, root, qid, name)
             assert [n for _, n in got] == [n for _, n in want]
             assert sums(got) == pytest.approx(sums(want), abs=1e-4)
@@ -313,20 +335,13 @@ def test_hf_presets_change_the_request_and_the_reduction_as_specified(data, hf, 
             max(range(4), key=lambda i: (total[i][0], -i))]
         assert rows[qid, "seed1-instructblip-hf"]["prediction"] == letters[
             max(range(4), key=lambda i: (mean[i][0] / mean[i][1], -i))]
-        cm = scores(qid, "chat-mean")
-        assert rows[qid, "chat-mean"]["prediction"] == letters[
-            max(range(4), key=lambda i: (cm[i][0] / cm[i][1], -i))]
-    # End-of-turn on (llava-1.5) vs off (chat-mean), same single image: one more token,
-    # and its log-probability lowers the sum.
-    on, off = scores("single", "llava-1.5"), scores("single", "chat-mean")
-    assert [n for _, n in on] == [n + 1 for _, n in off]
-    assert all(a < b for (a, _), (b, _) in zip(on, off, strict=True))
-    # One-image placement: llava-1.5's scores for the two-image question are those of
-    # its first image alone.
-    assert sums(scores("multi", "llava-1.5")) == pytest.approx(
-        sums(direct(stub, root, "multi", "llava-1.5", first_only=True)), abs=1e-4)
-    assert sums(scores("multi", "llava-1.5")) != pytest.approx(
-        sums(direct(stub, root, "multi", "llava-1.5")), abs=1e-4)
+        for name in ("chat-mean", "llava-1.5"):
+            cm = scores(qid, name)
+            assert rows[qid, name]["prediction"] == letters[
+                max(range(4), key=lambda i: (cm[i][0] / cm[i][1], -i))]
+    # llava-1.5 scores its own conversation, not the model's chat template: other numbers.
+    assert sums(scores("single", "llava-1.5")) != pytest.approx(
+        sums(scores("single", "chat-mean")), abs=1e-3)
 
 
 def test_hf_generate_end_to_end(data, hf, tmp_path):

@@ -335,13 +335,13 @@ def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp
 # -- presets a chat API cannot take: refused before the run, with what would work ----------------
 
 @pytest.mark.parametrize("preset, reason, generate_works", [
-    ("llava-1.5", "scores the end-of-turn token after each option, and a remote API cannot "
-                  "score the chat template's end-of-turn token", True),
-    ("seed1-instructblip", "end-of-turn token", False),  # a raw prompt: Generate cannot either
-    ("qwen-vl-chat", "sends a raw prompt, and a chat API always applies the model's chat "
+    ("seed1-instructblip", "scoring the end-of-turn token after each option (include_end_of_turn) "
+                           "(a remote API cannot score the chat template's end-of-turn token)",
+     False),  # a raw prompt: Generate cannot either
+    ("qwen-vl-chat", "a raw prompt (raw_prompt) (a chat API always applies the model's chat "
                      "template", False),
-    ("internlm-xcomposer", "scores each letter with '.' after it, and this model ranks single "
-                           "letters only (score_mode=chat-letter)", False),  # letter only
+    ("internlm-xcomposer", "scoring each letter with '.' after it (this model ranks single "
+                           "letters only)", False),  # letter only
 ])
 def test_a_preset_the_chat_api_cannot_take_is_refused_before_any_question(
         data, api, tmp_path, capsys, preset, reason, generate_works):
@@ -358,3 +358,17 @@ def test_a_preset_the_chat_api_cannot_take_is_refused_before_any_question(
             assert ("or --method generate" in err) == generate_works
     assert not api.calls("/v1/chat/completions")
     assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+def test_the_llava_reference_preset_is_refused_on_a_letters_only_model(data, api, tmp_path, capsys):
+    """llava-1.5 ranks option texts (ppl); a chat API's typed features say it scores single
+    letters only (option_texts false), so the run is refused before any call."""
+    ann, roots = data
+    api.reset()
+    with chat_server(api) as (target, _):
+        rc = cli.main(run_args(ann, roots, target, tmp_path / "out", "--dimensions", DIMS,
+                               "--preset", "llava-1.5"))
+        assert rc == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "--method ppl cannot run" in err and "option_texts is false" in err
+    assert not api.calls("/v1/chat/completions")

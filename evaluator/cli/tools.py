@@ -20,26 +20,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({name: p.record() for name, p in presets.PRESETS.items()}, indent=2))
         return 0
-    lines = ["Presets (--preset NAME). Results under different presets are not comparable.", ""]
-    for p in presets.PRESETS.values():
-        joint = f"after {p.option_prefix!r}" if p.option_prefix else "directly"
-        prompt = (f"raw {p.prompt!r}, option appended {joint} (no chat template)"
-                  if p.raw else "the model's chat template")
-        scored = ("option + " + ("EOS" if p.raw else "end-of-turn")) if p.end_token else "option"
-        placement = ("the first image only" if p.images == "first" else "all, before the text")
-        if p.letter_suffix:
-            scored += f" (letters scored as 'A{p.letter_suffix}')"
-        lines += [f"{p.name}{' (default)' if p.name == presets.DEFAULT else ''}",
-                  f"  interface:            {p.interface}",
-                  f"  prompt:               {prompt}",
-                  f"  scored tokens:        {scored}",
-                  f"  reduction:            {p.reduction}",
-                  f"  images without <img>: {placement}",
-                  f"  note:                 {p.note}" if p.note else None,
-                  "  meant to reproduce:   " + ("\n" + " " * 24).join(p.reproduces or ("none",)),
-                  ""]
-    lines += [f"Published row without a preset: {row}" for row in presets.unmatched_rows()]
-    print("\n".join(line for line in lines if line is not None))
+    print(presets.listing())
     return 0
 
 

@@ -16,16 +16,27 @@ code (an instruction text, generation settings): every answer is then asked agai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
 
 from evaluator.data.dataset import Question
 
-KEY_VERSION = 1
-# The preset fields that shape a request or pick among the scores (not its notes).
-PRESET_FIELDS = ("name", "prompt", "reduction", "end_token", "images", "option_prefix",
-                 "letter_suffix")
+KEY_VERSION = 2
+# The preset's fields that only describe it; every other field shapes the request (text,
+# window, image placement and preprocessing) or picks among the scores, and is hashed.
+DESCRIPTIVE_FIELDS = frozenset({"interface", "note", "kind", "methods"})
+
+
+def recipe(preset) -> dict:
+    """The preset's recipe: every field but the descriptive ones, as JSON-able values."""
+    return {f.name: _plain(getattr(preset, f.name)) for f in dataclasses.fields(preset)
+            if f.name not in DESCRIPTIVE_FIELDS}
+
+
+def _plain(value):
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def content_key(q: Question, method: str, preset, media_sha256: Sequence[str]) -> str:
@@ -39,7 +50,7 @@ def content_key(q: Question, method: str, preset, media_sha256: Sequence[str]) -
         "dimension": q.dimension,
         "media": list(media_sha256),
         "method": method,
-        "preset": {f: getattr(preset, f) for f in PRESET_FIELDS},
+        "preset": recipe(preset),
     }
     text = json.dumps(what, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

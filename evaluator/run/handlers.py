@@ -101,21 +101,16 @@ Handler = Callable[[Question, RunContext], Awaitable[Answer]]
 
 async def rank_options(q: Question, ctx: RunContext, images: list[pb.Image]) -> Answer:
     """Choose among the question's text options with the run's method and preset."""
-    images = ctx.preset.select_images(q.question, images)
     if ctx.method == "generate":
-        return await generated_choice(q, ctx, images)
-    prompt = methods.score_prompt(q, ctx.method, ctx.preset)
-    request = pb.ScoreRequest(
-        request_id=q.question_id, prompt=pb.Prompt(text=prompt.text, images=images),
-        options=list(prompt.options), include_end_of_turn=prompt.include_end_of_turn,
-        raw_prompt=prompt.raw_prompt)
+        return await generated_choice(q, ctx, ctx.preset.select_images(q.question, images))
+    request = methods.score_request(q, ctx.method, ctx.preset, images)
     resp = await ctx.pool.call("Score", request, ctx.deadline_s)
     if resp.unparsed:  # no option could be ranked (e.g. no letter among a remote's top tokens):
         # answered and wrong, like a generated reply naming no option; the reason is the evidence
         return Answer(prediction=None, scores={"unparsed": resp.unparsed_reason})
-    if len(resp.scores) != len(prompt.options):
+    if len(resp.scores) != len(request.options):
         raise QuestionError(f"server returned {len(resp.scores)} scores for "
-                            f"{len(prompt.options)} options")
+                            f"{len(request.options)} options")
     pairs = [(s.logprob_sum, s.num_tokens) for s in resp.scores]
     return Answer(prediction=methods.pick(ctx.preset, pairs),
                   scores=[{"logprob_sum": s, "num_tokens": n} for s, n in pairs])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from evaluator.data.dataset import LETTERS, Question
 from evaluator.run import presets
 from evaluator.run.presets import Preset
+from protos import seedbench_pb2 as pb
 
 METHODS = ("ppl", "letter", "generate")
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -32,10 +33,45 @@ GENERATE_SEED = 0
 
 @dataclass(frozen=True)
 class ScorePrompt:
+    """A ranking method's Score request under a preset, before the images are attached."""
+
     text: str
     options: tuple[str, ...]
     raw_prompt: bool
     include_end_of_turn: bool
+    preset: Preset | None = None  # the recipe fields' source (None: the original fields only)
+
+    def request(self, request_id: str, images: Sequence[pb.Image]) -> pb.ScoreRequest:
+        """The ScoreRequest: text, options, flags and the preset's recipe as typed fields."""
+        req = pb.ScoreRequest(request_id=request_id, prompt=pb.Prompt(text=self.text, images=images),
+                              options=list(self.options), raw_prompt=self.raw_prompt,
+                              include_end_of_turn=self.include_end_of_turn)
+        p = self.preset
+        if p is None:
+            return req
+        req.scoring_window = WINDOW[p.window]
+        req.image_text = IMAGE_TEXT[p.image_text]
+        req.tokenization = TOKENIZATION[p.tokenization]
+        if p.affix_fields:
+            req.option_prefix, req.option_suffix = p.option_prefix, p.option_suffix
+        if p.preprocessing.mode == "squash":
+            req.image_preprocessing.CopyFrom(pb.ImagePreprocessing(
+                mode=pb.ImagePreprocessing.MODE_SQUASH, size=p.preprocessing.size,
+                interpolation=pb.ImagePreprocessing.INTERPOLATION_BICUBIC,
+                mean=p.preprocessing.mean, std=p.preprocessing.std))
+        return req
+
+
+# The protocol's enums by the preset's names for them.
+WINDOW = {"option-tokens": pb.SCORING_WINDOW_OPTION_TOKENS,
+          "last-option-length": pb.SCORING_WINDOW_LAST_OPTION_LENGTH,
+          "length-difference": pb.SCORING_WINDOW_LENGTH_DIFFERENCE}
+IMAGE_TEXT = {"template-marker": pb.IMAGE_TEXT_TEMPLATE_MARKER,
+              "model-token": pb.IMAGE_TEXT_MODEL_TOKEN}
+TOKENIZATION = {"whole": pb.PROMPT_TOKENIZATION_WHOLE,
+                "split-at-images": pb.PROMPT_TOKENIZATION_SPLIT_AT_IMAGES}
+PREPROCESSING = {"model-processor": pb.ImagePreprocessing.MODE_MODEL_PROCESSOR,
+                 "squash": pb.ImagePreprocessing.MODE_SQUASH}
 
 
 def listed_prompt(q: Question) -> str:
@@ -44,16 +80,25 @@ def listed_prompt(q: Question) -> str:
     return f"{q.question}\n{listed}\n{INSTRUCTION}"
 
 
-def score_prompt(q: Question, method: str, preset: Preset) -> ScorePrompt:
-    """The Score request's text and options for a ranking method under a preset."""
+def score_prompt(q: Question, method: str, preset: Preset, n_images: int = 0) -> ScorePrompt:
+    """The Score request's text and options for a ranking method under a preset, for a
+    question sent with `n_images` images (after the preset's image selection)."""
     if method == "ppl":
         body, options = q.question, q.choices
     elif method == "letter":
         body, options = listed_prompt(q), preset.letters(LETTERS)
     else:
         raise ValueError(f"method {method!r} does not rank options; choose ppl or letter")
-    return ScorePrompt(text=preset.text(body), options=tuple(preset.options(options)),
-                       raw_prompt=preset.raw, include_end_of_turn=preset.end_token)
+    return ScorePrompt(text=preset.text(body, n_images), options=tuple(preset.options(options)),
+                       raw_prompt=preset.raw, include_end_of_turn=preset.end_token,
+                       preset=preset if preset.uses_recipe_fields
+                       or preset.preprocessing.mode != "model-processor" else None)
+
+
+def score_request(q: Question, method: str, preset: Preset, images: Sequence) -> pb.ScoreRequest:
+    """The ScoreRequest for a question: the preset's image selection, text and recipe."""
+    images = preset.select_images(q.question, list(images))
+    return score_prompt(q, method, preset, len(images)).request(q.question_id, images)
 
 
 def build(q: Question, method: str) -> ScorePrompt:

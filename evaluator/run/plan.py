@@ -16,12 +16,12 @@ from evaluator.data import dimensions as D
 from evaluator.data import provenance
 from evaluator.data.dataset import Dataset, Question
 from evaluator.results.runkey import RunKey
-from evaluator.run import l3
+from evaluator.run import l3, methods
 from evaluator.run.config import RunConfig
 from evaluator.run.handlers import Handler
 from evaluator.run.methods import METHODS
 from evaluator.run.presets import PRESETS, Preset
-from protos.wire import DETAIL_SCORE_END_OF_TURN, DETAIL_SCORE_RAW_PROMPT, REFUSED
+from protos.wire import score_features
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ METHOD_NEEDS = {
 
 def letters_only(info) -> bool:
     """A scorer that ranks single letters only (a chat API's first-token log-probabilities)."""
-    return info.details.get("score_mode") == "chat-letter"
+    return not score_features(info).option_texts
 
 
 def method_refusal(method: str, info) -> str | None:
@@ -115,7 +115,7 @@ def method_refusal(method: str, info) -> str | None:
         why = f"{name} ({info.backend}) does not advertise {cap} in its Info"
     else:
         why = (f"{name} ({info.backend}) scores single letters only "
-               f"(score_mode={info.details.get('score_mode')}), not option texts")
+               "(capabilities.score_features.option_texts is false), not option texts")
     works = [m for m in METHODS if can(m)]
     hint = (f"; use --method {' or '.join(works)}" if works
             else "; no method of this evaluator works with it")
@@ -125,43 +125,65 @@ def method_refusal(method: str, info) -> str | None:
 SCORE_METHODS = frozenset(m for m, (cap, _) in METHOD_NEEDS.items() if cap == "score")
 
 
-def _score_refuses(info, key: str) -> str | None:
-    """The server's reason (Info.details) for refusing a Score request field, or None."""
-    value = info.details.get(key, "")
-    return value.split(":", 1)[-1].strip() if value.startswith(REFUSED) else None
+def _reason(features, wire_field: str) -> str:
+    """The server's own words on a feature it lacks, if it gave any."""
+    why = next((u.reason for u in features.unsupported if u.feature == wire_field), "")
+    return f" ({why})" if why else ""
+
+
+def preset_needs(preset: Preset, features) -> list[str]:
+    """What the preset's Score requests need that the server's typed features lack."""
+    lacks = []
+    if preset.end_token and not features.end_of_turn:
+        lacks.append("scoring the end-of-turn token after each option (include_end_of_turn)"
+                     + _reason(features, "include_end_of_turn"))
+    if preset.raw and not features.raw_prompt:
+        lacks.append("a raw prompt (raw_prompt)" + _reason(features, "raw_prompt"))
+    if preset.letter_suffix and not features.option_texts:
+        lacks.append(f"scoring each letter with {preset.letter_suffix!r} after it (this model "
+                     "ranks single letters only)")
+    if not preset.raw:
+        checks = []
+    else:
+        checks = [("scoring_window", methods.WINDOW[preset.window], features.scoring_windows,
+                   f"the {preset.window} scoring window"),
+                  ("image_text", methods.IMAGE_TEXT[preset.image_text], features.image_texts,
+                   f"images written as the {preset.image_text}"),
+                  ("tokenization", methods.TOKENIZATION[preset.tokenization],
+                   features.tokenizations, f"{preset.tokenization} tokenisation")]
+    checks.append(("image_preprocessing", methods.PREPROCESSING[preset.preprocessing.mode],
+                   features.image_preprocessing, f"{preset.preprocessing.mode} image preprocessing"))
+    for wire_field, value, offered, what in checks:
+        if value not in offered:
+            lacks.append(f"{what} ({wire_field})" + _reason(features, wire_field))
+    if preset.raw and preset.affix_fields and not features.option_affixes:
+        lacks.append("option affixes (option_prefix, option_suffix)"
+                     + _reason(features, "option_prefix"))
+    return lacks
 
 
 def preset_refusal(method: str, preset: Preset, info) -> str | None:
-    """Why the model's Score cannot take this preset's requests (an end-of-turn token or a
-    raw prompt), with the presets and methods that would work; None if it can.
+    """Why the model's Score cannot take this preset's requests, naming every typed feature
+    it lacks, with the presets and methods that would work; None if it can.
 
-    Asked before the run, so a remote chat model refuses the run once instead of
-    failing every question with the same INVALID_ARGUMENT.
+    Asked before the run from Info's typed capabilities alone, so a server that cannot do
+    a reference interface's recipe refuses the run once, before any question is sent.
     """
     if method not in SCORE_METHODS:
-        return None  # Generate sends no end-of-turn or raw flag (a raw preset: methods.refusal)
-
-    def blocker(p: Preset) -> str | None:
-        if p.end_token and (why := _score_refuses(info, DETAIL_SCORE_END_OF_TURN)):
-            return f"scores the end-of-turn token after each option, and {why}"
-        if p.raw and (why := _score_refuses(info, DETAIL_SCORE_RAW_PROMPT)):
-            return f"sends a raw prompt, and {why}"
-        if p.letter_suffix and letters_only(info):
-            return (f"scores each letter with {p.letter_suffix!r} after it, and this model "
-                    f"ranks single letters only (score_mode=chat-letter)")
+        return None  # Generate sends none of these fields (a raw preset: methods.refusal)
+    features = score_features(info)
+    lacks = preset_needs(preset, features)
+    if not lacks:
         return None
-
-    why = blocker(preset)
-    if why is None:
-        return None
-    works = [name for name, p in PRESETS.items() if blocker(p) is None]
+    works = [name for name, p in PRESETS.items() if not preset_needs(p, features)
+             and (not p.methods or method in p.methods)]
     name = info.name or "the model"
     hint = (f"use --preset {' or '.join(works)}" if works else "no preset works with it")
     generate_allowed = not preset.methods or "generate" in preset.methods
     if method_refusal("generate", info) is None and not preset.raw and generate_allowed:
         hint += ", or --method generate"
-    return (f"--preset {preset.name} cannot run on {name} ({info.backend}): the preset "
-            f"{why}; {hint}")
+    return (f"--preset {preset.name} cannot run on {name} ({info.backend}): it needs "
+            + "; ".join(lacks) + f", which this server does not offer; {hint}")
 
 
 def model_record(info) -> dict:

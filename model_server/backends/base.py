@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from PIL import Image
 
+from model_server.backends.score_recipe import ImagePrep, Recipe, ScoreFeatures
 from model_server.backends.settings import parse
 from serving.errors import NotSupported
 
@@ -31,6 +32,15 @@ class ScoreTask:
     include_end_of_turn: bool = False
     raw_prompt: bool = False  # no chat template: text as sent, each option appended directly
     image_sha256: Sequence[str] = ()  # of the encoded bytes, always set
+    # A reference interface's rules (window, image text, tokenisation, affixes); None: the
+    # request used none of them. Checked against the backend's score_features.
+    recipe: Recipe | None = None
+    image_prep: ImagePrep = ImagePrep()  # how images become pixels
+
+    @property
+    def follows_recipe(self) -> bool:
+        """True when the request asked for anything beyond the original fields."""
+        return self.recipe is not None or self.image_prep != ImagePrep()
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,11 @@ class BackendInfo:
     can_generate: bool = False
     can_generate_image: bool = False
     max_images: int = 16
-    details: dict[str, str] = field(default_factory=dict)
+    # What Score honours (Info.capabilities.score_features): decisions are made from these.
+    score_features: ScoreFeatures = field(default_factory=ScoreFeatures)
+    context_tokens: int = 0  # prompt + answer tokens the model takes; 0: not known
+    max_option_tokens: int = 0  # options x longest option's tokens per Score; 0: no limit
+    details: dict[str, str] = field(default_factory=dict)  # informational only
 
 
 # The backend's own form of a prepared score task (ScoreTask unless it overrides prepare).
@@ -151,8 +165,8 @@ class Backend(abc.ABC, Generic[Prepared]):
 
     @abc.abstractmethod
     def info(self) -> BackendInfo:
-        """Name, fingerprint (results are keyed by it), capabilities, max_images and
-        free-form details; called once after loading, its answer is cached."""
+        """Name, fingerprint (results are keyed by it), capabilities and score features,
+        limits and informational details; called once after loading, its answer is cached."""
 
     def admit(self, task: ScoreTask | GenerateTask | GenerateImageTask) -> None:
         """Refuse a validated task that exceeds the model's own limits, before it queues.
@@ -193,8 +207,14 @@ class Backend(abc.ABC, Generic[Prepared]):
           include_end_of_turn the one end-of-turn token after it counts too.
         - num_tokens: how many tokens were summed, so a client can normalise.
 
-        A backend that cannot score this way says what it scores instead in
-        `info().details` (e.g. a remote API's first-token letter log-probs,
+        With `task.recipe` the sequence, the image text, the tokenisation and the
+        window are the recipe's (score_recipe.Recipe; protos/seedbench.proto says
+        each field's meaning), and `task.image_prep` says how images become pixels.
+        The servicer passes only what `info().score_features` offers, so a
+        backend never sees a recipe it did not advertise.
+
+        A backend that scores differently says so in `info().score_features`
+        (e.g. a remote API's first-token letter log-probs: option_texts=False,
         num_tokens = 1).
 
         An entry may instead be `Unparsed(reason)` when no option can be ranked

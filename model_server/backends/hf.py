@@ -50,8 +50,9 @@ from model_server.backends.hf_packed import (
 )
 from model_server.backends.host_to_device import to_device
 from model_server.backends.local_settings import HFSettings
+from model_server.backends.reference_prompt import RecipeInputs
 from model_server.backends.torch_device import pick_device, pick_dtype
-from model_server.fingerprint import fingerprint_dir
+from model_server.fingerprint import fingerprint_model_dir
 from model_server.stage_times import StageTimes, stage
 from model_server.tiny import build_random, random_init_seed
 
@@ -151,6 +152,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
                                    images_on_device=(on_accelerator
                                                      if settings.preprocess_on_device is None
                                                      else settings.preprocess_on_device))
+        self.recipes = RecipeInputs(self.inputs, config)  # reference-interface requests
         # Bounds one forward's rows x tokens: the option rows each hold a copy of
         # their question's prefix cache, which is what fills device memory.
         self.max_batch_tokens = settings.max_batch_tokens
@@ -183,15 +185,18 @@ class HFBackend(Backend[ScoreTask | Planned]):
                                or getattr(text_config, "max_position_embeddings", 0) or 0)
         self.max_option_tokens = settings.max_option_tokens
         self.arch = arch or model_cls.__name__
-        self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
+        # Scoring settings that change scores by design: the dtype.
+        self._fingerprint = fingerprint_model_dir(path, extra=str(self.dtype))
 
     # ---------------------------------------------------------------- info
     def info(self) -> BackendInfo:
         return BackendInfo(
-            name=self.path.name, backend="hf", fingerprint=self._fingerprint,
+            name=self.path.name, backend="hf", fingerprint=self._fingerprint.digest,
             can_score=True, can_generate=True, can_generate_image=False,
-            max_images=self.max_images,
+            max_images=self.max_images, score_features=self.recipes.features(),
+            context_tokens=self.context_tokens, max_option_tokens=self.max_option_tokens,
             details={"architecture": self.arch, "model_type": self.model_type,
+                     "fingerprint": self._fingerprint.note(),
                      "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
                      "prefix_sharing": self.sharing_note,
                      "raw_prompt_image": repr(self.inputs.image_marker),
@@ -252,7 +257,8 @@ class HFBackend(Backend[ScoreTask | Planned]):
         if not self.prefix_sharing:
             return Planned(task, None)
         try:
-            return Planned(task, self.inputs.shared(task, ahead))
+            source = self.recipes if task.follows_recipe else self.inputs
+            return Planned(task, source.shared(task, ahead))
         except CannotShare as exc:
             log.warning("[%s] prefix sharing not applicable (%s); per-option", task.request_id, exc)
             return Planned(task, None)
@@ -288,18 +294,13 @@ class HFBackend(Backend[ScoreTask | Planned]):
     @torch.inference_mode()
     def score_per_option(self, task: ScoreTask) -> list[OptionScore]:
         """The reference method: one full forward pass per option."""
-        rendered, _, spans = self.inputs.spans(task)
+        source = self.recipes if task.follows_recipe else self.inputs
         out = []
-        for r, (_seq, begin, end) in zip(rendered, spans, strict=True):
-            text = r.full if task.include_end_of_turn else r.answer_end
-            enc = self.inputs.encode(text, task.images)
-            ids = enc["input_ids"][0]
-            full_len = len(self.inputs.tokens(text))
-            shift = len(ids) - full_len  # image tokens expand inside the user turn, before begin
+        for enc, begin, end in source.option_inputs(task):
             with stage(self.stage_times, "forward (reference: whole prompt per option)"):
                 logits = self.model(**enc).logits[0]
             with stage(self.stage_times, "output head, log-softmax, gather"):
-                total = self._sum_logprobs(logits, ids, begin + shift, end + shift)
+                total = self._sum_logprobs(logits, enc["input_ids"][0], begin, end)
             out.append(OptionScore(total, end - begin))
         return out
 

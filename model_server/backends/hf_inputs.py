@@ -103,6 +103,18 @@ class InputBuilder:
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def locked(self):
+        """The lock around the tokenizer and processor (for companions such as reference_prompt)."""
+        return self._lock
+
+    @property
+    def prepare_stream(self) -> PrepareStream:
+        return self._prepare_stream
+
+    def to_device_inputs(self, enc: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Host tensors on the model's device (floating ones in the model's dtype)."""
+        return self._to_device(enc)
+
     # ---------------------------------------------------------- images
     def encode(self, text: str, images) -> dict[str, torch.Tensor]:
         """The processor's tensors for `text` with its images, on the model's device (for use
@@ -168,6 +180,16 @@ class InputBuilder:
             spans.append(answer_span(prompt_ids, self.tokens(r.answer_end), full,
                                      task.include_end_of_turn))
         return rendered, prompt_ids, spans
+
+    def option_inputs(self, task: ScoreTask):
+        """Per option (the per-option path): the model's inputs on the device and the scored
+        range in their coordinates."""
+        rendered, _, spans = self.spans(task)
+        for r, (_seq, begin, end) in zip(rendered, spans, strict=True):
+            text = r.full if task.include_end_of_turn else r.answer_end
+            enc = self.encode(text, task.images)
+            shift = enc["input_ids"].shape[1] - len(self.tokens(text))  # images expand before begin
+            yield enc, begin + shift, end + shift
 
     def shared(self, task: ScoreTask, ahead: bool = False) -> SharedInputs:
         """The question's prefix encoded once (images included) and each option's tokens after

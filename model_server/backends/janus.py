@@ -107,6 +107,7 @@ class JanusBackend(Backend[ScoreTask]):
         return BackendInfo(
             name=self.model_dir.name, backend="janus", fingerprint=self._fp, can_score=True,
             can_generate=True, can_generate_image=True, max_images=self.max_images,
+            context_tokens=self.context_tokens, max_option_tokens=self.max_option_tokens,
             details={
                 "architecture": "janus", "device": str(self.device),
                 "dtype": str(self.dtype).removeprefix("torch."),

@@ -41,17 +41,13 @@ from model_server.backends.remote_client import (
     RemoteClient,
     install_log_redaction,
 )
-from model_server.backends.remote_scoring import MODES, first_choice
+from model_server.backends.remote_scoring import EOT_REFUSAL, MODES, first_choice
 from model_server.backends.remote_settings import OpenAISettings, VLLMSettings
 from model_server.fingerprint import fingerprint_text
-from protos.wire import DETAIL_SCORE_END_OF_TURN, REFUSED
 from serving.errors import InvalidRequest, NotSupported, TooLarge
 from serving.images import PLACEHOLDER
 
 log = logging.getLogger(__name__)
-
-EOT_REFUSAL = "a remote API cannot score the chat template's end-of-turn token"
-
 
 def encode_image(im: Image.Image, fmt: str) -> str:
     """A data URL for one image; PNG by default so the remote sees exactly the decoded pixels."""
@@ -174,8 +170,7 @@ class OpenAIBackend(Backend[ScoreTask]):
             "concurrency": f"adaptive, at most {s.concurrency}", "image_format": s.image_format,
             "upstream_calls": f"per question: its requests + at most {s.max_retries} retries",
             "generate_method": "chat/completions, images as content parts in <img> order",
-            "weights": "remote: may change behind the same model id",
-            DETAIL_SCORE_END_OF_TURN: f"{REFUSED}: {EOT_REFUSAL}", **self.mode.details(),
+            "weights": "remote: may change behind the same model id", **self.mode.details(),
         }
         if "generate_image" in self.capabilities:
             details["generate_image"] = (f"/v1/images/generations at {self.image_host}, model "
@@ -188,7 +183,7 @@ class OpenAIBackend(Backend[ScoreTask]):
             name=self.model, backend=self.backend_key, fingerprint=self.fingerprint(),
             can_score="score" in self.capabilities, can_generate="generate" in self.capabilities,
             can_generate_image="generate_image" in self.capabilities,
-            max_images=s.max_images, details=details,
+            max_images=s.max_images, score_features=self.mode.features(), details=details,
         )
 
     # -- helpers -------------------------------------------------------------------------------

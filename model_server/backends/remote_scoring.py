@@ -14,7 +14,8 @@ Remote APIs expose different things, so there are two ways to score:
 
 A mode checks a task before any call goes out, scores it with the client's
 retrying `call` (one budget per question), and names what it scores and which
-settings change scores (`details`, `fingerprint_parts`).
+settings change scores (`features` for the typed Info fields clients decide by,
+`details` to read, `fingerprint_parts`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import ClassVar
 from model_server.backends.base import OptionScore, ScoreTask, Unparsed
 from model_server.backends.remote_client import Budget, MalformedAnswer, RemoteClient
 from model_server.backends.remote_settings import OpenAISettings
-from protos.wire import DETAIL_SCORE_RAW_PROMPT, REFUSED
+from model_server.backends.score_recipe import ScoreFeatures
 from serving.errors import InvalidRequest, NotSupported
 from serving.images import PLACEHOLDER
 
@@ -140,8 +141,12 @@ class ScoringMode(abc.ABC):
         """The task's option scores, in order, or Unparsed; calls share the budget."""
 
     @abc.abstractmethod
+    def features(self) -> ScoreFeatures:
+        """What this mode's Score honours (Info.capabilities.score_features)."""
+
+    @abc.abstractmethod
     def details(self) -> dict[str, str]:
-        """What is scored and how, for Info.details."""
+        """What is scored and how, for Info.details (informational)."""
 
     @abc.abstractmethod
     def fingerprint_parts(self) -> list[str]:
@@ -150,6 +155,7 @@ class ScoringMode(abc.ABC):
 
 RAW_REFUSAL = ("a chat API always applies the model's chat template; it cannot read a "
                "raw prompt")
+EOT_REFUSAL = "a remote API cannot score the chat template's end-of-turn token"
 
 
 class LetterScoring(ScoringMode):
@@ -191,11 +197,17 @@ class LetterScoring(ScoringMode):
             log.debug("[%s] %d letters absent from top_logprobs, floored", task.request_id, floored)
         return [OptionScore(logprob_sum=v, num_tokens=1) for v in values]
 
+    def features(self) -> ScoreFeatures:
+        return ScoreFeatures(option_texts=False, raw_prompt=False, end_of_turn=False,
+                             unsupported={"raw_prompt": RAW_REFUSAL,
+                                          "include_end_of_turn": EOT_REFUSAL,
+                                          "options": "only single letters can be ranked "
+                                                     "(first-token top_logprobs)"})
+
     def details(self) -> dict[str, str]:
         return {"score_method": "PPL for A/B/C/D (first-token top_logprobs from "
                                 "/v1/chat/completions)",
-                "letter_floor": f"min(top_logprobs) - ln({self.settings.top_logprobs})",
-                DETAIL_SCORE_RAW_PROMPT: f"{REFUSED}: {RAW_REFUSAL}"}
+                "letter_floor": f"min(top_logprobs) - ln({self.settings.top_logprobs})"}
 
     def fingerprint_parts(self) -> list[str]:
         return [str(self.settings.top_logprobs)]
@@ -238,6 +250,10 @@ class EchoScoring(ScoringMode):
             return option_span(offsets, token_lps, len(context), len(full))
 
         return await self.client.call("completions", body, budget, read)
+
+    def features(self) -> ScoreFeatures:
+        return ScoreFeatures(end_of_turn=False,
+                             unsupported={"include_end_of_turn": EOT_REFUSAL})
 
     def details(self) -> dict[str, str]:
         return {"score_method": "PPL (option tokens echoed by /v1/completions, text only)",

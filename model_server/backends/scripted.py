@@ -22,8 +22,10 @@ ranking is right but whose image is wrong, and the other way round:
 
 Generate is advertised when the script has "generate" or "default_generate".
 Each log line holds the call, request id, text, image count and, for Score,
-the options and the flags (include_end_of_turn, raw_prompt): the backend never
-applies a chat template, so a raw prompt is read as sent, like any other.
+the options, the flags (include_end_of_turn, raw_prompt) and the recipe fields
+(scoring_window, image_text, tokenization, option_prefix/option_suffix,
+image_preprocessing): the backend offers every Score feature and never applies
+a chat template, so a raw prompt is read as sent, like any other.
 
 Image directives: `file:PATH` (an image file, relative to the script's folder),
 `copy_input:K` (the K-th image of the request), `solid:#rrggbb` (a 32x32 fill).
@@ -53,8 +55,10 @@ from model_server.backends.base import (
     ScoreResult,
     ScoreTask,
 )
+from model_server.backends.score_recipe import ScoreFeatures, enum_name
 from model_server.backends.settings import NoSettings, parse_bool
 from model_server.fingerprint import fingerprint_text
+from protos import seedbench_pb2 as pb
 from serving.errors import InvalidRequest
 
 DEFAULT_IMAGE = "solid:#808080"
@@ -64,6 +68,20 @@ def _png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def recipe_record(t: ScoreTask) -> dict:
+    """The request's recipe fields as logged (enum names; defaults when it sent none)."""
+    r, prep = t.recipe, t.image_prep
+    out = {"image_preprocessing": enum_name(pb.ImagePreprocessing.Mode, prep.mode)}
+    if prep.mode != pb.ImagePreprocessing.MODE_MODEL_PROCESSOR:
+        out.update(image_size=prep.size, image_mean=list(prep.mean), image_std=list(prep.std))
+    if r is not None:
+        out.update(scoring_window=enum_name(pb.ScoringWindow, r.window),
+                   image_text=enum_name(pb.ImageText, r.image_text),
+                   tokenization=enum_name(pb.PromptTokenization, r.tokenization),
+                   option_prefix=r.option_prefix, option_suffix=r.option_suffix)
+    return out
 
 
 class ScriptedBackend(Backend[ScoreTask]):
@@ -108,6 +126,7 @@ class ScriptedBackend(Backend[ScoreTask]):
         return BackendInfo(
             name=self.name, backend="scripted", fingerprint=self._fp, can_score=True,
             can_generate=self.can_generate, can_generate_image=self.can_generate_image, max_images=16,
+            score_features=ScoreFeatures.everything(),
             details={"note": "test double: answers follow a JSON script", "script": self.path.name},
         )
 
@@ -130,7 +149,8 @@ class ScriptedBackend(Backend[ScoreTask]):
         out = []
         for t in tasks:
             self._log("Score", t.request_id, t.text, len(t.images), options=list(t.options),
-                      include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt)
+                      include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt,
+                      **recipe_record(t))
             time.sleep(self._match(self.delays, t.text, 0.0))
             favour = self._match(self.score_rules, t.text, self.default_score)
             row = []

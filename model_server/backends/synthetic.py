@@ -26,6 +26,7 @@ from model_server.backends.base import (
     ScoreResult,
     ScoreTask,
 )
+from model_server.backends.score_recipe import ScoreFeatures
 from model_server.backends.settings import setting
 from model_server.fingerprint import fingerprint_text
 
@@ -62,6 +63,7 @@ class SyntheticBackend(Backend[ScoreTask]):
         return BackendInfo(
             name=self.name, backend="synthetic", fingerprint=fp, can_generate=True,
             can_generate_image=self.can_generate_image, max_images=self.max_images,
+            score_features=ScoreFeatures.everything(),  # scores are hashes: nothing to honour
             details={"note": "hash-derived scores, no model"},
         )
 
