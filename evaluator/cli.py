@@ -1,5 +1,5 @@
-"""seedbench: evaluate model servers on SEED-Bench-1/2, report and compare runs, score a
-predictions file, make sample data."""
+"""seedbench: evaluate model servers on SEED-Bench-1, -2 and -2-Plus, report and compare runs,
+score a predictions file, make sample data."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from evaluator.data import benchmarks as B
 from evaluator.data import dataset
 from evaluator.data.video_frames import FrameCache
 from evaluator.reports import terminal
@@ -24,7 +25,7 @@ from evaluator.results.store import Store, StoreError
 from evaluator.run import cost, handlers, l3, methods, plan, presets, runner
 from evaluator.run.client import FingerprintMismatch, ModelPool, NoEndpoints, OutageWait, RetryPolicy
 from evaluator.run.clip_client import ClipClient, ClipUnavailable, clip_record
-from evaluator.run.config import ConfigError, RunConfig, dimensions, subpart
+from evaluator.run.config import ConfigError, RunConfig, benchmark, dimensions, subpart
 from serving.arg_types import positive_int
 from serving.atomic_files import write_atomic
 from serving.security import add_client_args
@@ -84,13 +85,13 @@ async def connected(config: RunConfig):
 def make_plan(config: RunConfig, ds: dataset.Dataset, servers: Servers) -> plan.RunPlan:
     clip = servers.clip
     p = plan.build(
-        config, ds, servers.info, handlers.default_handlers(),
+        config, ds, servers.info, handlers.default_handlers(ds.definition),
         clip_record=clip_record(clip.info) if clip else None,
         l3_handlers=l3.L3Scorer(clip, config.out).handlers() if clip else None,
         suggested_in_flight=servers.pool.suggested_in_flight(),
         endpoints=[{"target": ep.target, "status": ep.status} for ep in servers.pool.endpoints])
-    if clip is not None and p.key.clip == "":
-        note = l3.missing_note(True, servers.info.capabilities.generate_image, servers.info.name)
+    note = l3.missing_note(True, servers.info.capabilities.generate_image, servers.info.name)
+    if clip is not None and p.key.clip == "" and note:
         _warn(note)
     return p
 
@@ -111,6 +112,8 @@ async def evaluate(config: RunConfig, ds: dataset.Dataset,
         try:
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
             store.set_meta("run", run_plan.record)
+            if ds.definition.subtype_field:
+                store.set_meta(report.SUBTYPES, {q.question_id: q.subtype for q in ds.questions})
             video_frames = FrameCache(config.out / FRAME_CACHE)
             try:
                 with ThreadPoolExecutor(4, thread_name_prefix="media") as media:
@@ -154,12 +157,16 @@ async def plan_only(config: RunConfig, ds: dataset.Dataset) -> plan.RunPlan:
 
 def _load(config: RunConfig) -> dataset.Dataset | None:
     try:
-        ds = dataset.load(config.annotations, config.media_roots, config.filters)
+        ds = dataset.load(config.annotations, config.media_roots, config.filters,
+                          config.benchmark)
     except dataset.AnnotationError as exc:
         _error(str(exc))
         return None
     for w in ds.warnings:
         _warn(w)
+    if config.preset.name not in ds.definition.presets:
+        _warn(f"preset {config.preset.name} follows {config.preset.interface}, which was not "
+              f"written for {ds.benchmark}; its presets: {', '.join(ds.definition.presets)}")
     if not config.dry_run:
         try:
             config.out.mkdir(parents=True, exist_ok=True)
@@ -253,9 +260,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if report.all_failed(summary) else 0
 
 
+def preset_benchmarks(name: str) -> list[str]:
+    """The benchmarks whose definition lists the preset as one of its interfaces."""
+    return [b.name for b in B.BENCHMARKS.values() if name in b.presets]
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps({name: p.record() for name, p in presets.PRESETS.items()}, indent=2))
+        print(json.dumps({name: {**p.record(), "benchmarks": preset_benchmarks(name)}
+                          for name, p in presets.PRESETS.items()}, indent=2))
         return 0
     lines = ["Presets (--preset NAME). Results under different presets are not comparable.", ""]
     for p in presets.PRESETS.values():
@@ -272,6 +285,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
                   f"  scored tokens:        {scored}",
                   f"  reduction:            {p.reduction}",
                   f"  images without <img>: {placement}",
+                  f"  benchmarks:           {', '.join(preset_benchmarks(p.name)) or 'none'}",
                   f"  note:                 {p.note}" if p.note else None,
                   "  meant to reproduce:   " + ("\n" + " " * 24).join(p.reproduces or ("none",)),
                   ""]
@@ -333,7 +347,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         filters = dataset.Filters(level=args.level, version=args.version,
                                   subpart=subpart(args.subpart),
                                   dimensions=dimensions(args.dimensions))
-        scored, ds = score_file.score(args.annotations, args.predictions, filters)
+        scored, ds = score_file.score(args.annotations, args.predictions, filters,
+                                      benchmark(args.benchmark))
     except (ConfigError, dataset.AnnotationError) as exc:
         return _error(str(exc))
     except (OSError, UnicodeError) as exc:
@@ -364,13 +379,17 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator.data import sample_data
 
-    if args.format == "v1" and (args.full or args.mix is not None):
+    if args.format != "v2" and (args.full or args.mix is not None):
         return _error("--full and --mix apply to --format v2 only")
     if args.full and args.mix is not None:
         return _error("--full and --mix each set the question counts: give one")
     try:
         if args.format == "v1":
             path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
+        elif args.format == "v2plus":
+            from evaluator.data import sample_text_rich
+
+            path = sample_text_rich.write(args.out, seed=args.seed, per_dim=args.per_dim)
         else:
             path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
                                         full=args.full, mix=args.mix)
@@ -382,14 +401,23 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+ANNOTATIONS_HELP = ("SEED-Bench-1, -2 or -2-Plus annotations: the JSON file, a parquet "
+                    "snapshot's .parquet shard (a hub-cache link too) or a folder of shards")
+BENCHMARK_HELP = ("SEED-Bench-1, SEED-Bench-2 or SEED-Bench-2-Plus (or v1, v2, v2plus): "
+                  "overrides the detection from the file's fields")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seedbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="evaluate a model server on an annotation file")
-    r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    r.add_argument("--annotations", required=True, help=ANNOTATIONS_HELP)
+    r.add_argument("--benchmark", help=BENCHMARK_HELP)
     r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
                    help="media root per source: SEED-Bench-2 cc3m, 'SEED-Bench v2'; "
+                        "SEED-Bench-2-Plus 'SEED-Bench v2 plus' (or bare: data_id is "
+                        "text_rich/N.png); "
                         "SEED-Bench-1 image (dims 1-9), frames (the 8-frame folders, dims "
                         "10-12) or the raw videos ssv2, epic-kitchens, breakfast; a bare DIR "
                         "applies to every source (repeatable)")
@@ -460,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("score", help="score a predictions file (a submission.jsonl or a "
                                       "published result file) against an annotation file")
-    sc.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    sc.add_argument("--annotations", required=True, help=ANNOTATIONS_HELP)
+    sc.add_argument("--benchmark", help=BENCHMARK_HELP)
     sc.add_argument("--predictions", required=True, metavar="FILE",
                     help='{"question_id": ..., "prediction": "A"} per line; read tolerantly '
                          "(lines ending '},', extra keys, repeated ids: the last wins, or one "
@@ -481,9 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mix", type=positive_int, metavar="N",
                    help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
                         "proportions")
-    s.add_argument("--format", choices=["v1", "v2"], default="v2",
+    s.add_argument("--format", choices=["v1", "v2", "v2plus"], default="v2",
                    help="v2: SEED-Bench_v2_level1_2_3.json (27 dims); v1: SEED-Bench.json "
-                        "(12 dims, with raw videos and 8-frame folders for dims 10-12)")
+                        "(12 dims, with raw videos and 8-frame folders for dims 10-12); "
+                        "v2plus: SEED-Bench-2-plus-text-rich.json and text_rich/ (800x800 "
+                        "charts, maps and web pages)")
     s.set_defaults(func=cmd_sample_data)
     return p
 

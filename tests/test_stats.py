@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from evaluator.data import dimensions
+from evaluator.data import benchmarks
 from evaluator.results import stats
 
 
@@ -81,8 +81,9 @@ def test_summary_gets_intervals_and_n_for_every_dimension_and_group():
                        "3": {"correct": 9, "total": 10}},
         "averages": {"Image": {"task": 75.0, "all": 65.0}, "Video": None, "All": {}},
     }
-    spec = [("Image", (1, 2, 3), (1, 2, 3)), ("Video", (4,), (4,)), ("All", (1, 2, 3), (1,))]
-    stats.add_intervals(summary, spec)
+    groups = [benchmarks.Group("Image", (1, 2, 3), (1, 2, 3)), benchmarks.Group("Video", (4,), (4,)),
+              benchmarks.Group("All", (1, 2, 3), (1,))]
+    stats.add_intervals(summary, groups)
     d1, d2 = summary["dimensions"]["1"], summary["dimensions"]["2"]
     assert d1["n"] == 50 and d1["ci_method"] == "wilson"
     assert d1["ci95"] == [round(x, 4) for x in stats.wilson(30, 50)]
@@ -93,7 +94,7 @@ def test_summary_gets_intervals_and_n_for_every_dimension_and_group():
     assert g["all_ci95"] == [round(x, 4) for x in stats.wilson(39, 60)]
     assert summary["averages"]["Video"] is None
     assert summary["intervals"]["level"] == 0.95 and "Wilson" in summary["intervals"]["dimension"]
-    assert set(dimensions.V1_NAMES) == set(range(1, 13))
+    assert set(benchmarks.SEED_BENCH_1.dimensions) == set(range(1, 13))
 
 
 # -- paired tests -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data import references as reference_rows
 from evaluator.results import stats
 from evaluator.results import summary as report
@@ -27,8 +27,6 @@ from evaluator.results.store import Store, StoreError
 
 # The leaderboard's method label of each --method.
 LEADERBOARD_METHOD = {"ppl": "PPL", "letter": "PPL for A/B/C/D", "generate": "Generate"}
-# Groups every table shows first: the benchmark's headline numbers.
-HEADLINE = {D.V2: ("L1", "L2", "L3"), D.V1: ("Image", "Video", "All")}
 
 
 class CompareError(Exception):
@@ -68,7 +66,7 @@ def load_run(path: str | Path) -> Run:
         correct = {r.question_id: (r.dimension, r.prediction == r.answer)
                    for r in rows if r.status == "ok"}
         l3_rows = {r.question_id: r for r in rows
-                   if r.status == "ok" and r.dimension in D.GENERATION_DIMS}
+                   if r.status == "ok" and r.dimension in key.clip_dims}
         evidence = store.scores(key, l3_rows) if l3_rows else {}
     finally:
         store.close()
@@ -168,8 +166,10 @@ def paired(a: Run, b: Run) -> dict:
     counts = {d: _pair_counts(a, b, ids) for d, ids in sorted(by_dim.items())}
     out["dimensions"] = {str(d): _result(stats.paired_proportion(c), c) for d, c in counts.items()}
     draws = {d: stats.paired_diff_draws(c, d) for d, c in counts.items() if c.n}
-    for label, dims, _ in D.averages_spec(a.summary["benchmark"]):
-        strata = {d: counts[d] for d in dims if d in counts}
+    bench = B.find(a.summary["benchmark"])
+    for group in bench.groups if bench else ():
+        label = group.label
+        strata = {d: counts[d] for d in group.dims if d in counts}
         if not strata:
             continue
         pooled = stats.PairCounts(*(sum(getattr(c, f) for c in strata.values())
@@ -230,6 +230,7 @@ def _run_record(r: Run) -> dict:
         "dimensions": s["dimensions"], "averages": s["averages"], "notes": s["notes"],
         "all_questions": (s.get("all_questions") or {}).get("averages") or {},
         "error_reasons": s.get("error_reasons") or [],  # grouped by evaluator.results.failures
+        "subtypes": s.get("subtypes") or [],  # SEED-Bench-2-Plus: per question_image_subtype
     }
 
 
@@ -241,13 +242,15 @@ def build(paths: list[str | Path], reference: str | None = None) -> dict:
     runs = [load_run(p) for p in paths]
     _label_runs(runs)
     benchmark = runs[0].summary["benchmark"]
+    bench = B.find(benchmark)
     dims: dict[str, str] = {}
     for r in runs:
         for d, s in r.summary["dimensions"].items():
             dims.setdefault(d, s["name"])
     result = {
         "benchmark": benchmark,
-        "headline": list(HEADLINE.get(benchmark, ())),
+        "headline": list(bench.headline) if bench else [],  # the groups every table shows first
+        "generation_dims": sorted(bench.generation_dims) if bench else [],
         "dimensions": [{"id": int(d), "name": n} for d, n in sorted(dims.items(), key=lambda x: int(x[0]))],
         "runs": [_run_record(r) for r in runs],
         "warnings": config_warnings(runs),

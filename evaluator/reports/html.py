@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import random
 from pathlib import Path
 
 from PIL import Image
 
-from evaluator.data import dimensions as D
+from evaluator.data.annotation_file import AnnotationError, read_questions
+from evaluator.data.image_source import ImageSource, locate
 from serving.atomic_files import write_atomic
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
@@ -213,6 +213,27 @@ def dimension_table(result: dict) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+def subtype_table(result: dict) -> str:
+    """Accuracy per (category, subtype), runs side by side (SEED-Bench-2-Plus)."""
+    keys = sorted({(s["dimension"], s["category"], s["subtype"]) for r in result["runs"]
+                   for s in r.get("subtypes") or []})
+    per_run = [{(s["dimension"], s["subtype"]): s for s in r.get("subtypes") or []}
+               for r in result["runs"]]
+    head = '<th class="l">category</th><th class="l">subtype</th>' + "".join(
+        f"<th>{esc(r['label'])}</th>" for r in result["runs"])
+    rows = []
+    for dim, category, subtype in keys:
+        cells = [f'<td class="l">{esc(category)}</td>', f'<td class="l">{esc(subtype)}</td>']
+        for found in per_run:
+            s = found.get((dim, subtype))
+            cells.append(_td(None, "n/a") if s is None or s["accuracy"] is None else
+                         _td(s["accuracy"], f"{_pct(s['accuracy'])} <small>{_ci(s['ci95'])} "
+                                            f"n={s['n']}</small>"))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table id="subtypes" class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
 def heatmap(result: dict) -> str:
     runs, dims = result["runs"], result["dimensions"]
     values = [s["accuracy"] for r in runs for s in r["dimensions"].values()
@@ -403,28 +424,28 @@ def reference(result: dict) -> str:
 
 # -- L3 gallery ---------------------------------------------------------------------------------
 
-def data_uri(path: Path, size: int = THUMB) -> str | None:
-    """A small PNG thumbnail of an image file as a data URI (None if it cannot be read)."""
+def data_uri(source: ImageSource, size: int = THUMB) -> str | None:
+    """A small PNG thumbnail of an image (a file or a snapshot's embedded image) as a data URI
+    (None if it cannot be read)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source.read_bytes())) as im:
             im = im.convert("RGB")
             im.thumbnail((size, size))
             buf = io.BytesIO()
             im.save(buf, format="PNG", optimize=True)
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - a missing or unreadable image is shown as missing
         return None
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _question_texts(annotations: str | None, wanted: set[str]) -> dict[str, str]:
-    """Question texts from the run's annotation file, if it can still be read."""
+    """Question texts from the run's annotations (JSON or snapshot), if they can still be read."""
     if not annotations or not wanted:
         return {}
     try:
-        data = json.loads(Path(annotations).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        items = read_questions(Path(annotations))
+    except AnnotationError:
         return {}
-    items = data.get("questions", []) if isinstance(data, dict) else data
     return {str(q.get("question_id")): str(q.get("question", "")) for q in items
             if isinstance(q, dict) and str(q.get("question_id")) in wanted}
 
@@ -435,10 +456,10 @@ def _figure(uri: str | None, caption: str, cls: str = "") -> str:
 
 
 def gallery_sample(l3: dict[str, dict], per_dim: int = GALLERY_PER_DIM, seed: int = 0) -> list[str]:
-    """A seeded sample of answered L3 questions, `per_dim` from each of dims 25-27."""
+    """A seeded sample of answered L3 questions, `per_dim` from each of their dimensions."""
     rng = random.Random(seed)
     out = []
-    for d in sorted(D.GENERATION_DIMS):
+    for d in sorted({a["dimension"] for a in l3.values()}):
         ids = sorted(q for q, a in l3.items() if a["dimension"] == d)
         out += sorted(rng.sample(ids, min(per_dim, len(ids))))
     return out
@@ -446,6 +467,7 @@ def gallery_sample(l3: dict[str, dict], per_dim: int = GALLERY_PER_DIM, seed: in
 
 def gallery(result: dict) -> str:
     l3 = result.get("_l3") or {}
+    names = {d["id"]: d["name"] for d in result["dimensions"]}
     out = []
     for r in result["runs"]:
         answers = l3.get(r["label"]) or {}
@@ -458,7 +480,7 @@ def gallery(result: dict) -> str:
             a = answers[q]
             sc = a["scores"] or {}
             gen = sc.get("generated")
-            figs = [_figure(data_uri(Path(p)), f"input {k + 1}", "input")
+            figs = [_figure(data_uri(locate(p)), f"input {k + 1}", "input")
                     for k, p in enumerate(sc.get("question_images") or [])]
             if gen:
                 figs.append(_figure(data_uri(Path(r["dir"]) / gen["file"]), "generated", "gen"))
@@ -469,7 +491,7 @@ def gallery(result: dict) -> str:
                                                ("gt", a["answer"] == letter)) if on)
                 sim = f" {sims[k]:.3f}" if k < len(sims) else ""
                 mark = " ✓" if a["answer"] == letter else ""
-                figs.append(_figure(data_uri(Path(p)), f"{letter}{mark}{sim}", cls))
+                figs.append(_figure(data_uri(locate(p)), f"{letter}{mark}{sim}", cls))
             if not sc.get("option_images"):
                 figs.append("<div><small>option images not recorded with this answer</small></div>")
             verdict = "correct" if a["prediction"] == a["answer"] else "wrong"
@@ -479,7 +501,7 @@ def gallery(result: dict) -> str:
                        "generated")
             out.append(
                 f'<div class="item" data-question="{esc(q)}"><div><b>{esc(q)}</b> '
-                f'<small>dim {a["dimension"]} {esc(D.V2_NAMES.get(a["dimension"], ""))}</small></div>'
+                f'<small>dim {a["dimension"]} {esc(names.get(a["dimension"], ""))}</small></div>'
                 f'<div class="sub">{esc(texts.get(q, ""))}</div>'
                 f'<div class="imgs">{"".join(figs)}</div>'
                 f'<div><small>CLIP pick: {esc(sc.get("image_prediction") or "-")}, answer '
@@ -509,6 +531,8 @@ def render(result: dict, title: str | None = None) -> str:
         ("dimensions-section", "Per-dimension accuracy", dimension_table(result)),
         ("coverage-section", "Coverage and errors", coverage(result)),
     ]
+    if any(r.get("subtypes") for r in runs):
+        sections.insert(5, ("subtypes-section", "Accuracy per subtype", subtype_table(result)))
     if result["pairs"]:
         sections.append(("pairs", "Paired comparisons (same questions)", pairs(result)))
     if result.get("reference"):

@@ -101,9 +101,25 @@ def tables(summary: dict) -> list[Table]:
             lead.add_row(k, _pct(v["task"]) + mark, _pct(v["all"]) + mark,
                          f"{v['correct']}/{v['selected']}", _partial(v))
     out = [dims, avg, lead]
+    if summary.get("subtypes"):
+        out.insert(1, subtype_table(summary["subtypes"], head))
     if summary["error_reasons"]:
         out.append(error_table(summary["error_reasons"], head))
     return out
+
+
+def subtype_table(records: list[dict], head: str = "") -> Table:
+    """Accuracy per subtype within each category (SEED-Bench-2-Plus question_image_subtype)."""
+    t = Table(title="Accuracy per subtype (answered questions)" + (f"\n{head}" if head else ""))
+    for col, just in (("category", "left"), ("subtype", "left"), ("correct", "right"),
+                      ("answered", "right"), ("errors", "right"), ("accuracy %", "right"),
+                      ("95% CI (Wilson)", "right"), ("selected", "right")):
+        t.add_column(col, justify=just)
+    for r in records:
+        t.add_row(r["category"], Text(r["subtype"]), str(r["correct"]), str(r["total"]),
+                  str(r["errors"]) if r["errors"] else "", _pct(r["accuracy"]), _ci(r["ci95"]),
+                  str(r["selected"]))
+    return t
 
 
 def error_table(reasons: list[dict], head: str = "") -> Table:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 
 
 @dataclass
@@ -32,7 +32,7 @@ class DimCoverage:
 def by_dimension(benchmark: str, rows: Iterable[tuple[int, str | None, bool]]
                  ) -> dict[int, DimCoverage]:
     """rows: (dimension, status, correct) for EVERY selected question, unsupported included."""
-    cov = {d: DimCoverage() for d in D.names(benchmark)}
+    cov = {d: DimCoverage() for d in B.get(benchmark).dimensions}
     for dim, status, correct in rows:
         c = cov.setdefault(dim, DimCoverage())
         c.selected += 1
@@ -56,8 +56,8 @@ def missing(cov: dict[int, DimCoverage], dims: Iterable[int]) -> dict | None:
 def groups(benchmark: str, cov: dict[int, DimCoverage]) -> dict[str, dict]:
     """Every group's coverage, n/a groups included: `complete`, and `missing` (None when
     complete). The averages keep null for an n/a group (n/a is not zero); this says why."""
-    return {label: {"complete": (gap := missing(cov, dims)) is None, "missing": gap}
-            for label, dims, _ in D.averages_spec(benchmark)}
+    return {g.label: {"complete": (gap := missing(cov, g.dims)) is None, "missing": gap}
+            for g in B.get(benchmark).groups}
 
 
 def has_answers(cov: dict[int, DimCoverage], dims: Iterable[int]) -> bool:
@@ -75,8 +75,9 @@ def all_questions(benchmark: str, cov: dict[int, DimCoverage]) -> dict:
                          "accuracy": _r(c.accuracy_all)}
                 for d, c in sorted(cov.items())}
     groups: dict[str, dict | None] = {}
-    for label, dims, requires in D.averages_spec(benchmark):
-        if not has_answers(cov, requires):
+    for g in B.get(benchmark).groups:
+        label, dims = g.label, g.dims
+        if not has_answers(cov, g.requires):
             groups[label] = None
             continue
         present = [cov[d] for d in dims if d in cov and cov[d].selected]

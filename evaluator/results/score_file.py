@@ -49,12 +49,15 @@ def letter(prediction: str) -> str | None:
 
 
 def score(annotations: str | Path, predictions: str | Path,
-          filters: dataset.Filters | None = None) -> tuple[Scored, dataset.Dataset]:
-    """Raises dataset.AnnotationError (annotations) or OSError/UnicodeError (predictions)."""
+          filters: dataset.Filters | None = None,
+          benchmark: str | None = None) -> tuple[Scored, dataset.Dataset]:
+    """Raises dataset.AnnotationError (annotations) or OSError/UnicodeError (predictions).
+    `benchmark` overrides the detection from the annotations' fields."""
     filters = filters or dataset.Filters()
-    ds = dataset.parse(annotations, filters)
+    ds = dataset.parse(annotations, filters, benchmark)
     read = submission.read(predictions)
-    everything = ds if filters == dataset.Filters() else dataset.parse(annotations)
+    everything = (ds if filters == dataset.Filters()
+                  else dataset.parse(annotations, benchmark=ds.benchmark))
     known = {q.question_id for q in everything.questions} | {
         x.question_id for x in everything.invalid}
     rows, not_a_letter = [], []
@@ -68,12 +71,14 @@ def score(annotations: str | Path, predictions: str | Path,
             not_a_letter.append(q.question_id)
         rows.append(Row(q.question_id, q.index, q.dimension, q.answer, "ok", got, None, None))
     run = {"benchmark": ds.benchmark, "annotations": str(annotations),
+           "annotation_source": ds.source,
            "model": {"name": str(predictions), "backend": METHOD,
                      "fingerprint": _digest(Path(predictions)), "details": {}},
            "method": METHOD, "preset": {"name": "as the file's producer ran it"},
            "include_end_of_turn": None, "clip": None, "filters": filters.as_dict(),
            "skipped_invalid": ds.rejected}
-    summary = report.summarize(run, rows)
+    summary = report.summarize(run, rows, subtype_of={q.question_id: q.subtype
+                                                       for q in ds.questions})
     scored = Scored(summary, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
                     unknown_ids=[i for i in read.predictions if i not in known],
                     duplicates=read.duplicates, bad_lines=read.bad_lines,

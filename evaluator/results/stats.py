@@ -143,13 +143,13 @@ def _rounded(ci: tuple[float, float] | None) -> list[float] | None:
     return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
 
-def add_intervals(summary: dict, spec, resamples: int = RESAMPLES, seed: int = SEED) -> None:
+def add_intervals(summary: dict, groups, resamples: int = RESAMPLES, seed: int = SEED) -> None:
     """Give every dimension and group of a summary its 95% interval and `n`, in place.
 
     Dimensions get `n` (answered questions), `ci95` and `ci_method` (wilson).
     Groups get `n` (answered questions over their dims), `ci95` and `ci_method`
     for the task average (bootstrap) and `all_ci95`/`all_ci_method` for the
-    question-weighted average (wilson). `spec` is dimensions.averages_spec(...).
+    question-weighted average (wilson). `groups` are the benchmark definition's groups.
     """
     dims = summary["dimensions"]
     draws: dict[int, list[float]] = {}
@@ -159,11 +159,11 @@ def add_intervals(summary: dict, spec, resamples: int = RESAMPLES, seed: int = S
         s["ci_method"] = WILSON
         if s["total"]:
             draws[int(d)] = resampled_accuracies(s["correct"], s["total"], int(d), resamples, seed)
-    for label, group_dims, _requires in spec:
-        g = summary["averages"].get(label)
+    for group in groups:
+        g = summary["averages"].get(group.label)
         if g is None:
             continue
-        present = [str(d) for d in group_dims if str(d) in dims]
+        present = [str(d) for d in group.dims if str(d) in dims]
         n = sum(dims[d]["total"] for d in present)
         correct = sum(dims[d]["correct"] for d in present)
         g["n"] = n

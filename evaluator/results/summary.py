@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluator.data import dimensions as D
-from evaluator.results import coverage, failures, metrics, submission
+from evaluator.data import benchmarks as B
+from evaluator.results import coverage, failures, metrics, submission, subtypes
 from evaluator.results import stats as intervals
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
@@ -27,12 +27,18 @@ def build_summary(store: Store) -> dict:
     if run is None:
         raise ValueError(f"{store.path}: no run recorded yet")
     key = RunKey.from_run(run)
-    return summarize(run, store.rows(key), key.preset)
+    return summarize(run, store.rows(key), key.preset, store.meta(SUBTYPES) or {})
 
 
-def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
+SUBTYPES = "subtypes"  # store meta: question id -> subtype, for benchmarks that have one
+
+
+def summarize(run: dict, rows: list, preset_name: str | None = None,
+              subtype_of: dict[str, str] | None = None) -> dict:
     """summary.json's content from a run record and one row per selected question
-    (evaluator.results.store.Row: dimension, status, prediction, answer, unsupported, error)."""
+    (evaluator.results.store.Row: dimension, status, prediction, answer, unsupported, error);
+    `subtype_of` maps question ids to their subtype where the benchmark has subtypes."""
+    bench = B.get(run["benchmark"])
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
                                 unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]
@@ -45,7 +51,7 @@ def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
     unparsed = sum(1 for o in outcomes if o.unparsed)
     unsupported = sum(1 for r in rows if r.unsupported)
     notes = sorted({r.unsupported for r in rows if r.unsupported})
-    spec = {label: dims for label, dims, _ in D.averages_spec(run["benchmark"])}
+    spec = {g.label: g.dims for g in bench.groups}
     averages = {}
     for k, v in avgs.items():
         if v is None:
@@ -57,6 +63,7 @@ def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
     summary = {
         "benchmark": run["benchmark"],
         "annotations": run["annotations"],
+        **({"annotation_source": run["annotation_source"]} if run.get("annotation_source") else {}),
         "model": run["model"],
         "method": run["method"],
         "preset": run.get("preset") or {"name": preset_name},
@@ -79,7 +86,9 @@ def summarize(run: dict, rows: list, preset_name: str | None = None) -> dict:
         "error_reasons": [g.as_dict() for g in failures.group(failures.errored(rows))],
         "notes": notes,
     }
-    intervals.add_intervals(summary, D.averages_spec(run["benchmark"]))
+    intervals.add_intervals(summary, bench.groups)
+    if bench.subtype_field:
+        summary["subtypes"] = subtypes.breakdown(bench, rows, subtype_of or {})
     return summary
 
 

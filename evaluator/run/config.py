@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Filters
 from evaluator.data.media import parse_media_roots
 from evaluator.run import cost, methods, presets
@@ -41,6 +41,7 @@ class RunConfig:
     security: ClientSecurity = field(default=PLAIN, hash=False, repr=False)
     prices: dict[str, cost.Price] | None = field(default=None, hash=False)  # --prices
     max_cost: float | None = None  # USD; stop sending new questions once the estimate reaches it
+    benchmark: str | None = None  # a benchmark name: overrides the detection from the file
 
     @property
     def include_eot(self) -> bool:
@@ -57,6 +58,7 @@ class RunConfig:
         if args.limit is not None and args.limit < 0:
             raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
         subpart(args.subpart)
+        bench = benchmark(getattr(args, "benchmark", None))
         try:
             preset = presets.get(args.preset)
         except ValueError as exc:
@@ -115,7 +117,7 @@ class RunConfig:
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, clip=args.clip or None,
             dry_run=args.dry_run, outage_wait_s=args.outage_wait_s, security=security,
-            prices=prices, max_cost=max_cost)
+            prices=prices, max_cost=max_cost, benchmark=bench)
 
 
 def targets(values: list[str]) -> tuple[str, ...]:
@@ -127,11 +129,23 @@ def targets(values: list[str]) -> tuple[str, ...]:
 
 
 def subpart(value: str | None) -> str | None:
-    """`--subpart`: one of SEED-Bench-2's six names, exactly."""
-    if value is not None and value not in D.SUBPARTS:
-        raise ConfigError(f"--subpart {value!r} is not a SEED-Bench-2 subpart; "
-                          f"choose from: {', '.join(D.SUBPARTS)}")
+    """`--subpart`: one of the subpart names of a benchmark that has them, exactly."""
+    names = B.all_subparts()
+    if value is not None and value not in names:
+        owners = " / ".join(sorted(set(names.values())))
+        raise ConfigError(f"--subpart {value!r} is not a {owners} subpart; "
+                          f"choose from: {', '.join(names)}")
     return value
+
+
+def benchmark(value: str | None) -> str | None:
+    """`--benchmark`: a definition's name or alias, as its name; None: detect from the file."""
+    if value is None:
+        return None
+    try:
+        return B.get(value).name
+    except ValueError as exc:
+        raise ConfigError(f"--benchmark: {exc}") from None
 
 
 def dimensions(value: str | None) -> frozenset[int] | None:

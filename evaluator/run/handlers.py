@@ -1,10 +1,11 @@
 """How one question is answered: the handler contract and the Score/Generate handlers.
 
 A handler is an async `(Question, RunContext) -> Answer`; the plan
-(`evaluator.run.plan`) picks one per dimension: dims 1-24 rank options with
-Score, or Generate for the generate method (`default_handlers`); dims 25-27
-(L3) use `evaluator.run.l3`. Handlers raise on failure; the runner stores the
-error and carries on.
+(`evaluator.run.plan`) picks one per dimension: every dimension a benchmark
+answers by choosing among its options ranks them with Score, or Generate for the
+generate method (`default_handlers`); SEED-Bench-2's dims 25-27 (L3) use
+`evaluator.run.l3`. Handlers raise on failure; the runner stores the error and
+carries on.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from evaluator.data.benchmarks import Benchmark
 from evaluator.data.dataset import LETTERS, Question
-from evaluator.data.media import MediaError, read_image
+from evaluator.data.image_source import read_image
+from evaluator.data.media import MediaError
 from evaluator.data.video_frames import FrameCache
 from evaluator.run import methods
 from evaluator.run.client import ModelPool
@@ -53,21 +56,22 @@ class RunContext:
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
 
     async def images(self, q: Question) -> list[pb.Image]:
-        """The question's encoded images, read in the thread pool (never on the event loop).
+        """The question's encoded images (files or a snapshot's embedded bytes, both through
+        `read_image`), read in the thread pool (never on the event loop).
 
         Images the server could not receive (over its Info `max_message_bytes`) are this
         question's error before anything is sent.
         """
-        paths = q.image_paths
+        sources = q.images
         if q.video is not None:  # a raw video: its sampled frames, decoded once and cached
             if self.video_frames is None:
                 raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
-            paths = await self.video_frames.paths(q.video)
+            sources = await self.video_frames.paths(q.video)
 
         def read() -> list[pb.Image]:
             out = []
-            for p in paths:
-                im = read_image(p)
+            for source in sources:
+                im = read_image(source)
                 out.append(pb.Image(data=im.data, sha256=im.sha256))
             return out
         images = await self.off_loop(read)
@@ -118,10 +122,11 @@ async def generated_choice(q: Question, ctx: RunContext, images: list[pb.Image])
 
 
 async def score_handler(q: Question, ctx: RunContext) -> Answer:
-    """Choose among the four options (dims 1-24): Score, or Generate for the generate method."""
+    """Choose among the four options: Score, or Generate for the generate method."""
     return await rank_options(q, ctx, await ctx.images(q))
 
 
-def default_handlers() -> dict[int, Handler]:
-    """Dims 1-24: choose among the options (Score, or Generate for the generate method)."""
-    return {d: score_handler for d in range(1, 25)}
+def default_handlers(bench: Benchmark) -> dict[int, Handler]:
+    """Every dimension of the benchmark not answered by image generation: choose among the
+    options (Score, or Generate for the generate method)."""
+    return {d: score_handler for d in bench.dimensions if d not in bench.generation_dims}
