@@ -1,13 +1,16 @@
 """Images embedded in a parquet snapshot, read only when their question is sent.
 
 A question keeps a reference per image (shard, row group, row, position in the
-row's image list), never the bytes. Parquet cannot hand out one value of a row
-group's column: the hub's shards write a row group's images as one page, so
-reading one image means reading that row group's image column. The reads go
+row's image list), never the bytes. Parquet decodes a column a page at a time,
+and pyarrow's writer (which wrote the hub's shards) puts many large values in a
+page, so reading one image means reading about its row group's image column
+(streaming a row group in small batches peaked nearly as high as reading it
+whole, measured). The reads go
 through a small cache of whole row-group columns (least recently used first
-out, bounded in bytes, at least one kept), and questions are sent in file order,
-so each row group is read about once and memory stays at a few row groups
-however large the snapshot (docs/performance.md measures it).
+out; at most `MAX_GROUPS` of them and `DEFAULT_BUDGET` bytes, at least one
+kept), and questions are sent in file order, so each row group is read about
+once and memory stays at a few row groups however large the snapshot
+(docs/performance.md measures it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # pyarrow (and the numpy it loads) is imported only when a sn
 
 IMAGE_COLUMN = "image"
 DEFAULT_BUDGET = 256 << 20  # bytes of row-group image columns kept between reads
+MAX_GROUPS = 4  # row groups kept: the in-flight window spans one or two at a time
 _LOCATOR = re.compile(r"^(?P<shard>.+)#row_group=(?P<rg>\d+)&row=(?P<row>\d+)&image=(?P<k>\d+)$")
 
 
@@ -83,8 +87,9 @@ def _cell_images(cell: pa.Scalar) -> list[bytes | None]:
 class RowGroupCache:
     """Row-group image columns, least recently used dropped first beyond `budget` bytes."""
 
-    def __init__(self, budget: int = DEFAULT_BUDGET):
+    def __init__(self, budget: int = DEFAULT_BUDGET, max_groups: int = MAX_GROUPS):
         self.budget = budget
+        self.max_groups = max_groups
         self.groups_read = 0  # how many row-group columns were read (a run reads each ~once)
         self._groups: OrderedDict[tuple[str, int], pa.ChunkedArray] = OrderedDict()
         self._lock = threading.Lock()
@@ -109,7 +114,8 @@ class RowGroupCache:
             with self._lock:
                 self.groups_read += 1
                 self._groups[key] = column
-                while len(self._groups) > 1 and self._size() > self.budget:
+                while len(self._groups) > 1 and (len(self._groups) > self.max_groups
+                                                 or self._size() > self.budget):
                     self._groups.popitem(last=False)
         return column
 
