@@ -11,19 +11,14 @@ question is sent, and the caller runs it off the event loop.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from evaluator.data.media import EncodedImage
 
 
 class ImageSource(Protocol):
     def read_bytes(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    data: bytes
-    sha256: str
 
 
 def read_image(source: ImageSource) -> EncodedImage:

@@ -15,6 +15,7 @@ import io
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
@@ -137,3 +138,9 @@ def image_problem(source: str | io.BytesIO) -> str | None:
     except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the image is unusable
         return f"is corrupt, truncated or not an image ({exc})"
     return None
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    sha256: str
