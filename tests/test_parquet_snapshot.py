@@ -19,7 +19,7 @@ import pytest
 
 from evaluator import cli
 from evaluator.data import dataset, embedded_images, parquet_snapshot, sample_data, sample_video
-from evaluator.data.image_source import read_image
+from evaluator.data.image_source import locate, read_image
 from evaluator.data.media import MediaError
 from tests.hub_parquet import IMAGE, v2_table, write_shards
 from tests.images import png, sha
@@ -112,6 +112,10 @@ def test_loading_reads_no_image_and_the_cache_stays_within_its_budget(v2_snapsho
     finally:
         cache.budget = budget
     assert cache.groups_read - before == sum(pq.ParquetFile(f).num_row_groups for f in files)
+    # A recorded source (the L3 gallery keeps option images as text) reads back the same bytes.
+    last = ds.questions[-1].images[-1]
+    assert locate(str(last)) == last and locate(str(last)).read_bytes() == images[-1][-1]
+    assert locate(str(files[0])) == files[0]
 
 
 def test_a_seed_bench_1_snapshot_sends_its_embedded_frames(tmp_path, scripted):
