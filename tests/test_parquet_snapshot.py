@@ -70,7 +70,7 @@ def test_a_three_shard_snapshot_runs_over_grpc_and_the_server_gets_the_embedded_
     embedded_images.CACHE.clear()
     read_before = embedded_images.CACHE.groups_read
     assert cli.main(["run", "--annotations", str(folder), "--model", target, "--out",
-                     str(tmp_path), "--connect-timeout-s", "5"]) == 0
+                     str(tmp_path), "--connect-timeout-s", "5", "--in-flight", "2"]) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     scored = [q for q in rows if q["question_type_id"] <= 24]
     assert s["benchmark"] == "SEED-Bench-2"
@@ -79,7 +79,8 @@ def test_a_three_shard_snapshot_runs_over_grpc_and_the_server_gets_the_embedded_
     for q, imgs in zip(rows, images, strict=True):
         if q["question_type_id"] <= 24:
             assert got[q["question_id"]] == [sha(b) for b in imgs], q["question_id"]
-    # Each row group's image column was read once, however many questions it holds.
+    # Each row group's image column was read once, however many questions it holds (two in
+    # flight span at most two row groups, so none is dropped from the cache before its use).
     groups = sum(pq.ParquetFile(f).num_row_groups for f in files)
     assert embedded_images.CACHE.groups_read - read_before <= groups
     # The snapshot is the annotation's provenance: every shard named, sized and hashed.
