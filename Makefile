@@ -29,7 +29,7 @@ install-evaluator:
 
 protos: install
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
-		protos/seedbench.proto protos/clip.proto
+		protos/seedbench.proto protos/clip.proto protos/reflection_v1.proto
 
 test: install
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests

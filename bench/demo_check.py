@@ -1,7 +1,7 @@
 """`make demo-check`: the trained demo model's answers do not depend on how they are asked for.
 
-On a fresh seed of the sample data (dims 1-24), served over gRPC and evaluated by
-the evaluator CLI, each variant is compared with the baseline (ppl, prefix
+On a fresh seed of the sample data (dims 1-24), served over gRPC and evaluated
+through the evaluator's library API, each variant is compared with the baseline (ppl, prefix
 sharing on, batches of up to 16, annotation order):
 
 - prefix sharing off (one full forward per option, the reference arithmetic);
@@ -22,8 +22,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -33,17 +31,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import one_line_errors  # noqa: E402
+from evaluator import RunConfig  # noqa: E402
+from evaluator import evaluate as evaluate_config  # noqa: E402
 from evaluator.data import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, serve  # noqa: E402
 from evaluator.run.methods import METHODS  # noqa: E402
-from serving.processes import child_env  # noqa: E402
 
 LETTERS = "ABCD"
 LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"
 
 
 @dataclass
-class RunResult:
+class VariantRun:
     chosen: dict[str, str | None]           # question_id -> the predicted option's text
     correct: int
     logprobs: dict[str, dict[str, float]]   # question_id -> option text -> logprob_sum
@@ -73,37 +72,34 @@ def shuffled_questions(doc: dict, seed: int) -> dict:
     return out
 
 
-def read_run(out: Path, doc: dict, method: str) -> RunResult:
-    """Predictions and per-option log-probabilities from the run's results store."""
+def read_run(result, doc: dict, method: str) -> VariantRun:
+    """Predictions and per-option log-probabilities of a finished run (evaluator.RunResult)."""
     choices = {q["question_id"]: [q[f"choice_{c}"] for c in "abcd"] for q in doc["questions"]}
-    db = sqlite3.connect(out / "results.sqlite")
     chosen, logprobs, correct = {}, {}, 0
-    for qid, pred, answer, scores in db.execute(
-            "SELECT question_id, prediction, answer, scores FROM answers WHERE status='ok'"):
-        chosen[qid] = choices[qid][LETTERS.index(pred)] if pred and pred in LETTERS else None
-        correct += pred == answer
+    for q in result.questions(evidence=method == "ppl"):
+        if q.status != "ok":
+            continue
+        pred = q.prediction
+        chosen[q.question_id] = (choices[q.question_id][LETTERS.index(pred)]
+                                 if pred and pred in LETTERS else None)
+        correct += q.correct
         if method == "ppl":  # options are the choices, in the annotation's order
-            logprobs[qid] = {o: s["logprob_sum"]
-                             for o, s in zip(choices[qid], json.loads(scores), strict=True)}
-    db.close()
-    run = json.loads((out / "run.json").read_text())
-    return RunResult(chosen, correct, logprobs, run["elapsed_s"])
+            logprobs[q.question_id] = {o: s["logprob_sum"] for o, s in zip(
+                choices[q.question_id], q.evidence, strict=True)}
+    return VariantRun(chosen, correct, logprobs, result.run.elapsed_s)
 
 
-def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> RunResult:
+def evaluate(target: str, doc: dict, data: Path, out: Path, method: str) -> VariantRun:
     shutil.rmtree(out, ignore_errors=True)  # a fresh run each time: a resumed one measures nothing
     ann = out.with_suffix(".json")
     ann.write_text(json.dumps(doc))
-    cmd = [sys.executable, "-m", "evaluator.cli", "run", "--annotations", str(ann),
-           "--media-root", f"cc3m={data / 'cc3m'}",
-           "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
-           "--model", target, "--out", str(out), "--method", method, "--dimensions", LEARNABLE]
-    with open(out.with_suffix(".log"), "w") as log:
-        subprocess.run(cmd, env=child_env(), stdout=log, stderr=subprocess.STDOUT, check=True)
-    return read_run(out, doc, method)
+    result = evaluate_config(RunConfig(annotations=ann, media_roots=sample_data.media_roots(data),
+                                       model=target, out=out, method=method,
+                                       dimensions=LEARNABLE))
+    return read_run(result, doc, method)
 
 
-def compare(base: RunResult, other: RunResult) -> dict:
+def compare(base: VariantRun, other: VariantRun) -> dict:
     """Prediction agreement by option text, and the largest option log-prob difference."""
     same = sum(1 for q, text in base.chosen.items() if other.chosen.get(q) == text)
     diffs = [abs(lp - other.logprobs[q][o]) for q, opts in base.logprobs.items()

@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -70,37 +69,37 @@ def servers(args_list: list[list[str]], log_dir: Path):
         processes.stop(procs, grace_s=60)
 
 
-def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2",
-             extra: list[str] = ()) -> dict:
-    """Run the evaluator CLI as its own process; returns run.json + the evaluator's peak RSS."""
+def evaluate(targets: list[str], data: Path, out: Path, level: str = "L2", **settings) -> dict:
+    """One evaluation through the library in its own process (bench/evaluate_once.py);
+    returns run.json's record + the evaluator's peak RSS."""
+    from evaluator.data.sample_data import media_roots
+
     shutil.rmtree(out, ignore_errors=True)  # a fresh store: nothing may be resumed
-    cmd = [PY, "-m", "evaluator.cli", "run", "--annotations", str(data / ANN),
-           "--media-root", f"cc3m={data / 'cc3m'}",
-           "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
-           "--model", ",".join(targets), "--out", str(out), "--level", level, *extra]
-    p = subprocess.Popen(cmd, env=processes.child_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    config = {"annotations": str(data / ANN), "model": targets, "out": str(out), "level": level,
+              "media_roots": {k: str(v) for k, v in media_roots(data).items()}, **settings}
+    p = subprocess.Popen([PY, "bench/evaluate_once.py", json.dumps(config)],
+                         env=processes.child_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    reply = p.stdout.read()
+    p.stdout.close()
     _, status, usage = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"evaluator failed: {' '.join(cmd)}")
-    run = json.loads((out / "run.json").read_text())
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"evaluator failed (exit {p.returncode}): {json.dumps(config)}")
+    child = json.loads(reply)
+    run = child["run"]
     run["qps"] = run["answered"] / run["elapsed_s"]
     run["maxrss_mb"] = usage.ru_maxrss / 1024
     run["predictions"] = {json.loads(line)["question_id"]: json.loads(line)["prediction"]
                           for line in (out / "submission.jsonl").read_text().splitlines()}
-    store = out / "results.sqlite"
-    run["error_samples"] = []
-    if store.exists() and run["errors"]:
-        with sqlite3.connect(store) as db:
-            run["error_samples"] = [r[0] for r in db.execute(
-                "SELECT DISTINCT error FROM answers WHERE status = 'error' LIMIT 3")]
+    run["error_samples"] = child["errors"]
     return run
 
 
 def warm_up(targets: list[str], data: Path, out: Path) -> None:
     """A few questions through every replica first, so one-off costs (CUDA
     context, kernel selection) stay out of the timed run, as in process."""
-    evaluate(targets, data, out, extra=["--limit", str(4 * len(targets))])
+    evaluate(targets, data, out, limit=4 * len(targets))
 
 
 def inproc(mode: str, model: Path, data: Path, device: str, threads: int, max_batch: int,

@@ -36,25 +36,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from serving.lifecycle import add_server_process_args
+    from serving import arg_types, lifecycle
 
-    p = argparse.ArgumentParser(prog="seedbench-clip-server", description=__doc__)
+    p = arg_types.CheckedArgumentParser(prog="seedbench-clip-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve one open_clip model")
     s.add_argument("--model", required=True,
                    help="open_clip model name (e.g. ViT-L-14), or 'tiny' for the seeded test model")
     s.add_argument("--checkpoint", default="",
                    help="local open_clip checkpoint file; none: seeded random weights")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=50061, help="0 picks a free port (printed)")
-    s.add_argument("--device", default="", help="torch device, e.g. cpu, cuda (default: auto)")
-    s.add_argument("--max-batch", type=int, default=32, help="images or texts per device batch")
-    s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
-    s.add_argument("--cache-size", type=int, default=4096,
+    lifecycle.add_listen_args(s, port=50061)
+    s.add_argument("--device", type=arg_types.device, default="",
+                   help="torch device: cpu, cuda, cuda:N or mps (default: cuda if available)")
+    lifecycle.add_batching_args(s, max_batch=32, unit="images or texts")
+    s.add_argument("--cache-size", type=arg_types.non_negative_int, default=4096,
                    help="image embeddings kept, by sha256 (0 disables)")
-    s.add_argument("--max-items", type=int, default=256, help="images or texts per request")
-    add_server_process_args(s)
-    s.add_argument("--log-level", default="INFO")
+    s.add_argument("--max-items", type=arg_types.positive_int, default=256,
+                   help="images or texts per request")
+    lifecycle.add_server_process_args(s)
+    lifecycle.add_log_level_arg(s)
     s.set_defaults(func=cmd_serve)
     return p
 

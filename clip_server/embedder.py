@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -19,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from serving import environment
+
+environment.apply()  # before open_clip and torch are imported: they read these once
 
 import open_clip  # noqa: E402
 import torch  # noqa: E402

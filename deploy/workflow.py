@@ -31,13 +31,14 @@ from pathlib import Path
 
 import yaml
 
-from deploy import render
+from deploy import manifests, render
 from deploy.local import launcher
 from serving.processes import child_env, free_port
+from serving.shutdown import DRAIN_GRACE_S
 
 PART_OF = "app.kubernetes.io/part-of=seedbench"
 JOB = "seedbench-eval"
-COMPONENT = render.COMPONENT_LABEL
+COMPONENT = manifests.COMPONENT_LABEL
 INSTANCE = "app.kubernetes.io/instance"
 
 
@@ -45,7 +46,7 @@ INSTANCE = "app.kubernetes.io/instance"
 
 def cluster_problem(timeout_s: float = 5.0) -> str | None:
     """None when kubectl reaches a cluster; else why not, in a few words."""
-    exe = render.kubectl()
+    exe = manifests.kubectl()
     if exe is None:
         return "kubectl is not installed"
     ctx = subprocess.run([exe, "config", "current-context"], capture_output=True, text=True)
@@ -74,37 +75,32 @@ class LocalPlan:
     grace_s: float
 
 
-def _serve_args(container: dict, env: dict[str, str]) -> list[str]:
-    args = [render._expand(str(a), env) for a in container.get("args") or []]
-    return [a for a in args[1:] if not a.startswith(("--host=", "--port="))]  # [0] is `serve`
+def _serve_args(container: manifests.Container) -> list[str]:
+    return [a for a in container.args[1:] if not a.startswith(("--host=", "--port="))]  # [0]: serve
 
 
 def local_plan(overlay: str, model: str = "") -> LocalPlan:
-    docs = render.load_docs(render.render_overlay(render.K8S_DIR, overlay))
-    configmaps = render._config_data(docs)
-    deployments = [d for d in docs if d["kind"] == "Deployment"]
-    models = [d for d in deployments if d["metadata"]["labels"].get(COMPONENT) == "model-server"]
-    names = [d["metadata"]["labels"].get(INSTANCE, d["metadata"]["name"]) for d in models]
+    docs = manifests.load_docs(manifests.render_overlay(manifests.K8S_DIR, overlay))
+    loads = manifests.workloads(docs)
+    deployments = [w for w in loads if w.kind == "Deployment"]
+    models = [w for w in deployments if w.doc["metadata"]["labels"].get(COMPONENT) == "model-server"]
+    names = [w.doc["metadata"]["labels"].get(INSTANCE, w.doc["metadata"]["name"]) for w in models]
     if not models:
         raise SystemExit(f"overlay {overlay}: no model-server Deployment")
     if model and model not in names:
         raise SystemExit(f"overlay {overlay}: no model {model!r}; it has {', '.join(names)}")
     dep = models[names.index(model) if model else 0]
-    pod = dep["spec"]["template"]["spec"]
-    server = pod["containers"][0]
-    env = render.container_env(server, configmaps)
-    tiny = next((c.get("args") for c in pod.get("initContainers") or []
-                 if (c.get("args") or [None])[0] == "tiny"), None)
-    clip = next(d for d in deployments if d["metadata"]["labels"].get(COMPONENT) == "clip-server")
-    clip_c = clip["spec"]["template"]["spec"]["containers"][0]
-    job = next(d for d in docs if d["kind"] == "Job")
+    server = dep.containers(init=False)[0]
+    tiny = next((c.raw_args for c in dep.init_containers() if c.raw_args[:1] == ["tiny"]), None)
+    clip = next(w for w in deployments if w.doc["metadata"]["labels"].get(COMPONENT) == "clip-server")
+    job = next(w for w in loads if w.kind == "Job")
     return LocalPlan(
         model=names[names.index(model) if model else 0],
-        model_args=_serve_args(server, env), model_path=env.get("MODEL_PATH", ""),
-        tiny_args=[str(a) for a in tiny] if tiny else None,
-        clip_args=_serve_args(clip_c, render.container_env(clip_c, configmaps)),
-        job_args=[str(a) for a in job["spec"]["template"]["spec"]["containers"][0]["args"]],
-        grace_s=float(env.get("GRACE_S", "30") or 30))
+        model_args=_serve_args(server), model_path=server.env.get("MODEL_PATH", ""),
+        tiny_args=tiny,
+        clip_args=_serve_args(clip.containers(init=False)[0]),
+        job_args=job.containers(init=False)[0].raw_args,
+        grace_s=float(server.env.get("GRACE_S") or DRAIN_GRACE_S))
 
 
 def _swap_model(args: list[str], path: str) -> list[str]:
@@ -177,8 +173,9 @@ def local_eval(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     data = args.run_dir / "data"
     if not (data / "SEED-Bench_v2_level1_2_3.json").exists():
-        subprocess.run([sys.executable, "-m", "evaluator.cli", "sample-data", "--out", str(data),
-                        "--per-dim", "1"], env=child_env(), check=True, capture_output=True)
+        from evaluator.data import sample_data
+
+        sample_data.write_v2(data, per_dim=1)
     targets = state["targets"]
     local = []
     for a in state["settings"]["job_args"]:  # the Job's own args, pointed at these processes
@@ -189,13 +186,27 @@ def local_eval(args: argparse.Namespace) -> int:
             a = f"--clip={targets['clip']}"
         local.append(a)
     print("evaluating: seedbench " + " ".join(local), flush=True)
-    return subprocess.run([sys.executable, "-m", "evaluator.cli", *local], env=child_env()).returncode
+    return evaluate_job_args(local)
+
+
+def evaluate_job_args(job_args: list[str]) -> int:
+    """The evaluator Job's command line, read into the library's RunConfig and run here."""
+    from evaluator.cli import build_parser
+    from evaluator.cli.common import config_error
+    from evaluator.cli.run import run_and_show
+    from evaluator.run.config import ConfigError, RunConfig
+
+    try:
+        config = RunConfig.from_args(build_parser().parse_args(job_args))
+    except ConfigError as exc:
+        return config_error(exc)
+    return run_and_show(config)
 
 
 # ----------------------------------------------------------------------------- cluster mode
 
 def _kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    exe = render.kubectl() or "kubectl"
+    exe = manifests.kubectl() or "kubectl"
     r = subprocess.run([exe, *args], input=stdin, text=True, capture_output=True)
     if check and r.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{r.stderr.strip()}")
@@ -203,7 +214,7 @@ def _kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subpro
 
 
 def _rendered(overlay: str, keep) -> str:
-    docs = render.load_docs(render.render_overlay(render.K8S_DIR, overlay))
+    docs = manifests.load_docs(manifests.render_overlay(manifests.K8S_DIR, overlay))
     return yaml.safe_dump_all([d for d in docs if keep(d)], sort_keys=False)
 
 
@@ -229,7 +240,7 @@ def job_for(doc: dict, model: str) -> dict:
 
 
 def cluster_eval(args: argparse.Namespace) -> int:
-    docs = render.load_docs(render.render_overlay(render.K8S_DIR, args.overlay))
+    docs = manifests.load_docs(manifests.render_overlay(manifests.K8S_DIR, args.overlay))
     job = job_for(next(d for d in docs if d["kind"] == "Job"), args.model)
     name = job["metadata"]["name"]
     _kubectl("delete", "job", name, "--ignore-not-found", "--wait=true")
@@ -296,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deploy.workflow", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=sorted(CLUSTER))
-    p.add_argument("--overlay", default="local", choices=render.OVERLAYS)
+    p.add_argument("--overlay", default="local", choices=manifests.OVERLAYS)
     p.add_argument("--model", default="", help="which model (llava, qwen2-vl, ...): no cluster, the "
                    "one `up` runs (default: the first); cluster, the one `eval` evaluates "
                    "(default: the Job's own)")
@@ -315,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         rc = LOCAL[args.command](args)
-    except render.RenderError as exc:  # kubectl missing or the overlay broken: no settings to read
+    except manifests.RenderError as exc:  # kubectl missing or the overlay broken: no settings to read
         print(f"error: cannot read the {args.overlay} overlay's settings: {exc}", file=sys.stderr)
         return 2
     if args.command in ("up", "eval") and rc == 0:

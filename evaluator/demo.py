@@ -23,8 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator import cli
+from evaluator import RunConfig
+from evaluator.cli.run import run_and_show
 from evaluator.data import sample_data
+from evaluator.run.methods import METHODS
 from serving import processes
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-llava"
@@ -86,9 +88,9 @@ def clip_server_spec(args: argparse.Namespace, out: Path) -> ServerSpec | None:
     return ServerSpec("clip", "clip_server.cli", ["--model", "tiny"])
 
 
-def evaluate(title: str, spec: Callable[[], ServerSpec], clip: str | None,
-             args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path,
-             v1: Path | None = None) -> int:
+def evaluate_model(title: str, spec: Callable[[], ServerSpec], clip: str | None,
+                   args: argparse.Namespace, ann: Path, data: Path, results: Path, log: Path,
+                   v1: Path | None = None) -> int:
     """Build and serve one model, evaluate it (all levels), print its tables; always stop it.
 
     With `v1` (a SEED-Bench-1 sample file) the same server also answers SEED-Bench-1,
@@ -96,23 +98,14 @@ def evaluate(title: str, spec: Callable[[], ServerSpec], clip: str | None,
     """
     print(f"\n=== {title} ===", file=sys.stderr)
     with serve(spec(), log) as target:
-        rc = cli.main([
-            "run", "--annotations", str(ann),
-            "--media-root", f"cc3m={data / 'cc3m'}",
-            "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}",
-            "--model", target, "--out", str(results), "--method", args.method,
-            *(["--clip", clip] if clip else []),
-        ])
+        rc = run_and_show(RunConfig(annotations=ann, media_roots=sample_data.media_roots(data),
+                                    model=target, out=results, method=args.method, clip=clip))
         if v1 is not None:
             print(f"\n=== {title}: SEED-Bench-1 (video dims from the raw videos) ===",
                   file=sys.stderr)
-            d = v1.parent
-            rc = cli.main([
-                "run", "--annotations", str(v1), "--media-root", f"image={d / 'image'}",
-                *(x for key in ("ssv2", "epic-kitchens", "breakfast")
-                  for x in ("--media-root", f"{key}={d / key}")),
-                "--model", target, "--out", f"{results}-v1", "--method", args.method,
-            ]) or rc
+            rc = run_and_show(RunConfig(
+                annotations=v1, media_roots=sample_data.media_roots(v1.parent, v1=True),
+                model=target, out=f"{results}-v1", method=args.method)) or rc
         return rc
 
 
@@ -125,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a random-weight tiny model instead of the trained demo LLaVA")
     p.add_argument("--per-dim", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", default="ppl")
+    p.add_argument("--method", choices=METHODS, default="ppl")
     p.add_argument("--no-clip", action="store_true", help="no CLIP server: L3 shows n/a")
     p.add_argument("--no-janus", action="store_true",
                    help="skip the tiny Janus model (the one that shows L3)")
@@ -144,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                  else f"demo LLaVA trained on sample-data seed {sample_data.DEMO_TRAIN_SEED}, "
                       f"evaluated on seed {args.seed}" if uses_demo_model(args)
                  else f"tiny {args.arch} (random weights)")
-        rc = evaluate(first, lambda: model_server_spec(args, out), clip, args, ann, data,
+        rc = evaluate_model(first, lambda: model_server_spec(args, out), clip, args, ann, data,
                       out / "results", out / "model-server.log", v1=v1) or rc
         if not args.no_janus and args.backend == "hf":
-            rc = evaluate("tiny janus, random weights: L3 plumbing only, chance-level scores",
+            rc = evaluate_model("tiny janus, random weights: L3 plumbing only, chance-level scores",
                           lambda: janus_server_spec(args, out), clip, args, ann, data,
                           out / "results-janus", out / "janus-server.log") or rc
     print(f"demo finished in {time.monotonic() - t0:.1f}s", file=sys.stderr)

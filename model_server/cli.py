@@ -9,19 +9,10 @@ import sys
 SERVICE_NAME = "seedbench.v1.ModelService"
 
 
-def _kv(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise SystemExit(f"--backend-arg expects KEY=VALUE, got {p!r}")
-        k, v = p.split("=", 1)
-        out[k.replace("-", "_")] = v
-    return out
-
-
-def backend_settings(args: argparse.Namespace):
-    """The backend's typed settings from --backend-arg, --device and --dtype, checked before
-    anything loads; a bad or unknown key exits with one line naming the valid ones."""
+def check_serve(args: argparse.Namespace) -> None:
+    """Parse-time check of what no single flag's type can check: the backend's typed
+    settings from --backend-arg, --device and --dtype (into args.settings, converted once
+    here), and --model where the backend needs one. Nothing is loaded yet."""
     import dataclasses
     import logging
 
@@ -31,9 +22,8 @@ def backend_settings(args: argparse.Namespace):
 
     needs = entry(args.backend).model
     if needs and not args.model:
-        raise SystemExit(f"seedbench-model-server: --backend {args.backend} needs --model "
-                         f"({needs})")
-    raw = _kv(args.backend_arg)
+        raise ValueError(f"--backend {args.backend} needs --model ({needs})")
+    raw = dict(args.backend_arg)
     declared = {f.name for f in dataclasses.fields(settings_class(args.backend))}
     for flag in ("device", "dtype"):
         value = getattr(args, flag)
@@ -43,9 +33,9 @@ def backend_settings(args: argparse.Namespace):
             logging.getLogger(__name__).info("--%s ignored: the %s backend has no %s", flag,
                                              args.backend, flag)
     try:
-        return backends.parse_settings(args.backend, raw)
+        args.settings = backends.parse_settings(args.backend, raw)
     except SettingsError as exc:
-        raise SystemExit(f"seedbench-model-server: {exc}") from None
+        raise ValueError(f"--backend-arg: {exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -54,14 +44,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from protos import seedbench_pb2_grpc as pb_grpc
     from serving.lifecycle import run_server, server_security
 
-    settings = backend_settings(args)
     max_bytes = int(args.max_message_mb * (1 << 20))
     servicer = ModelServicer(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                              max_message_bytes=max_bytes, max_queue=args.max_queue,
                              max_new_tokens=args.max_new_tokens)
 
     def load():
-        backend = backends.create(args.backend, args.model, settings)
+        backend = backends.create(args.backend, args.model, args.settings)
         backend.check()
         return backend
 
@@ -103,9 +92,10 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from model_server.backends.base import available  # torch-free: the registry only
-    from serving.lifecycle import add_server_process_args
+    from model_server.backends.settings import DTYPES
+    from serving import arg_types, lifecycle
 
-    p = argparse.ArgumentParser(prog="seedbench-model-server", description=__doc__)
+    p = arg_types.CheckedArgumentParser(prog="seedbench-model-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve one model over gRPC (seedbench.v1.ModelService)")
@@ -113,25 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="",
                    help="model directory (hf, janus), remote model id (openai, vllm), "
                    "script file (scripted) or any name (synthetic)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
-    s.add_argument("--device", default="",
+    lifecycle.add_listen_args(s, port=50051)
+    s.add_argument("--device", type=arg_types.device_or_auto, default="",
                    help="torch device: cpu, cuda, cuda:1, or auto to shard over all GPUs "
                    "(hf backend; needs accelerate). Default: cuda if available, else cpu")
-    s.add_argument("--dtype", default="", help="float32, bfloat16, float16 (default: auto)")
-    s.add_argument("--max-batch", type=int, default=8, help="questions per device batch")
-    s.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in ms")
-    s.add_argument("--max-new-tokens", type=int, default=1024,
+    s.add_argument("--dtype", default="", choices=("", *DTYPES), metavar="DTYPE",
+                   help=f"{', '.join(DTYPES)} (default: auto)")
+    lifecycle.add_batching_args(s, max_batch=8, unit="questions")
+    s.add_argument("--max-new-tokens", type=arg_types.positive_int, default=1024,
                    help="largest max_new_tokens a Generate request may ask for")
-    s.add_argument("--backend-arg", action="append", default=[], metavar="KEY=VALUE",
+    s.add_argument("--backend-arg", type=arg_types.key_value, action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="backend setting (repeatable), e.g. prefix_sharing=false; "
                    "`seedbench-model-server backends` lists every backend's settings")
-    add_server_process_args(s)
-    s.add_argument("--log-level", default="INFO")
-    s.set_defaults(func=cmd_serve)
+    lifecycle.add_server_process_args(s)
+    lifecycle.add_log_level_arg(s)
+    s.set_defaults(func=cmd_serve, check=check_serve)
 
     b = sub.add_parser("backends", help="list the backends and their settings (--backend-arg)")
-    b.add_argument("--log-level", default="WARNING")
+    lifecycle.add_log_level_arg(b, default="WARNING")
     b.set_defaults(func=cmd_backends)
 
     t = sub.add_parser("tiny", help="write a tiny random model directory (offline) for tests")
@@ -144,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(LLaVA-1.5-7B's shapes, weights made on load) for GPU")
     t.add_argument("--random-init", action="store_true",
                    help="write no weights: the server makes seeded random ones on its device")
-    t.add_argument("--log-level", default="WARNING")
+    lifecycle.add_log_level_arg(t, default="WARNING")
     t.set_defaults(func=cmd_tiny)
     return p
 

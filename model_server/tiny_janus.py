@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from serving import environment
+
+environment.apply()  # before transformers is imported: it reads these once
 
 IMAGE_TOKEN = "<image_placeholder>"
 BOI_TOKEN = "<begin_of_image>"

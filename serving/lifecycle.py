@@ -7,11 +7,12 @@ the device thread has been stuck on one job for more than `stuck_after_s` (so a
 liveness probe restarts the pod).
 
 Shutdown: the first SIGTERM/SIGINT drains for `grace_s`; what is still running
-then is cancelled and the process exits. Exit codes (docs/reliability.md):
-0 drained cleanly, 1 the model failed to load, 2 a bad setting or port,
-3 the grace ran out with work still on the device, 4 a second signal cut the
-drain short. The last two leave with os._exit: a busy device thread cannot be
-interrupted, and waiting for it is what kept a stopped server running.
+then is cancelled and the process exits with one of serving.shutdown's codes.
+Exits 3 and 4 leave with os._exit: a busy device thread cannot be interrupted,
+and waiting for it is what kept a stopped server running.
+
+Importing this module applies serving.environment's defaults before grpc (which
+reads GRPC_VERBOSITY once, on import) and, later, torch are imported.
 """
 
 from __future__ import annotations
@@ -28,18 +29,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from serving import environment
 
-from serving.arg_types import positive_int
-from serving.batching import settle
-from serving.security import SecurityError, ServerSecurity
+environment.apply()
+
+import grpc  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+
+from serving import arg_types, reflection  # noqa: E402
+from serving.batching import settle  # noqa: E402
+from serving.security import SecurityError, ServerSecurity  # noqa: E402
+from serving.shutdown import (  # noqa: E402
+    DRAIN_GRACE_S,
+    EXIT_DRAINED,
+    EXIT_GRACE_EXPIRED,
+    EXIT_LOAD_FAILED,
+    EXIT_SECOND_SIGNAL,
+    EXIT_SETUP,
+)
 
 log = logging.getLogger(__name__)
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
-EXIT_DRAINED, EXIT_LOAD_FAILED, EXIT_SETUP, EXIT_GRACE_EXPIRED, EXIT_SECOND_SIGNAL = 0, 1, 2, 3, 4
 
 
 class Undecodable:
@@ -81,19 +92,38 @@ class DecodeErrors(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer)
 
 
-def setup_process(log_level: str) -> None:
-    """What every server process sets first: offline hubs, quiet tokenizers, log format."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+def setup_logging(log_level: str) -> None:
+    """Every server process logs to stderr in one format."""
+    logging.basicConfig(level=log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """A server CLI's main: parse, set the process up, run the chosen subcommand."""
+    """A server CLI's main: parse (every flag checked: a bad one exits 2 before anything
+    loads), set up logging, run the chosen subcommand."""
     args = parser.parse_args(argv)
-    setup_process(args.log_level)
+    setup_logging(args.log_level)
     return args.func(args)
+
+
+def add_log_level_arg(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
+    parser.add_argument("--log-level", type=arg_types.log_level, default=default,
+                        help=f"{', '.join(arg_types.LOG_LEVELS)} (default: {default})")
+
+
+def add_listen_args(parser: argparse.ArgumentParser, port: int) -> None:
+    """--host and --port of a server."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=arg_types.port, default=port,
+                        help=f"default {port}; 0 picks a free port (printed)")
+
+
+def add_batching_args(parser: argparse.ArgumentParser, max_batch: int, unit: str) -> None:
+    """--max-batch and --max-wait-ms: the micro-batcher's size and window."""
+    parser.add_argument("--max-batch", type=arg_types.positive_int, default=max_batch,
+                        help=f"{unit} per device batch (default {max_batch})")
+    parser.add_argument("--max-wait-ms", type=arg_types.non_negative_float, default=5.0,
+                        help="batching window in ms (default 5)")
 
 
 def add_server_process_args(parser: argparse.ArgumentParser) -> None:
@@ -101,26 +131,31 @@ def add_server_process_args(parser: argparse.ArgumentParser) -> None:
     TLS and token auth), declared once for the model and CLIP servers."""
     from serving import security
 
-    parser.add_argument("--max-message-mb", type=float, default=64.0, help="largest request accepted")
-    parser.add_argument("--max-queue", type=positive_int, default=1024,
+    parser.add_argument("--max-message-mb", type=arg_types.message_mb, default=64.0,
+                        help="largest request accepted (MiB, below 2048)")
+    parser.add_argument("--max-queue", type=arg_types.positive_int, default=1024,
                         help="requests (CLIP server: images or texts) waiting per queue before "
                         "RESOURCE_EXHAUSTED at once (backpressure: the evaluator retries)")
-    parser.add_argument("--grace-s", type=float, default=30.0,
-                        help="drain time on SIGTERM; then what is left is cancelled (exit 3)")
-    parser.add_argument("--stuck-after-s", type=float, default=600.0,
+    parser.add_argument("--grace-s", type=arg_types.non_negative_float, default=DRAIN_GRACE_S,
+                        help=f"drain time on SIGTERM (default {DRAIN_GRACE_S:g}); then what is "
+                        "left is cancelled (exit 3)")
+    parser.add_argument("--stuck-after-s", type=arg_types.non_negative_float, default=600.0,
                         help="health NOT_SERVING once the device has been on one job this long "
                         "(0: never)")
-    parser.add_argument("--metrics-port", type=int, default=None,
+    parser.add_argument("--metrics-port", type=arg_types.port, default=None,
                         help="serve Prometheus /metrics on this port (0: a free one; default: none)")
     security.add_server_args(parser)
 
 
 def server_security(args: argparse.Namespace) -> ServerSecurity:
-    """--tls-* and --auth-token-file as checked material; unusable files exit with one line."""
+    """--tls-* and --auth-token-file as checked material; unusable files exit 2 with one line,
+    before anything loads. (Read at start, not while parsing: the manifest checks parse
+    the servers' args on a machine without the pods' files.)"""
     try:
         return ServerSecurity.from_args(args)
     except SecurityError as exc:
-        raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
+        print(f"{Path(sys.argv[0]).name}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_SETUP) from None
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -154,7 +189,7 @@ def _load_in_daemon_thread(load: Callable[[], Any]) -> asyncio.Future:
 async def run_server(
     *, host: str, port: int, service_names: list[str], add_servicer: Callable[[grpc.aio.Server], None],
     load: Callable[[], Any], on_loaded: Callable[[Any], None], max_message_bytes: int,
-    grace_s: float = 30.0, ready_line: str = "", metrics_port: int | None = None,
+    grace_s: float = DRAIN_GRACE_S, ready_line: str = "", metrics_port: int | None = None,
     batchers: Callable[[], list[tuple[str, Any]]] = list,
     busy_s: Callable[[], float] = lambda: 0.0, stuck_after_s: float = 0.0,
     security: ServerSecurity | None = None,
@@ -184,9 +219,7 @@ async def run_server(
         await health_servicer.set(name, NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     add_servicer(server)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    reflection.enable(server, [*service_names, health.SERVICE_NAME])
     bound = security.bind(server, f"{host}:{port}")
     if not bound:
         log.error("cannot bind %s:%s", host, port)

@@ -21,7 +21,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from serving import environment
 from serving.security import PLAIN, ClientSecurity
+from serving.shutdown import DRAIN_GRACE_S
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -35,14 +37,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """This environment, offline, with the project root first on PYTHONPATH."""
+    """This environment with serving.environment's defaults (offline, idle OpenMP threads
+    asleep, ...) and the project root first on PYTHONPATH."""
     env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Idle OpenMP threads sleep instead of spinning: several torch processes on a
-    # few cores (tests, the demo, local replicas) otherwise starve each other.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    environment.apply(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env
@@ -213,7 +211,7 @@ def wait_serving(procs: ServerProcess | list[ServerProcess], timeout_s: float = 
             time.sleep(poll_s)
 
 
-def stop(procs: ServerProcess | list[ServerProcess], grace_s: float = 30.0) -> list[str]:
+def stop(procs: ServerProcess | list[ServerProcess], grace_s: float = DRAIN_GRACE_S) -> list[str]:
     """SIGTERM all (they drain in parallel), SIGKILL what is left after grace_s.
 
     Returns a note for each process that had to be killed.

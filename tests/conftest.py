@@ -1,10 +1,8 @@
-import os
-
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from serving import environment
+
+environment.apply()  # before any test module imports transformers, torch or grpc
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_serve_refuses_unknown_backend_arg_at_once_in_one_line():
     out = _cli("serve", "--backend", "hf", "--model", "/nonexistent", "--port", "0",
                "--backend-arg", "nosuchkey=1")
     elapsed = time.monotonic() - t0
-    assert out.returncode != 0
+    assert out.returncode == 2
     lines = [line for line in (out.stderr + out.stdout).splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "Traceback" not in out.stderr
@@ -85,9 +85,9 @@ def test_serve_refuses_unknown_backend_arg_at_once_in_one_line():
 
 def test_serve_refuses_a_bad_value_in_one_line():
     out = _cli("serve", "--backend", "synthetic", "--port", "0", "--backend-arg", "latency_ms=fast")
-    assert out.returncode != 0 and "Traceback" not in out.stderr
-    assert out.stderr.strip() == ("seedbench-model-server: the synthetic backend: setting "
-                                  "latency_ms: expected a number, got 'fast'")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("seedbench-model-server serve: error: --backend-arg: the synthetic "
+                                  "backend: setting latency_ms: expected a number, got 'fast' (see --help)")
 
 
 def test_backends_command_lists_settings_with_defaults_and_help():

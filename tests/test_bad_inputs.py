@@ -22,9 +22,9 @@ from PIL import Image
 from evaluator import cli
 from evaluator.data import benchmarks as B
 from evaluator.data import dataset
-from evaluator.data.media import parse_media_roots
 from serving.processes import child_env
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run, write_sample
+from tests.evaluator_runs import run_argv as run_args
 from tests.procs import model_server
 
 DEEP = 100_000  # far past the JSON parser's recursion limit
@@ -183,8 +183,7 @@ def dump_with_deep(questions: list) -> str:
             .replace('"@HUGE@"', "1" * 5000).replace('"@INF@"', "1e400"))
 
 
-def load(path, roots_args):
-    roots = parse_media_roots([roots_args[1], roots_args[3]])
+def load(path, roots):
     return dataset.load(path, roots)
 
 
@@ -283,8 +282,8 @@ def test_a_byte_order_mark_is_accepted(sample):
 # -- file-level problems: exit 2 naming the path, before any server is asked -------------
 
 
-def run_cli(capsys, ann, roots_args, out, *extra):
-    rc = cli.main(run_args(ann, roots_args, "127.0.0.1:1", out, *extra))
+def run_cli(capsys, ann, roots, out, *extra):
+    rc = cli.main(run_args(ann, roots, "127.0.0.1:1", out, *extra))
     return rc, capsys.readouterr().err
 
 
@@ -331,7 +330,7 @@ def test_a_media_root_that_is_not_a_folder_exits_2(sample, tmp_path, capsys, kin
     bad = tmp_path / "media"
     if kind == "file":
         bad.write_text("x")
-    rc, err = run_cli(capsys, ann, ["--media-root", f"cc3m={bad}"], tmp_path / "out")
+    rc, err = run_cli(capsys, ann, {"cc3m": bad}, tmp_path / "out")
     flat = " ".join(err.split())
     assert rc == 2 and f"--media-root cc3m={bad}" in flat
     assert ("does not exist" if kind == "missing" else "not a folder") in flat
@@ -340,7 +339,7 @@ def test_a_media_root_that_is_not_a_folder_exits_2(sample, tmp_path, capsys, kin
 def test_no_media_root_for_the_source_names_it_and_exits_2(sample, tmp_path, capsys):
     root, good, roots = sample
     ann = write(tmp_path, "ok", [good[1]])
-    rc, err = run_cli(capsys, ann, [], tmp_path / "out")
+    rc, err = run_cli(capsys, ann, {}, tmp_path / "out")
     flat = " ".join(err.split())
     assert rc == 2 and "no --media-root for source 'cc3m'" in flat
     assert "no valid question selected" in flat
@@ -356,8 +355,7 @@ def test_filters_selecting_nothing_exit_2(sample, tmp_path, capsys):
 def test_filters_for_seed_bench_2_on_a_seed_bench_1_file(sample, tmp_path, capsys):
     root, _, _ = sample
     ann = write(tmp_path, "v1", [v1_question(0, 1)])
-    rc, err = run_cli(capsys, ann, ["--media-root", str(root / "cc3m")], tmp_path / "out",
-                      "--level", "L1")
+    rc, err = run_cli(capsys, ann, {"": root / "cc3m"}, tmp_path / "out", "--level", "L1")
     assert rc == 2 and "apply to SEED-Bench-2 only" in err
 
 
@@ -400,14 +398,15 @@ def test_images_over_the_servers_message_limit_are_refused_before_sending(sample
     out = tmp_path / "out"
     with model_server(["--backend", "synthetic", "--model", "m1", "--max-message-mb", "0.25",
                        "--log-level", "WARNING"]) as (model, _):
-        assert cli.main(run_args(ann, roots, model, out)) == 0
+        result = run(ann, roots, model, out)
+    assert (result.summary.counts.answered, result.summary.counts.errors) == (1, 1)
     s = json.loads((out / "summary.json").read_text())
     assert s["counts"]["answered"] == 1 and s["counts"]["errors"] == 1
     err = json.loads((out / "errors.jsonl").read_text())
     assert err["question_id"] == "too-big" and err["status"] == "MEDIA"
     assert "accepts messages up to 262144 bytes" in err["message"]
-    run = json.loads((out / "run.json").read_text())
-    assert run["endpoints"][0]["calls"] == 1, "the too-big question was never sent"
+    run_file = json.loads((out / "run.json").read_text())
+    assert run_file["endpoints"][0]["calls"] == 1, "the too-big question was never sent"
 
 
 ODD_VALUES = [None, True, 0, -1, 1.5, float("inf"), "", " ", "\x00", SUR, "<img>", "A",

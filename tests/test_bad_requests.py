@@ -378,7 +378,8 @@ def test_an_evaluator_run_rides_through_queue_full_with_no_errors(tmp_path):
     import sys
 
     from serving.processes import child_env, free_port
-    from tests.evaluator_runs import run_args, write_sample
+    from tests.evaluator_runs import run_argv as run_args
+    from tests.evaluator_runs import write_sample
     from tests.test_metrics import scrape, value
 
     ann, roots = write_sample(tmp_path / "data", per_dim=1)

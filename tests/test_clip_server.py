@@ -9,19 +9,18 @@ import os
 import signal
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+from PIL import Image
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from grpc_health.v1 import health_pb2  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from protos import clip_pb2 as cpb  # noqa: E402
-from protos import clip_pb2_grpc as cpb_grpc  # noqa: E402
-from protos import seedbench_pb2 as pb  # noqa: E402
-from serving.processes import health_status, wait_serving  # noqa: E402
-from tests.procs import server_process  # noqa: E402
+from protos import clip_pb2 as cpb
+from protos import clip_pb2_grpc as cpb_grpc
+from protos import seedbench_pb2 as pb
+from serving.processes import health_status, wait_serving
+from tests import reflection
+from tests.procs import server_process
 
 pytestmark = pytest.mark.slow
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "clip_server", "configs")
@@ -175,6 +174,18 @@ def test_bad_input_is_refused_by_field_and_server_keeps_serving(stub, request_fn
     assert err.value.details().startswith(field)
     ok = stub.EmbedTexts(cpb.EmbedTextsRequest(texts=["still here"]), timeout=10)
     assert len(ok.embeddings) == 1
+
+
+def test_reflection_v1_and_v1alpha_list_and_resolve_the_clip_service(server):
+    for version in ("v1", "v1alpha"):
+        assert reflection.services(server[0], version) == {
+            "seedbench.v1.ClipService", "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+        files = reflection.file_containing(server[0], version, "seedbench.v1.ClipService")
+        # clip.proto and the file it imports (the shared Image message)
+        assert [f.name for f in files] == ["protos/clip.proto", "protos/seedbench.proto"], version
+        assert reflection.service_methods(files, "seedbench.v1.ClipService") == [
+            "Info", "EmbedImages", "EmbedTexts"], version
 
 
 def test_health_goes_serving_and_sigterm_exits_zero():

@@ -13,9 +13,8 @@ import sys
 
 import pytest
 
-from evaluator import cli
 from serving.processes import ROOT
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run, write_sample
 from tests.procs import model_server
 
 MODEL = ROOT / "models" / "demo-llava"
@@ -44,7 +43,7 @@ def test_demo_model_answers_a_fresh_sample_over_grpc(tmp_path):
     serve = ["--backend", "hf", "--model", str(MODEL), "--max-batch", "16",
              "--backend-arg", "threads=1"]
     with model_server(serve) as (target, _):
-        assert cli.main(run_args(ann, roots, target, out, "--level", "L2")) == 0
+        assert not run(ann, roots, target, out, level="L2").all_failed
     dims = json.loads((out / "summary.json").read_text())["dimensions"]
     accs = {d: dims[str(d)]["accuracy"] for d in LEARNABLE}
     assert all(dims[str(d)]["total"] == 3 and dims[str(d)]["errors"] == 0 for d in LEARNABLE)

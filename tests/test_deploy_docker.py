@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.render import console_scripts
+from deploy.policy import console_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "deploy" / "docker"

@@ -7,16 +7,17 @@ import copy
 
 import pytest
 
-from deploy import render
+from deploy import manifests, policy, render
 
 MODELS = ("model-llava", "model-qwen2-vl")
 
 
 @pytest.fixture(scope="module")
 def docs() -> dict[str, list[dict]]:
-    if render.kubectl() is None:
+    if manifests.kubectl() is None:
         pytest.skip("kubectl not on PATH: `kubectl kustomize` cannot render")
-    return {o: render.load_docs(render.render_overlay(render.K8S_DIR, o)) for o in render.OVERLAYS}
+    return {o: manifests.load_docs(manifests.render_overlay(manifests.K8S_DIR, o))
+            for o in manifests.OVERLAYS}
 
 
 def get(docs, kind, name):
@@ -27,7 +28,7 @@ def pods(docs):
     return [(d, d["spec"]["template"]["spec"]) for d in docs if d["kind"] in ("Deployment", "Job")]
 
 
-@pytest.mark.parametrize("overlay", render.OVERLAYS)
+@pytest.mark.parametrize("overlay", manifests.OVERLAYS)
 def test_two_models_each_with_service_pdb_hpa_and_network_policy(docs, overlay):
     d = docs[overlay]
     for name in MODELS:
@@ -65,7 +66,7 @@ def test_hpa_scales_on_in_flight_calls_and_on_cpu_locally(docs):
     assert get(docs["gpu"], "HorizontalPodAutoscaler", "model-qwen2-vl")["spec"]["minReplicas"] == 1
 
 
-@pytest.mark.parametrize("overlay", render.OVERLAYS)
+@pytest.mark.parametrize("overlay", manifests.OVERLAYS)
 def test_every_container_is_hardened_with_requests_and_limits(docs, overlay):
     seen = set()
     for doc, pod in pods(docs[overlay]):
@@ -87,7 +88,7 @@ def test_every_container_is_hardened_with_requests_and_limits(docs, overlay):
 
 
 def test_gpu_limits_only_in_the_gpu_overlay(docs):
-    for overlay in render.OVERLAYS:
+    for overlay in manifests.OVERLAYS:
         for doc, pod in pods(docs[overlay]):
             for c in pod["containers"] + pod.get("initContainers", []):
                 has_gpu = "nvidia.com/gpu" in c["resources"].get("limits", {})
@@ -95,7 +96,7 @@ def test_gpu_limits_only_in_the_gpu_overlay(docs):
                 assert has_gpu == (overlay == "gpu" and server), (overlay, doc["metadata"]["name"])
 
 
-@pytest.mark.parametrize("overlay", render.OVERLAYS)
+@pytest.mark.parametrize("overlay", manifests.OVERLAYS)
 def test_servers_expose_metrics_and_read_weights_read_only(docs, overlay):
     for doc, pod in pods(docs[overlay]):
         if doc["kind"] != "Deployment":
@@ -118,7 +119,7 @@ def test_the_checks_catch_a_missing_limit_a_writable_root_and_a_missing_pdb(docs
         "securityContext"]["readOnlyRootFilesystem"] = False
     d = [x for x in d if not (x["kind"] == "PodDisruptionBudget"
                               and x["metadata"]["name"] == "model-qwen2-vl")]
-    text = "\n".join(str(p) for p in render.project_problems(d))
+    text = "\n".join(str(p) for p in policy.project_problems(d))
     assert "Job/seedbench-eval: container evaluator: no limits for cpu, memory" in text
     assert "Deployment/clip-server: container clip-server: readOnlyRootFilesystem must be true" in text
     assert "Deployment/model-qwen2-vl: no PodDisruptionBudget selects its pods" in text
@@ -127,21 +128,21 @@ def test_the_checks_catch_a_missing_limit_a_writable_root_and_a_missing_pdb(docs
 
 def test_remote_api_model_takes_its_key_from_a_secret(tmp_path):
     """An overlay that adds the optional openai model: valid, key from the Secret, no GPU."""
-    if render.kubectl() is None:
+    if manifests.kubectl() is None:
         pytest.skip("kubectl not on PATH")
     import shutil
 
     k8s = tmp_path / "k8s"
-    shutil.copytree(render.K8S_DIR, k8s)
+    shutil.copytree(manifests.K8S_DIR, k8s)
     overlay = k8s / "overlays" / "with-openai"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         "resources:\n  - ../gpu\n  - ../../base/models-optional/openai\n")
-    text = render.render_overlay(k8s, "with-openai")
+    text = manifests.render_overlay(k8s, "with-openai")
     errors, _ = render.check_rendered(text, "with-openai")
     assert errors == [], "\n".join(map(str, errors))
-    d = render.load_docs(text)
+    d = manifests.load_docs(text)
     c = get(d, "Deployment", "model-openai")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in c["env"]}
     assert env["OPENAI_API_KEY"]["valueFrom"] == {
@@ -152,7 +153,7 @@ def test_remote_api_model_takes_its_key_from_a_secret(tmp_path):
     assert not any(d_["kind"] == "Secret" for d_ in d)  # the key is never in the manifests
 
 
-@pytest.mark.parametrize("overlay", render.OVERLAYS)
+@pytest.mark.parametrize("overlay", manifests.OVERLAYS)
 def test_servers_and_evaluator_take_the_auth_token_from_a_secret(docs, overlay):
     """Token auth turns on for every hop once the seedbench-auth Secret exists; no token
     value is ever written in a manifest, and servers bind all interfaces explicitly."""

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from deploy import render
+from deploy import manifests, policy, render
 
-needs_kubectl = pytest.mark.skipif(render.kubectl() is None,
+needs_kubectl = pytest.mark.skipif(manifests.kubectl() is None,
                                    reason="kubectl not on PATH: `kubectl kustomize` cannot render")
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    if render.kubectl() is None:
+    if manifests.kubectl() is None:
         pytest.skip("kubectl not on PATH: `kubectl kustomize` cannot render")
-    return {o: render.render_overlay(render.K8S_DIR, o) for o in render.OVERLAYS}
+    return {o: manifests.render_overlay(manifests.K8S_DIR, o) for o in manifests.OVERLAYS}
 
 
 def _docs(rendered, overlay):
-    return render.load_docs(rendered[overlay])
+    return manifests.load_docs(rendered[overlay])
 
 
 def _get(docs, kind, name):
@@ -39,7 +39,7 @@ def test_bundled_schema_version_is_present():
     assert render.K8S_VERSION in kv.all_versions()
 
 
-@pytest.mark.parametrize("overlay", render.OVERLAYS)
+@pytest.mark.parametrize("overlay", manifests.OVERLAYS)
 def test_overlay_passes_every_check(rendered, overlay):
     errors, _ = render.check_rendered(rendered[overlay], overlay)
     assert errors == [], "\n".join(map(str, errors))
@@ -73,7 +73,7 @@ def test_gpu_overlay_requests_gpus_and_two_replicas(rendered):
 
 
 def test_evaluator_targets_headless_services(rendered):
-    for overlay in render.OVERLAYS:
+    for overlay in manifests.OVERLAYS:
         docs = _docs(rendered, overlay)
         args = _get(docs, "Job", "seedbench-eval")["spec"]["template"]["spec"]["containers"][0]
         assert "--model=dns:///model-llava:50051" in args["args"]
@@ -85,7 +85,7 @@ def test_evaluator_targets_headless_services(rendered):
 # --------------------------------------------------------------- the checks catch breakage
 
 def _problems(docs):
-    return [str(p) for p in render.project_problems(docs)]
+    return [str(p) for p in policy.project_problems(docs)]
 
 
 def test_missing_or_wrong_probes_fail(rendered):
@@ -118,6 +118,22 @@ def test_wrong_evaluator_target_and_flags_fail(rendered):
     assert "unrecognized arguments: --no-such-flag" in text
 
 
+def test_server_flags_are_checked_as_the_server_checks_them(rendered):
+    """A bad value, or a backend setting the backend does not have, fails the render check
+    with the server's own one-line message."""
+    docs = copy.deepcopy(_docs(rendered, "local"))
+    _model(docs)["containers"][0]["args"] += ["--max-batch=0"]
+    clip = _get(docs, "Deployment", "clip-server")["spec"]["template"]["spec"]["containers"][0]
+    clip["args"] += ["--grace-s=soon"]
+    text = "\n".join(_problems(docs))
+    assert "seedbench-model-server rejects its args: seedbench-model-server serve: error: " \
+        "argument --max-batch: 0 is not >= 1" in text
+    assert "argument --grace-s: 'soon' is not a number" in text  # and no crash reading the grace
+    docs = copy.deepcopy(_docs(rendered, "local"))
+    _model(docs)["containers"][0]["args"] += ["--backend-arg=no_such_setting=1"]
+    assert "the hf backend has no setting no_such_setting" in "\n".join(_problems(docs))
+
+
 def test_latest_image_and_short_grace_fail(rendered):
     docs = copy.deepcopy(_docs(rendered, "local"))
     pod = _model(docs)
@@ -141,7 +157,7 @@ def test_strict_schema_rejects_unknown_fields(rendered):
 def test_broken_source_tree_fails_the_cli(tmp_path, capsys):
     """A copy of deploy/k8s whose model Deployment lost its readiness probe: exit 1."""
     k8s = tmp_path / "k8s"
-    shutil.copytree(render.K8S_DIR, k8s)
+    shutil.copytree(manifests.K8S_DIR, k8s)
     dep = k8s / "base" / "model-server" / "deployment.yaml"
     text = dep.read_text()
     start = text.index("          readinessProbe:")
@@ -157,7 +173,7 @@ def test_broken_source_tree_fails_the_cli(tmp_path, capsys):
 @needs_kubectl
 def test_render_failure_is_reported(tmp_path, capsys):
     k8s = tmp_path / "k8s"
-    shutil.copytree(render.K8S_DIR, k8s)
+    shutil.copytree(manifests.K8S_DIR, k8s)
     (k8s / "base" / "pvc.yaml").unlink()
     rc = render.main(["--k8s-dir", str(k8s), "--out", str(tmp_path / "out"), "--overlay", "gpu"])
     assert rc == 2
@@ -165,7 +181,7 @@ def test_render_failure_is_reported(tmp_path, capsys):
 
 
 def test_source_yaml_passes_yamllint():
-    for f in render.source_yaml_files(render.K8S_DIR):
+    for f in render.source_yaml_files(manifests.K8S_DIR):
         errors, _ = render.lint_problems(f.read_text(), str(f))
         assert errors == [], "\n".join(map(str, errors))
-    assert Path(render.K8S_DIR / "base" / "kustomization.yaml").is_file()
+    assert Path(manifests.K8S_DIR / "base" / "kustomization.yaml").is_file()

@@ -2,17 +2,17 @@
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from evaluator import cli
+from evaluator.results.store import Store
 from serving.processes import ROOT, child_env, free_port
 from tests.evaluator_runs import files, write_sample
-from tests.evaluator_runs import run_args as shared_run_args
+from tests.evaluator_runs import run as shared_run
+from tests.evaluator_runs import run_argv as shared_run_argv
 from tests.procs import model_server
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=20",
@@ -31,15 +31,21 @@ def pair():
 
 
 def run_args(*args, **kw):
-    return shared_run_args(*args, connect_timeout_s=2, **kw)
+    return shared_run_argv(*args, connect_timeout_s=2, **kw)
+
+
+def run(*args, **kw):
+    return shared_run(*args, connect_timeout_s=2, **kw)
 
 
 def test_replicas_share_the_load(data, pair, tmp_path):
     ann, roots = data
-    assert cli.main(run_args(ann, roots, ",".join(pair), tmp_path)) == 0
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert [e["ok"] > 0 for e in run["endpoints"]] == [True, True]
+    result = run(ann, roots, list(pair), tmp_path)
+    assert [e.ok > 0 for e in result.run.endpoints] == [True, True]
+    run_file = json.loads((tmp_path / "run.json").read_text())
+    assert run_file == result.run.to_dict()
     s = json.loads((tmp_path / "summary.json").read_text())
+    assert s == result.summary.to_dict()
     assert s["counts"]["answered"] == 24 * 6 and s["counts"]["errors"] == 0
     assert s["counts"]["skipped_unsupported"] == 18
     assert s["averages"]["L3"] is None and s["dimensions"]["25"]["accuracy"] is None
@@ -49,9 +55,9 @@ def test_replicas_share_the_load(data, pair, tmp_path):
     assert any("L3 requires --clip" in n for n in s["notes"])
     assert s["model"]["name"] == "m1" and s["model"]["backend"] == "synthetic"
     assert s["benchmark"] == "SEED-Bench-2"
-    # A rerun with the same --out asks nothing and writes the same files.
+    # A rerun with the same out asks nothing and writes the same files.
     before = files(tmp_path)
-    assert cli.main(run_args(ann, roots, pair[0], tmp_path)) == 0
+    assert run(ann, roots, pair[0], tmp_path).run.todo == 0
     assert json.loads((tmp_path / "run.json").read_text())["todo"] == 0
     assert files(tmp_path) == before
 
@@ -59,12 +65,10 @@ def test_replicas_share_the_load(data, pair, tmp_path):
 def test_down_replica_with_live_one_completes(data, pair, tmp_path):
     ann, roots = data
     dead = f"127.0.0.1:{free_port()}"
-    assert cli.main(run_args(ann, roots, f"{dead},{pair[0]}", tmp_path, "--dimensions",
-                             "1,2,23")) == 0
-    s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["counts"]["answered"] == 18 and s["counts"]["errors"] == 0
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert run["endpoints"][0]["status"].startswith("unreachable")
+    result = run(ann, roots, f"{dead},{pair[0]}", tmp_path, dimensions=[1, 2, 23])
+    assert result.summary.counts.answered == 18 and result.summary.counts.errors == 0
+    assert result.run.endpoints[0].status.startswith("unreachable")
+    assert any(w.startswith(f"{dead} left out") for w in result.warnings)
 
 
 def test_replica_dying_mid_run_is_retried(data, tmp_path):
@@ -109,7 +113,7 @@ def test_bad_questions_skipped_good_ones_run(data, pair, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(qs))
     out = tmp_path / "out"
-    assert cli.main(run_args(bad, roots, pair[0], out)) == 0
+    assert not run(bad, roots, pair[0], out).all_failed
     s = json.loads((out / "summary.json").read_text())
     assert s["counts"]["skipped_invalid"] == 4 and s["counts"]["answered"] == 8
     invalid = [json.loads(x) for x in (out / "invalid.jsonl").read_text().splitlines()]
@@ -121,11 +125,7 @@ def test_bad_questions_skipped_good_ones_run(data, pair, tmp_path):
 
 
 def count(out):
-    try:
-        with sqlite3.connect(out / "results.sqlite", timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return Store.count_answers(out)
 
 
 def wait_count(out, n, proc, timeout=30):
@@ -196,15 +196,23 @@ def test_seedbench_run_imports_no_torch(data, pair, tmp_path):
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "BAD []" in r.stdout
+    # The library's own entry points import no more than the command line does.
+    plain_roots = {k: str(v) for k, v in roots.items()}
+    body = ("from evaluator import RunConfig, evaluate\n"
+            f"r = evaluate(RunConfig(annotations={str(ann)!r}, media_roots={plain_roots!r}, "
+            f"model={pair[0]!r}, out={str(tmp_path / 'api')!r}, dimensions=[1]))\n"
+            "rc = 0 if r.summary.counts.answered == 6 else 4")
+    r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "BAD []" in r.stdout
 
 
 def test_refused_questions_are_errors_and_retried_next_run(data, pair, tmp_path):
     ann, roots = data
-    args = run_args(ann, roots, "", tmp_path, "--dimensions", "1,17")
     with model_server(["--backend", "synthetic", "--model", "m1", "--backend-arg",
                        "max_images=1"]) as (one_image, _):
-        args[args.index("--model") + 1] = one_image
-        assert cli.main(args) == 0
+        assert not run(ann, roots, one_image, tmp_path, dimensions="1,17").all_failed
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["dimensions"]["17"] == {"name": "Difference Spotting", "correct": 0, "total": 0,
                                      "errors": 6, "unparsed": 0, "accuracy": None, "n": 0,
@@ -213,8 +221,7 @@ def test_refused_questions_are_errors_and_retried_next_run(data, pair, tmp_path)
     assert s["averages"]["Multi"] is None and s["averages"]["Single"]["all"] is not None
     assert len((tmp_path / "submission.jsonl").read_text().splitlines()) == 6
     # Same model (same fingerprint) that accepts two images: only the errors are asked again.
-    args[args.index("--model") + 1] = pair[0]
-    assert cli.main(args) == 0
+    assert run(ann, roots, pair[0], tmp_path, dimensions="1,17").run.todo == 6
     assert json.loads((tmp_path / "run.json").read_text())["todo"] == 6
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 12

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -11,13 +12,15 @@ from evaluator import cli
 from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Dataset, Filters, Invalid, Question
 from evaluator.results import summary as report
+from evaluator.results.failures import Failure
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import handlers, l3, plan
-from evaluator.run.config import ConfigError, RunConfig
+from evaluator.run.config import ConfigError, RunConfig, flag
 from protos import seedbench_pb2 as pb
 from serving.processes import child_env
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run_argv as run_args
+from tests.evaluator_runs import write_sample
 from tests.procs import model_server
 
 
@@ -56,8 +59,8 @@ def test_config_is_built_once_and_frozen(tmp_path):
                   "--media-root", f"cc3m={tmp_path}", "--preset", "llava-1.5")
     assert c.targets == ("h:1", "h:2", "h:3")
     assert c.filters == Filters(level="L2", dimensions=frozenset({1, 5}), limit=3)
-    assert c.clip == "c:9" and c.include_eot and not c.dry_run  # llava-1.5 scores end-of-turn
-    assert c.preset.name == "llava-1.5"
+    assert c.clip == "c:9" and c.include_eot  # llava-1.5 scores end-of-turn
+    assert c.preset == "llava-1.5" and c.preset_spec.name == "llava-1.5"
     assert c.media_roots == {"cc3m": tmp_path}
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.method = "letter"  # type: ignore[misc]
@@ -72,8 +75,40 @@ def test_config_is_built_once_and_frozen(tmp_path):
     (["--subpart", "Image"], "--subpart 'Image' .*Image Generation"),
     (["--method", "generate", "--preset", "seed1-instructblip"], "raw prompt")])
 def test_bad_settings_are_refused_naming_the_option(extra, named):
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(ConfigError) as caught:
         config_of(*extra)
+    assert re.search(named, caught.value.message(flag))
+
+
+def test_the_library_config_is_the_same_object_named_by_field(tmp_path):
+    """RunConfig built by keyword (as a library caller does) equals the one the command line
+    builds, and a bad value names the field, not a flag."""
+    c = RunConfig(annotations="a.json", model=["h:1,h:2", "h:3"], out="o", dimensions=[5, 1],
+                  level="L2", clip="c:9", limit=3, media_roots={"cc3m": tmp_path},
+                  preset="llava-1.5")
+    assert c == config_of("--dimensions", "1, 5", "--level", "L2", "--clip", "c:9", "--limit",
+                          "3", "--media-root", f"cc3m={tmp_path}", "--preset", "llava-1.5")
+    assert c.model == c.targets == ("h:1", "h:2", "h:3")
+    for bad, field, text in [
+            ({"in_flight": -1}, "in_flight", "in_flight must be 0 (automatic) or more, got -1"),
+            ({"deadline_s": "soon"}, "deadline_s", "deadline_s must be a number, got 'soon'"),
+            ({"level": "L4"}, "level", "level must be one of L1, L2, L3, got 'L4'"),
+            ({"preset": "nope"}, "preset", "preset: unknown preset 'nope'"),
+            ({"max_cost": 5}, "max_cost", "max_cost needs prices FILE"),
+            ({"media_roots": {"cc3m": tmp_path / "absent"}}, "media_roots",
+             f"media_roots cc3m={tmp_path / 'absent'}: the folder does not exist"),
+            ({"model": []}, "model", "model needs at least one HOST:PORT")]:
+        with pytest.raises(ConfigError) as caught:
+            RunConfig(**{"annotations": "a.json", "model": "h:1", "out": "o", **bad})
+        assert caught.value.field == field and str(caught.value).startswith(text), bad
+    # The command line shows the same error with its flags.
+    with pytest.raises(ConfigError) as caught:
+        RunConfig(annotations="a.json", model="h:1", out="o", max_cost=5)
+    assert caught.value.message(flag).startswith("--max-cost needs --prices FILE")
+    # Prices as a table in code, as the --prices file gives them.
+    priced = RunConfig(annotations="a.json", model="h:1", out="o", max_cost=1.0,
+                       prices={"m": {"prompt": 2.5, "completion": 10}})
+    assert priced.prices["m"].completion == 10.0
 
 
 def test_bad_setting_exits_2_with_the_reason(tmp_path, capsys):
@@ -180,12 +215,12 @@ def test_rows_of_a_key_are_its_answers_only(tmp_path):
     store.set_selection(qs, {})
     key = RunKey("fp", "ppl", False, "c1")
     store.put_answer(key, qs[0], "B", None)
-    store.put_error(key, qs[1], "UNAVAILABLE: x")
+    store.put_error(key, qs[1], Failure("UNAVAILABLE", "x", 5))
     store.put_answer(RunKey("fp", "letter", False, "c1"), qs[0], "C", None)
     store.put_answer(RunKey("other", "ppl", False, "c1"), qs[1], "D", None)
     rows = store.rows(key)
     assert [(r.question_id, r.status, r.prediction, r.error) for r in rows] == [
-        ("1_0", "ok", "B", None), ("25_0", "error", None, "UNAVAILABLE: x")]
+        ("1_0", "ok", "B", None), ("25_0", "error", None, Failure("UNAVAILABLE", "x", 5))]
     assert store.answered_ids(key) == {"1_0"}
     store.close()
 
@@ -223,7 +258,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(scripted, tmp_path):
     assert not out.exists(), "a dry run writes nothing"
     assert not log.exists() or not log.read_text().strip(), "a dry run asks no question"
     # The table form names the same things.
-    r = subprocess.run(cmd[:-1], env=child_env(), capture_output=True, text=True,
+    r = subprocess.run(cmd[:-1], env=child_env(COLUMNS="200"), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "score_handler" in r.stdout and "requires --clip" in r.stdout
     # The real run then follows that plan: its summary says what the plan said.
@@ -234,5 +269,5 @@ def test_dry_run_prints_the_plan_and_sends_nothing(scripted, tmp_path):
     store = Store(out)
     assert RunKey.from_run(store.meta("run")) == RunKey(**{
         "fingerprint": p["key"]["fingerprint"], "method": "ppl", "include_eot": False})
-    assert report.build_summary(store) == summary
+    assert report.build_summary(store).to_dict() == summary
     store.close()

@@ -9,15 +9,16 @@ from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Question
 from evaluator.data.media import MediaError
 from evaluator.reports import terminal
-from evaluator.results import failures
 from evaluator.results import summary as report
+from evaluator.results.failures import Failure
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
 from evaluator.run import plan
 from evaluator.run.client import CallFailed
-from evaluator.run.errors import QuestionError, error_text
+from evaluator.run.errors import QuestionError, failure_of
 from protos import seedbench_pb2 as pb
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run_argv as run_args
+from tests.evaluator_runs import write_sample
 from tests.procs import model_server
 from tests.test_remote_api import FakeAPI
 
@@ -38,7 +39,7 @@ def record(benchmark: str) -> dict:
 
 def v1_store(tmp_path, answer) -> Store:
     """SEED-Bench-1, 2 questions in each of the 12 dims; `answer(question)` says what to store:
-    a letter, an error text, or None (not asked)."""
+    a letter, a Failure, or None (not asked)."""
     store = Store(tmp_path)
     qs = [q(d, k) for d in range(1, 13) for k in range(2)]
     store.set_selection(qs, {})
@@ -47,10 +48,10 @@ def v1_store(tmp_path, answer) -> Store:
         a = answer(x)
         if a is None:
             continue
-        if len(a) == 1:
-            store.put_answer(KEY, x, a, None)
-        else:
+        if isinstance(a, Failure):
             store.put_error(KEY, x, a)
+        else:
+            store.put_answer(KEY, x, a, None)
     return store
 
 
@@ -61,11 +62,14 @@ def test_full_groups_are_complete_and_partial_ones_say_what_is_missing(tmp_path)
         if x.dimension == 10:
             return "A"
         if x.dimension == 11:
-            return "A" if x.question_id.endswith("_0") else "UNAVAILABLE: down"
+            return "A" if x.question_id.endswith("_0") else Failure("UNAVAILABLE", "down", 5)
         return None  # dim 12 never asked
 
     store = v1_store(tmp_path, answer)
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    s = typed.to_dict()
+    assert typed.groups["Video"].status == "partial" and typed.groups["Image"].status == "complete"
+    assert typed.groups["Video"].missing.dimensions == (12,)
     image, video, every = (s["averages"][k] for k in ("Image", "Video", "All"))
     assert image["complete"] is True and image["missing"] is None and image["all"] == 50.0
     assert video["complete"] is False
@@ -85,7 +89,7 @@ def test_full_groups_are_complete_and_partial_ones_say_what_is_missing(tmp_path)
     assert lead["averages"]["Image"]["complete"] is True
     assert lead["averages"]["All"]["all"] < s["averages"]["All"]["all"]
     # The tables mark partial groups and carry the heading.
-    text = render(s)
+    text = render(typed)
     assert "(partial)" in text and "no answers in dims 12" in text
     assert "method ppl - preset chat-mean - answered 21/24 (87.5%) - errors 1" in text
     assert "Leaderboard view" in text
@@ -99,7 +103,9 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
     store.set_meta("run", {**record(B.SEED_BENCH_2.name)})
     for x in qs:
         store.put_answer(KEY, x, "A", None)
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    s = typed.to_dict()
+    assert typed.groups["L3"].status == "n/a" and typed.groups["Single"].status == "partial"
     assert s["averages"]["Single"]["complete"] is False
     assert s["averages"]["Single"]["missing"] == {"dimensions": list(range(3, 17)),
                                                   "questions": 0}
@@ -113,48 +119,53 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
         assert s["averages"][label] is None and groups[label]["complete"] is False
     assert groups["P3"]["missing"] == {"dimensions": [25, 26, 27], "questions": 0}
     assert groups["L3"]["missing"]["dimensions"] == list(range(3, 28))
-    text = render(s)
+    text = render(typed)
     assert "n/a: no answers in dims 25-27" in text  # the P3 row says why it is n/a
     store.close()
 
 
-def test_error_texts_carry_a_status():
-    assert error_text(CallFailed(None, "x", 2)) == "ERROR: x (after 2 attempt(s))"
-    assert error_text(MediaError("data_id", "missing")) == "MEDIA: data_id: missing"
-    assert error_text(QuestionError("3 scores")) == "QUESTION: 3 scores"
-    assert error_text(OSError("disk")) == "IO: disk"
-    assert error_text(KeyError("k")).startswith("INTERNAL: internal error: KeyError")
-    assert failures.split("no status here") == ("ERROR", "no status here")
+def test_failures_are_typed_values_with_a_status():
+    assert failure_of(CallFailed(None, "x", 2)) == Failure("ERROR", "x", 2)
+    assert failure_of(MediaError("data_id", "missing")) == Failure("MEDIA", "data_id: missing")
+    assert failure_of(QuestionError("3 scores")) == Failure("QUESTION", "3 scores")
+    assert failure_of(OSError("disk")) == Failure("IO", "disk")
+    internal = failure_of(KeyError("k"))
+    assert internal.status == "INTERNAL" and internal.message.startswith("internal error: KeyError")
+    assert internal.attempts is None
+    assert str(Failure("UNAVAILABLE", "down", 5)) == "UNAVAILABLE: down (after 5 attempt(s))"
 
 
 def test_errors_are_grouped_listed_and_written(tmp_path):
     def answer(x):
         if x.dimension == 1:
-            return f"INVALID_ARGUMENT: [{x.question_id}] prompt.images: too many (after 1 attempt(s))"
+            return Failure("INVALID_ARGUMENT", f"[{x.question_id}] prompt.images: too many", 1)
         if x.dimension == 2:
-            return "UNAVAILABLE: connection refused (after 5 attempt(s))"
+            return Failure("UNAVAILABLE", "connection refused", 5)
         return "A"
 
     store = v1_store(tmp_path, answer)
-    s = report.write_outputs(store, tmp_path)
+    typed = report.write_outputs(store, tmp_path)
+    s = typed.to_dict()
+    assert s == json.loads((tmp_path / "summary.json").read_text())
     assert s["error_reasons"] == [
-        {"status": "INVALID_ARGUMENT", "reason": "[{question}] prompt.images: too many",
-         "count": 2, "examples": ["1_0", "1_1"]},
+        {"status": "INVALID_ARGUMENT", "reason": "[{id}] prompt.images: too many",
+         "count": 2, "examples": ["1_0", "1_1"],
+         "messages": ["[1_0] prompt.images: too many", "[1_1] prompt.images: too many"]},
         {"status": "UNAVAILABLE", "reason": "connection refused", "count": 2,
-         "examples": ["2_0", "2_1"]}]
+         "examples": ["2_0", "2_1"], "messages": ["connection refused"]}]
     lines = [json.loads(x) for x in (tmp_path / "errors.jsonl").read_text().splitlines()]
     assert lines[0] == {"question_id": "1_0", "dimension": 1, "status": "INVALID_ARGUMENT",
-                        "message": "[1_0] prompt.images: too many (after 1 attempt(s))"}
+                        "message": "[1_0] prompt.images: too many", "attempts": 1}
     assert [x["question_id"] for x in lines] == ["1_0", "1_1", "2_0", "2_1"]
-    assert not report.all_failed(s)
-    text = render(s)
-    assert "Errors by reason" in text and "[{question}] prompt.images: too many" in text
+    assert not typed.all_failed
+    text = render(typed)
+    assert "Errors by reason" in text and "[{id}] prompt.images: too many" in text
     store.close()
 
 
 def test_report_of_an_all_failed_run_exits_1_with_the_reasons(tmp_path, capsys):
-    store = v1_store(tmp_path, lambda x: "UNAVAILABLE: connection refused (after 5 attempt(s))"
-                     if x.dimension < 12 else "DEADLINE_EXCEEDED: slow")
+    store = v1_store(tmp_path, lambda x: Failure("UNAVAILABLE", "connection refused", 5)
+                     if x.dimension < 12 else Failure("DEADLINE_EXCEEDED", "slow", 1))
     store.close()
     assert cli.main(["report", str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -164,7 +175,7 @@ def test_report_of_an_all_failed_run_exits_1_with_the_reasons(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["error_reasons"][0]["count"] == 22
 
 
-def render(summary: dict) -> str:
+def render(summary) -> str:
     from rich.console import Console
 
     console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
@@ -209,7 +220,8 @@ def test_all_failed_run_exits_1_and_prints_why(data, tmp_path, capsys):
     assert rc == 1
     out = capsys.readouterr().out
     assert "FAILED: every one of the 4 question(s) asked errored" in out
-    assert "2 x RESOURCE_EXHAUSTED: [{question}] prompt.images: 2 images" in out
+    # One reason for all four: the ids and the image counts differ, the cause does not.
+    assert "4 x RESOURCE_EXHAUSTED: [{id}] prompt.images: {n} images" in out
     errs = [json.loads(x) for x in (tmp_path / "errors.jsonl").read_text().splitlines()]
     assert [(e["question_id"], e["status"]) for e in errs] == [
         ("17_0", "RESOURCE_EXHAUSTED"), ("17_1", "RESOURCE_EXHAUSTED"),

@@ -6,19 +6,16 @@ import asyncio
 import hashlib
 import io
 import math
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from protos import seedbench_pb2 as pb  # noqa: E402
-from protos import seedbench_pb2_grpc as pb_grpc  # noqa: E402
-from serving.processes import free_port  # noqa: E402
-from tests.procs import model_server  # noqa: E402
+from protos import seedbench_pb2 as pb
+from protos import seedbench_pb2_grpc as pb_grpc
+from serving.processes import free_port
+from tests.procs import model_server
 
 pytestmark = pytest.mark.slow
 

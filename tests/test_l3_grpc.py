@@ -3,20 +3,17 @@
 import hashlib
 import io
 import json
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
 
-from evaluator import cli
+from evaluator import RunFailed, load_run
 from evaluator.data import sample_data
 from evaluator.run import l3
 from serving.processes import ROOT, child_env, free_port
-from tests.evaluator_runs import files, run_args, write_sample
+from tests.evaluator_runs import files, kill_after, run, run_argv, write_sample
 from tests.procs import model_server, server_process
 from tests.tiny_models import tiny_model
 
@@ -48,19 +45,11 @@ def summary(out):
 
 
 def stored(out, dims=(25, 26, 27)):
-    with sqlite3.connect(out / "results.sqlite") as db:
-        rows = db.execute("SELECT question_id, dimension, prediction, answer, clip, scores "
-                          "FROM answers WHERE status='ok'").fetchall()
-    return {r[0]: {"dim": r[1], "prediction": r[2], "answer": r[3], "clip": r[4],
-                   "scores": json.loads(r[5])} for r in rows if r[1] in dims}
-
-
-def count(out):
-    try:
-        with sqlite3.connect(out / "results.sqlite", timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    """The answered L3 questions with their stored records, read through the API."""
+    return {q.question_id: {"dim": q.dimension, "prediction": q.prediction, "answer": q.answer,
+                            "scores": q.evidence}
+            for q in load_run(out).questions(evidence=dims)
+            if q.status == "ok" and q.dimension in dims}
 
 
 # -- tiny Janus: the whole benchmark, L3 included -------------------------------------------
@@ -69,7 +58,7 @@ def count(out):
 @pytest.mark.timeout(600)  # 108 questions through tiny Janus: ~85 s alone, far more on a loaded machine
 def test_janus_all_levels_with_clip(data, janus, clip, tmp_path):
     ann, roots = data
-    assert cli.main(run_args(ann, roots, janus, tmp_path, "--clip", clip)) == 0
+    assert not run(ann, roots, janus, tmp_path, clip=clip).partial
     s = summary(tmp_path)
     for d in ("25", "26", "27"):
         assert s["dimensions"][d]["total"] == 4 and s["dimensions"][d]["errors"] == 0
@@ -85,7 +74,7 @@ def test_janus_all_levels_with_clip(data, janus, clip, tmp_path):
     generated = 0
     for qid, r in rows.items():
         sc = r["scores"]
-        assert r["clip"] == sc["clip"] == s["clip"]["fingerprint"]
+        assert sc["clip"] == s["clip"]["fingerprint"]
         if r["dim"] == 27:
             assert sc["text_prediction"] in "ABCD"
             if sc["text_prediction"] != r["answer"]:
@@ -109,7 +98,7 @@ def test_janus_all_levels_with_clip(data, janus, clip, tmp_path):
     assert generated >= 8
     # A rerun asks nothing and writes the same files.
     before = files(tmp_path)
-    assert cli.main(run_args(ann, roots, janus, tmp_path, "--clip", clip)) == 0
+    assert run(ann, roots, janus, tmp_path, clip=clip).run.todo == 0
     assert json.loads((tmp_path / "run.json").read_text())["todo"] == 0
     assert files(tmp_path) == before
 
@@ -119,24 +108,13 @@ def test_killed_l3_run_resumes_to_identical_outputs(data, janus, clip, tmp_path)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     args = ["--clip", clip, "--dimensions", "24,25,26,27", "--in-flight", "1"]
     cmd = [sys.executable, "-m", "evaluator.cli"]
-    ev = subprocess.Popen([*cmd, *run_args(ann, roots, janus, killed, *args)],
+    ev = subprocess.Popen([*cmd, *run_argv(ann, roots, janus, killed, *args)],
                           env=child_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while count(killed) < 6:  # dim 24 done, L3 under way
-            assert ev.poll() is None, "evaluator ended before it was killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        ev.send_signal(signal.SIGKILL)
-        ev.wait()
-    finally:
-        if ev.poll() is None:
-            ev.kill()
-    partial = count(killed)
+    partial = kill_after(ev, killed, 6)  # dim 24 done, L3 under way
     assert 6 <= partial < 16
     for out in (killed, clean):
-        subprocess.run([*cmd, *run_args(ann, roots, janus, out, *args[:-2])],
+        subprocess.run([*cmd, *run_argv(ann, roots, janus, out, *args[:-2])],
                        env=child_env(), check=True, capture_output=True, timeout=120)
     assert json.loads((killed / "run.json").read_text())["todo"] == 16 - partial
     assert files(killed) == files(clean)
@@ -201,14 +179,14 @@ def scripted(tmp_path_factory):
     }
     path = d / "script.json"
     path.write_text(json.dumps(script))
-    roots = ["--media-root", f"SEED-Bench v2={d / 'seed_bench_v2'}"]
+    roots = {"SEED-Bench v2": d / "seed_bench_v2"}
     with model_server(["--backend", "scripted", "--model", str(path), *QUIET]) as (target, _):
         yield ann, roots, target, d / "calls.jsonl"
 
 
 def test_scripted_rules_of_each_dimension(scripted, clip, tmp_path):
     ann, roots, model, log = scripted
-    assert cli.main(run_args(ann, roots, model, tmp_path, "--clip", clip)) == 0
+    run(ann, roots, model, tmp_path, clip=clip)
     rows = stored(tmp_path)
     pred = {qid: r["prediction"] for qid, r in rows.items()}
     assert pred == {"t2i_right": "D", "t2i_wrong": "A", "next_copy": "C", "tti_both": "B",
@@ -240,6 +218,11 @@ def test_scripted_rules_of_each_dimension(scripted, clip, tmp_path):
     assert s["averages"]["L1"] is None and s["averages"]["L3"] is not None
     sub = [json.loads(x) for x in (tmp_path / "submission.jsonl").read_text().splitlines()]
     assert {x["question_id"]: x["prediction"] for x in sub} == pred
+    # samples.jsonl: each L3 line carries its stored generation record.
+    lines = {x["question_id"]: x
+             for x in map(json.loads, (tmp_path / "samples.jsonl").read_text().splitlines())}
+    assert {q: x["generation"] for q, x in lines.items()} == {q: r["scores"] for q, r in rows.items()}
+    assert all(x["options"] is None and x["prediction"] == pred[q] for q, x in lines.items())
 
 
 # -- when L3 cannot run ---------------------------------------------------------------------
@@ -257,7 +240,8 @@ def l3_is_na(s, note_part):
 def test_without_clip_l3_is_na(data, scripted, tmp_path):
     ann, roots = data
     model = scripted[2]  # advertises generate_image
-    assert cli.main(run_args(ann, roots, model, tmp_path, "--dimensions", "1,25,26,27")) == 0
+    result = run(ann, roots, model, tmp_path, dimensions=[1, 25, 26, 27])
+    assert result.summary.groups["L3"].status == "n/a"
     s = summary(tmp_path)
     l3_is_na(s, l3.NOTE_NO_CLIP)
     assert s["averages"]["L1"] is not None
@@ -267,25 +251,24 @@ def test_model_without_image_generation_l3_is_na(data, clip, tmp_path):
     ann, roots = data
     with model_server(["--backend", "synthetic", "--model", "m1", "--backend-arg",
                        "generate_image=false", *QUIET]) as (model, _):
-        assert cli.main(run_args(ann, roots, model, tmp_path, "--clip", clip,
-                                 "--dimensions", "1,25,26,27")) == 0
+        result = run(ann, roots, model, tmp_path, clip=clip, dimensions=[1, 25, 26, 27])
+        assert any("does not advertise generate_image" in w for w in result.warnings)
         l3_is_na(summary(tmp_path), "does not advertise generate_image")
         out2 = tmp_path / "neither"
-        assert cli.main(run_args(ann, roots, model, out2, "--dimensions", "1,25,26,27")) == 0
+        run(ann, roots, model, out2, dimensions=[1, 25, 26, 27])
         l3_is_na(summary(out2), l3.NOTE_NEITHER)
 
 
 def test_unreachable_clip_server_is_a_clear_error(data, scripted, tmp_path):
     ann, roots = data
-    args = run_args(ann, roots, scripted[2], tmp_path, "--clip", f"127.0.0.1:{free_port()}",
-                    "--dimensions", "25")
-    args[args.index("--connect-timeout-s") + 1] = "1"
-    assert cli.main(args) == 2
+    dead = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RunFailed, match=dead):
+        run(ann, roots, scripted[2], tmp_path, clip=dead, dimensions=[25], connect_timeout_s=1)
 
 
 def test_l3_run_imports_no_torch(scripted, clip, tmp_path):
     ann, roots, model, _ = scripted
-    args = run_args(ann, roots, model, tmp_path, "--clip", clip)
+    args = run_argv(ann, roots, model, tmp_path, "--clip", clip)
     code = "\n".join([
         "import sys", "from evaluator import cli", f"rc = cli.main({args!r})",
         "bad = [m for m in ('torch', 'transformers', 'model_server', 'open_clip')"

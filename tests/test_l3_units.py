@@ -83,18 +83,22 @@ def test_store_from_before_l3_is_migrated(tmp_path):
             status TEXT NOT NULL, prediction TEXT, answer TEXT NOT NULL, scores TEXT, error TEXT,
             PRIMARY KEY (fingerprint, method, include_eot, question_id));
         INSERT INTO answers VALUES ('m', 'ppl', 0, '1_0', 1, 'ok', 'B', 'A', NULL, NULL);
+        CREATE TABLE selection (question_id TEXT PRIMARY KEY, idx INTEGER NOT NULL,
+            dimension INTEGER NOT NULL, answer TEXT NOT NULL, unsupported TEXT);
+        INSERT INTO selection VALUES ('1_0', 0, 1, 'A', NULL);
     """)
     db.commit()
     db.close()
     store = Store(tmp_path)
     assert store.answered_ids(RunKey("m", "ppl", False, clip="c")) == {"1_0"}
-    store.set_selection([q("1_0", 1)], {})
     store.set_meta("run", {"benchmark": "SEED-Bench-2", "annotations": "f",
                            "model": {"fingerprint": "m", "name": "m", "backend": "b",
                                      "details": {}},
                            "method": "ppl", "include_end_of_turn": False, "filters": {},
                            "skipped_invalid": 0, "clip": None})
-    s = report.build_summary(store)
+    typed = report.build_summary(store)
+    assert typed.dimensions[1].n == 1 and typed.clip is None and typed.groups["L3"].status == "n/a"
+    s = typed.to_dict()
     assert s["dimensions"]["1"]["total"] == 1 and s["clip"] is None
     assert s["averages"]["L3"] is None
     json.dumps(s)

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from deploy import workflow
+from deploy import policy, workflow
 from serving.processes import ROOT, ServerProcess, alive, child_env, health, stop
 
 
@@ -65,7 +65,7 @@ def test_up_eval_status_down_without_a_cluster(tmp_path):
 
 
 def test_the_plan_comes_from_the_rendered_overlay(monkeypatch, tmp_path):
-    if workflow.render.kubectl() is None:
+    if workflow.manifests.kubectl() is None:
         pytest.skip("kubectl not on PATH")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     assert workflow.cluster_problem() == "kubectl has no current context"
@@ -75,10 +75,10 @@ def test_the_plan_comes_from_the_rendered_overlay(monkeypatch, tmp_path):
     assert not any(a.startswith(("--host", "--port")) for a in plan.model_args)
     with pytest.raises(SystemExit, match="no model 'nope'; it has llava, qwen2-vl"):
         workflow.local_plan("local", "nope")
-    docs = workflow.render.load_docs(workflow.render.render_overlay(workflow.render.K8S_DIR, "gpu"))
+    docs = workflow.manifests.load_docs(workflow.manifests.render_overlay(workflow.manifests.K8S_DIR, "gpu"))
     job = workflow.job_for(next(d for d in docs if d["kind"] == "Job"), "qwen2-vl")
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert job["metadata"]["name"] == "seedbench-eval-qwen2-vl"
     assert "--model=dns:///model-qwen2-vl:50051" in args and "--out=/results/qwen2-vl" in args
     others = [d for d in docs if d["kind"] != "Job"]
-    assert workflow.render.project_problems([*others, job]) == []  # its target is a real Service
+    assert policy.project_problems([*others, job]) == []  # its target is a real Service

@@ -7,11 +7,11 @@ import time
 
 import grpc
 from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from serving.processes import child_env, health_status, wait_serving
+from tests import reflection
 from tests.images import png
 from tests.procs import model_server
 
@@ -59,14 +59,23 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero():
         assert proc.wait(30) == 0
 
 
-def test_reflection_lists_services():
+def test_reflection_lists_and_resolves_the_services_in_both_versions():
+    """A client speaking only one reflection version (v1, or v1alpha) lists the services,
+    resolves the file that defines seedbench.v1.ModelService, and gets NOT_FOUND for a name
+    that is not there."""
     with model_server(["--backend", "synthetic"]) as (target, _):
-        with grpc.insecure_channel(target) as ch:
-            stub = reflection_pb2_grpc.ServerReflectionStub(ch)
-            responses = stub.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
-            names = {s.name for r in responses for s in r.list_services_response.service}
-    assert {SERVICE, "grpc.health.v1.Health"} <= names
+        for version in ("v1", "v1alpha"):
+            names = reflection.services(target, version)
+            assert names == {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                             "grpc.reflection.v1alpha.ServerReflection"}, version
+            files = reflection.file_containing(target, version, SERVICE)
+            assert files[0].name == "protos/seedbench.proto", version
+            assert reflection.service_methods(files, SERVICE) == [
+                "Info", "Score", "Generate", "GenerateImage"], version
+            assert reflection.file_containing(target, version, "seedbench.v1.NoSuchService") == []
+            own = f"grpc.reflection.{version}.ServerReflection"
+            assert reflection.service_methods(reflection.file_containing(target, version, own),
+                                              own) == ["ServerReflectionInfo"], version
 
 
 def _serve_once(*args: str):

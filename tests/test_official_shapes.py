@@ -1,7 +1,7 @@
 """The benchmark's own file shapes, end to end: the DATASET.md example questions of
 SEED-Bench-1 and SEED-Bench-2 (extensionless CC3M ids, lists of frames, `<img>`
 interleaving, L3 option images, raw-video ids with the shipped 8-frame folders keyed
-by question id), run through `seedbench run` against a synthetic model server, and
+by question id), run through the evaluator (its library API) against a synthetic model server, and
 every score recomputed here from submission.jsonl and the spec's definitions.
 """
 
@@ -12,12 +12,9 @@ import pytest
 from evaluator import cli
 from evaluator.data import benchmarks as B
 from evaluator.data import dataset
+from tests.evaluator_runs import run
 from tests.official_files import LETTERS, SUBPART, V1_QUESTION_TYPE, V2_QUESTION_TYPE, write_v1, write_v2
 from tests.procs import model_server
-
-
-def roots_args(roots: dict) -> list[str]:
-    return [a for key, path in roots.items() for a in ("--media-root", f"{key}={path}")]
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +99,9 @@ def task_and_weighted(per_dim, dims):
 def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server, capsys):
     ann, roots = write_v2(tmp_path / "data")
     out = tmp_path / "out"
-    assert cli.main(["run", "--annotations", str(ann), *roots_args(roots), "--model", server,
-                     "--out", str(out), "--level", "L3"]) == 0
+    result = run(ann, roots, server, out, level="L3")
     per_dim, s = scores_from_submission(ann, out)
+    assert s == result.summary.to_dict()
     assert sorted(per_dim) == list(range(1, 25))  # no image generation: dims 25-27 not run
     assert s["benchmark"] == "SEED-Bench-2"
     for d, (correct, total) in per_dim.items():
@@ -134,8 +131,7 @@ def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server, capsys):
 def test_seed_bench_1_image_video_all_are_question_weighted(tmp_path, server):
     ann, roots = write_v1(tmp_path / "data")
     out = tmp_path / "out"
-    assert cli.main(["run", "--annotations", str(ann), *roots_args(roots), "--model", server,
-                     "--out", str(out)]) == 0
+    run(ann, roots, server, out)
     per_dim, s = scores_from_submission(ann, out)
     assert sorted(per_dim) == list(range(1, 13)) and s["benchmark"] == "SEED-Bench-1"
     for label, dims in (("Image", range(1, 10)), ("Video", range(10, 13)),

@@ -7,24 +7,21 @@ real `seedbench run` is answering, and restarted on the same ports 10 s later.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
 
+from evaluator.results.store import Store
 from serving.processes import ROOT, child_env, start_server, stop, wait_serving
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run_argv as run_args
+from tests.evaluator_runs import write_sample
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=150",
         "--log-level", "WARNING"]
 
 
 def answered(out) -> int:
-    try:
-        with sqlite3.connect(out / "results.sqlite", timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM answers WHERE status='ok'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return Store.count_answers(out)
 
 
 def start_pair(tmp, ports=(0, 0)):

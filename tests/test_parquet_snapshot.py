@@ -84,7 +84,9 @@ def test_a_three_shard_snapshot_runs_over_grpc_and_the_server_gets_the_embedded_
     groups = sum(pq.ParquetFile(f).num_row_groups for f in files)
     assert embedded_images.CACHE.groups_read - read_before <= groups
     # The snapshot is the annotation's provenance: every shard named, sized and hashed.
-    source = s["annotation_source"]
+    provenance = s["provenance"]["annotations"]
+    source = provenance["source"]
+    assert provenance["sha256"] == parquet_snapshot.digest(source)
     assert source["format"] == "parquet" and source["rows"] == len(rows)
     assert [x["name"] for x in source["shards"]] == [f.name for f in files]
     assert [x["bytes"] for x in source["shards"]] == [f.stat().st_size for f in files]

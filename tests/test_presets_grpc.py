@@ -9,20 +9,20 @@ stored scores are compared with direct Score calls.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import grpc
 import pytest
 from rich.console import Console
 
-from evaluator import cli
+from evaluator import cli, load_run
 from evaluator.data.dataset import Question
 from evaluator.reports import terminal
 from evaluator.run import methods, presets
 from protos import seedbench_pb2 as pb
 from protos import seedbench_pb2_grpc as pb_grpc
 from serving.answer_parser import parse_answer
-from tests.evaluator_runs import run_args
+from tests.evaluator_runs import run
+from tests.evaluator_runs import run_argv as run_args
 from tests.images import png, sha
 from tests.procs import model_server
 from tests.tiny_models import tiny_model
@@ -62,7 +62,7 @@ def data(tmp_path_factory):
     ]
     ann = root / "ann.json"
     ann.write_text(json.dumps({"questions": qs}))
-    return ann, ["--media-root", f"{SRC}={root / 'media'}"], root
+    return ann, {SRC: root / "media"}, root
 
 
 def calls(log):
@@ -73,11 +73,10 @@ def summary(out):
     return json.loads((out / "summary.json").read_text())
 
 
-def stored(out):
-    with sqlite3.connect(out / "results.sqlite") as db:
-        rows = db.execute("SELECT question_id, preset, prediction, scores FROM answers "
-                          "WHERE status='ok'").fetchall()
-    return {(r[0], r[1]): {"prediction": r[2], "scores": json.loads(r[3])} for r in rows}
+def answers(out):
+    """The last run's answers and their stored evidence, read through the API."""
+    return {q.question_id: {"prediction": q.prediction, "scores": q.evidence}
+            for q in load_run(out).questions(evidence=True) if q.status == "ok"}
 
 
 def question(qid):
@@ -104,7 +103,7 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     ann, roots, _ = data
     target, log = scripted
     before = len(calls(log))
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--preset", name)) == 0
+    run(ann, roots, target, tmp_path, preset=name)
     sent = {c["request_id"]: c for c in calls(log)[before:] if c["call"] == "Score"}
     assert set(sent) == {"single", "multi", "inter"}
     p = presets.get(name)
@@ -128,7 +127,7 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
     assert s["include_end_of_turn"] is p.end_token
     assert json.loads((tmp_path / "run.json").read_text())["preset"] == name
     console = Console(record=True, width=200)
-    terminal.print_report(s, console)
+    terminal.print_report(load_run(tmp_path).summary, console)
     assert f"preset {name}" in " ".join(console.export_text().split())  # titles may wrap
 
 
@@ -144,8 +143,7 @@ def test_internlm_xcomposer_scores_listed_letters_with_their_full_stop(data, scr
                              "--preset", "internlm-xcomposer")) == 2
     assert "--method letter" in " ".join(capsys.readouterr().err.split())
     assert len(calls(log)) == before
-    assert cli.main(run_args(ann, roots, target, tmp_path / "letter", "--method", "letter",
-                             "--preset", "internlm-xcomposer")) == 0
+    run(ann, roots, target, tmp_path / "letter", method="letter", preset="internlm-xcomposer")
     sent = {c["request_id"]: c for c in calls(log)[before:] if c["call"] == "Score"}
     assert set(sent) == {"single", "multi", "inter"}
     for qid, c in sent.items():
@@ -164,14 +162,16 @@ def test_preset_is_part_of_the_results_key(data, scripted, tmp_path):
         return [c for c in calls(log) if c["call"] == "Score"]
 
     n0 = len(scored())
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--preset", "chat-mean")) == 0
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--preset", "chat-mean")) == 0
+    run(ann, roots, target, tmp_path, preset="chat-mean")
+    assert run(ann, roots, target, tmp_path, preset="chat-mean").run.todo == 0
     n1 = len(scored())
     assert n1 - n0 == 3  # the rerun with the same preset resumed: nothing asked again
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--preset", "llava-1.5")) == 0
+    run(ann, roots, target, tmp_path, preset="llava-1.5")
     assert len(scored()) - n1 == 3  # another preset: its own answers
-    assert {p for _, p in stored(tmp_path)} == {"chat-mean", "llava-1.5"}
     assert summary(tmp_path)["preset"]["name"] == "llava-1.5"
+    # ... kept beside the first preset's, which a rerun of that preset finds again.
+    assert run(ann, roots, target, tmp_path, preset="chat-mean").run.todo == 0
+    assert len(scored()) - n1 == 3
 
 
 # -- generate with exact replies (scripted backend) -------------------------------------------
@@ -181,7 +181,7 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
     ann, roots, _ = data
     target, log = scripted
     before = len(calls(log))
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate")) == 0
+    run(ann, roots, target, tmp_path, method="generate")
     gen = {c["request_id"]: c for c in calls(log)[before:] if c["call"] == "Generate"}
     assert set(gen) == {"single", "multi", "inter"}
     for qid, c in gen.items():
@@ -191,7 +191,7 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
                                                  presets.get("chat-mean")).text
         assert (c["max_new_tokens"], c["temperature"], c["seed"]) == (
             methods.GENERATE_MAX_NEW_TOKENS, 0.0, methods.GENERATE_SEED)
-    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+    rows = answers(tmp_path)
     assert rows["single"]["prediction"] == "B"            # "**B**"; the answer is A: wrong
     assert rows["inter"]["prediction"] == "C"             # "Two boxes." is option C's text: right
     assert rows["multi"]["prediction"] is None            # a refusal: unparsed
@@ -208,12 +208,12 @@ def test_generate_parses_replies_and_keeps_unparsed_ones_unguessed(data, scripte
     sub = [json.loads(x) for x in (tmp_path / "submission.jsonl").read_text().splitlines()]
     assert {x["question_id"]: x["prediction"] for x in sub} == {"single": "B", "inter": "C"}
     console = Console(record=True, width=200)
-    terminal.print_report(s, console)
+    terminal.print_report(load_run(tmp_path).summary, console)
     text = " ".join(console.export_text().split())
     assert "unparsed" in text and "method generate" in text
     # A rerun asks nothing again: an unparsed reply is an answer, not an error.
     n = len(calls(log))
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate")) == 0
+    assert run(ann, roots, target, tmp_path, method="generate").run.todo == 0
     assert len(calls(log)) == n
 
 
@@ -223,8 +223,7 @@ def test_generate_follows_the_presets_image_placement(data, scripted, tmp_path):
     images = {}
     for name in ("chat-mean", "llava-1.5"):
         before = len(calls(log))
-        assert cli.main(run_args(ann, roots, target, tmp_path / name, "--method", "generate",
-                                 "--preset", name)) == 0
+        run(ann, roots, target, tmp_path / name, method="generate", preset=name)
         images[name] = {c["request_id"]: c["images"] for c in calls(log)[before:]
                         if c["call"] == "Generate"}
     assert images["chat-mean"] == {"single": 1, "multi": 2, "inter": 2}
@@ -288,9 +287,10 @@ def direct(stub, root, qid, preset, first_only=False):
 def test_hf_presets_change_the_request_and_the_reduction_as_specified(data, hf, tmp_path):
     ann, roots, root = data
     target, stub = hf
+    rows = {}
     for name in ("seed1-instructblip", "seed1-instructblip-hf", "chat-mean", "llava-1.5"):
-        assert cli.main(run_args(ann, roots, target, tmp_path, "--preset", name)) == 0
-    rows = stored(tmp_path)
+        run(ann, roots, target, tmp_path, preset=name)
+        rows.update({(q, name): r for q, r in answers(tmp_path).items()})
 
     def scores(qid, preset):
         return [(x["logprob_sum"], x["num_tokens"]) for x in rows[qid, preset]["scores"]]
@@ -332,8 +332,8 @@ def test_hf_presets_change_the_request_and_the_reduction_as_specified(data, hf, 
 def test_hf_generate_end_to_end(data, hf, tmp_path):
     ann, roots, root = data
     target, stub = hf
-    assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate")) == 0
-    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+    run(ann, roots, target, tmp_path, method="generate")
+    rows = answers(tmp_path)
     assert set(rows) == {"single", "multi", "inter"}
     s = summary(tmp_path)
     unparsed = 0
@@ -375,12 +375,11 @@ def test_generate_through_a_remote_chat_api(data, api, tmp_path, monkeypatch):
     api.script = [(200, {"choices": [{"message": {"role": "assistant", "content": r}}]}, {})
                        for r in replies]
     with _remote("openai", api, "capabilities=score,generate") as (target, _):
-        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
-                                 "--in-flight", "1")) == 0
+        run(ann, roots, target, tmp_path, method="generate", in_flight=1)
     sent = api.calls("/v1/chat/completions")
     assert [b["temperature"] for b in sent] == [0.0] * 3
     assert all(b["max_tokens"] == methods.GENERATE_MAX_NEW_TOKENS for b in sent)
-    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+    rows = answers(tmp_path)
     assert {q: r["prediction"] for q, r in rows.items()} == {"single": "A", "multi": None,
                                                              "inter": "C"}
     assert rows["multi"]["scores"]["text"] == "I can't say."
@@ -413,8 +412,8 @@ def test_janus_generate_end_to_end(data, tmp_path):
     ann, roots, _ = data
     path = tiny_model("janus", tmp_path.parent)
     with model_server(["--backend", "janus", "--model", str(path), *QUIET]) as (target, _):
-        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate")) == 0
-    rows = {q: r for (q, _), r in stored(tmp_path).items()}
+        run(ann, roots, target, tmp_path, method="generate")
+    rows = answers(tmp_path)
     assert set(rows) == {"single", "multi", "inter"}
     for qid, r in rows.items():
         parsed = parse_answer(r["scores"]["text"], CHOICES[qid])

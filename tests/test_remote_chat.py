@@ -303,6 +303,6 @@ def test_unreachable_base_url_stops_the_server_in_one_line():
 
 def test_serve_without_a_model_is_one_line():
     out = _serve_cli("--backend", "openai")
-    assert out.returncode != 0 and "Traceback" not in out.stderr
-    assert out.stderr.strip() == ("seedbench-model-server: --backend openai needs --model "
-                                  "(the remote model id)")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("seedbench-model-server serve: error: --backend openai needs "
+                                  "--model (the remote model id) (see --help)")

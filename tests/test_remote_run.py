@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from evaluator import cli
-from tests.evaluator_runs import files, run_args, write_sample
+from evaluator import RunResult, cli
+from evaluator.cli.run import EXIT_STOPPED
+from tests.evaluator_runs import files, write_sample
+from tests.evaluator_runs import run as api_run
+from tests.evaluator_runs import run_argv as run_args
 from tests.procs import model_server, stop
 from tests.test_remote_api import FakeAPI, chat_prompt_tokens
 
@@ -62,9 +64,10 @@ def aim(head: str) -> str:
     return json.dumps(head)[1:-1]
 
 
-def run(ann, roots, target, out) -> int:
-    return cli.main(run_args(ann, roots, target, out, "--method", "letter", "--dimensions", DIMS,
-                             "--retries", "5"))
+def run(ann, roots, target, out) -> RunResult:
+    result = api_run(ann, roots, target, out, method="letter", dimensions=DIMS, retries=5)
+    assert not result.all_failed
+    return result
 
 
 def test_faults_are_absorbed_within_the_budget(data, api, tmp_path):
@@ -75,7 +78,7 @@ def test_faults_are_absorbed_within_the_budget(data, api, tmp_path):
                   (500, {"error": {"message": "boom"}}, {}), ("badjson", {}, {}),
                   ("truncate", {}, {}), ("slow", {}, {}), ("reset", {}, {})]
     with chat_server(api) as (target, _):
-        assert run(ann, roots, target, tmp_path) == 0
+        run(ann, roots, target, tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     n = 3 * PER_DIM
     assert s["counts"]["answered"] == n and s["counts"]["errors"] == 0
@@ -98,7 +101,7 @@ def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_p
     target_line = unique_prompt(ann)
     api.fail_when = {aim(target_line): (503, {"error": {"message": "overloaded"}}, {})}
     with chat_server(api) as (target, _):
-        assert run(ann, roots, target, tmp_path) == 0
+        run(ann, roots, target, tmp_path)
         s = json.loads((tmp_path / "summary.json").read_text())
         assert s["counts"]["errors"] == 1 and s["counts"]["answered"] == 3 * PER_DIM - 1
         sent = questions_text(api)
@@ -109,7 +112,7 @@ def test_a_failing_question_errors_once_and_a_rerun_finishes_it(data, api, tmp_p
         assert 1 < poisoned <= 1 + MAX_RETRIES, poisoned
         assert len(sent) == 3 * PER_DIM - 1 + poisoned
         api.reset()
-        assert run(ann, roots, target, tmp_path) == 0
+        run(ann, roots, target, tmp_path)
     assert json.loads((tmp_path / "run.json").read_text())["todo"] == 1
     assert len(questions_text(api)) == 1
     s = json.loads((tmp_path / "summary.json").read_text())
@@ -127,24 +130,22 @@ def test_a_question_with_no_letter_among_the_top_tokens_is_never_an_a(data, api,
     api.chat_replies = {head: ("I cannot see the image.", [{"token": "I", "logprob": -0.1},
                                                            {"token": "Sorry", "logprob": -1.0}])}
     with chat_server(api) as (target, _):
-        assert run(ann, roots, target, tmp_path) == 0
+        result = run(ann, roots, target, tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     # answered and wrong, counted unparsed (as a generated reply naming no option), never an "A"
     assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 3 * PER_DIM
     assert s["counts"]["unparsed"] == 1
     assert sum(d["unparsed"] for d in s["dimensions"].values()) == 1
-    with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        (qid, prediction, scores) = db.execute(
-            "SELECT question_id, prediction, scores FROM answers WHERE status='ok' "
-            "AND prediction IS NULL").fetchone()
-    assert prediction is None
-    assert "none of A, B, C, D among the top 2 first tokens" in json.loads(scores)["unparsed"]
+    (unparsed,) = [q for q in result.questions(evidence=True)
+                   if q.status == "ok" and q.prediction is None]
+    qid = unparsed.question_id
+    assert "none of A, B, C, D among the top 2 first tokens" in unparsed.evidence["unparsed"]
     lines = (tmp_path / "submission.jsonl").read_text().splitlines()
     assert qid not in {json.loads(line)["question_id"] for line in lines}
     assert len(lines) == 3 * PER_DIM - 1
     api.reset()  # a rerun does not ask again: the question is answered
     with chat_server(api) as (target, _):
-        assert run(ann, roots, target, tmp_path) == 0
+        run(ann, roots, target, tmp_path)
     assert not questions_text(api)
 
 
@@ -154,7 +155,7 @@ def test_an_echoed_key_reaches_no_output_file_and_no_log(data, api, tmp_path):
     api.fail_when = {aim(unique_prompt(ann)): (401, {"error": {
         "message": f"Incorrect API key provided: {KEY}; got 'Authorization: Bearer {KEY}'"}}, {})}
     with chat_server(api) as (target, proc):
-        assert run(ann, roots, target, tmp_path) == 0
+        run(ann, roots, target, tmp_path)
         stop(proc)
         log = Path(proc.log).read_text()
     s = json.loads((tmp_path / "summary.json").read_text())
@@ -193,8 +194,7 @@ def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, t
             "--backend-arg", "capabilities=score,generate,generate_image"]
     with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) \
             as (clip, _), model_server(args, timeout=60) as (target, _):
-        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "letter",
-                                 "--clip", clip)) == 0
+        assert not api_run(ann, roots, target, tmp_path, method="letter", clip=clip).partial
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 27 * PER_DIM
     assert all(s["dimensions"][str(d)]["total"] == PER_DIM for d in range(1, 28))
@@ -227,7 +227,7 @@ def test_max_cost_stops_new_questions_and_a_rerun_with_a_higher_cap_finishes(
         return round(prompt * 0.5 / 1e6 + len(bodies) * 1.0, 6)
 
     with chat_server(api) as (target, _):
-        assert run_capped(4) == cli.EXIT_STOPPED
+        assert run_capped(4) == EXIT_STOPPED
         first = api.calls("/v1/chat/completions")
         assert len(first) == 4  # the cap was reached after the fourth answer: no fifth sent
         run_info = json.loads((out / "run.json").read_text())
@@ -310,13 +310,11 @@ def test_generate_through_a_chat_api_parses_each_wording_as_meant(data, api, tmp
         by_head[head] = letter if meant else None
     assert len(by_head) >= len(WORDINGS)  # every wording is used at least once
     with chat_server(api) as (target, _):
-        assert cli.main(run_args(ann, roots, target, tmp_path, "--method", "generate",
-                                 "--dimensions", dims)) == 0
+        result = api_run(ann, roots, target, tmp_path, method="generate", dimensions=dims)
     sent = api.calls("/v1/chat/completions")
     assert len(sent) == len(selected) and not any(b.get("logprobs") for b in sent)
-    with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        rows = {qid: (pred, json.loads(scores)) for qid, pred, scores in db.execute(
-            "SELECT question_id, prediction, scores FROM answers WHERE status='ok'")}
+    rows = {q.question_id: (q.prediction, q.evidence) for q in result.questions(evidence=True)
+            if q.status == "ok"}
     assert set(rows) == set(heads)
     for qid, head in heads.items():
         pred, evidence = rows[qid]

@@ -7,6 +7,7 @@ loopback) with the tiny CLIP server for L3, once per module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,12 +20,13 @@ import pytest
 from PIL import Image, ImageStat
 
 from evaluator import cli
+from evaluator import compare as compare_runs
 from evaluator.data import benchmarks as B
 from evaluator.data import sample_data
-from evaluator.reports import compare
+from evaluator.reports import compare, numbers
 from evaluator.reports import html as html_report
 from serving.processes import ROOT, child_env
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run, write_sample
 from tests.procs import model_server, server_process
 
 PER_DIM = 4
@@ -42,15 +44,14 @@ def runs(tmp_path_factory):
         for name, method, dirs in (("alpha", "ppl", ("alpha", "alpha2")), ("beta", "letter", ("beta",))):
             with model_server(["--backend", "synthetic", "--model", name]) as (target, _):
                 for d in dirs:
-                    assert cli.main(run_args(ann, roots, target, out[d], "--method", method,
-                                             "--clip", clip)) == 0
+                    assert not run(ann, roots, target, out[d], method=method, clip=clip).partial
                 if name == "alpha":
-                    assert cli.main(run_args(ann, roots, target, out["alpha-part"],
-                                             "--dimensions", "1,2,3,4,5,6,7,8,9")) == 0
+                    assert run(ann, roots, target, out["alpha-part"],
+                               dimensions=range(1, 10)).partial
     # a server that refuses two-image prompts: dims 17-18 end as errors
     with model_server(["--backend", "synthetic", "--model", "gamma", "--backend-arg",
                        "max_images=1"]) as (target, _):
-        assert cli.main(run_args(ann, roots, target, out["errors"], "--dimensions", "1,17,18")) == 0
+        assert run(ann, roots, target, out["errors"], dimensions="1,17,18").summary.counts.errors
     return out
 
 
@@ -199,15 +200,14 @@ def test_compare_against_a_published_reference(runs):
 
 def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
     ann = sample_data.write_v1(tmp_path / "data", per_dim=3)
-    roots = ["--media-root", f"image={tmp_path / 'data' / 'image'}",
-             *(x for key in ("ssv2", "epic-kitchens", "breakfast")
-               for x in ("--media-root", f"{key}={tmp_path / 'data' / key}"))]
+    roots = sample_data.media_roots(tmp_path / "data", v1=True)
     with model_server(["--backend", "synthetic", "--model", "one"]) as (target, _):
         # "ppl-sum": the summed-reduction variant, now a preset (raw prompt, end token, mean
         # for -hf; any preset but the published seed1-instructblip shows the mismatch)
-        for out, preset in (("ppl", "chat-mean"), ("ppl-sum", "seed1-instructblip-hf")):
-            assert cli.main(run_args(ann, roots, target, tmp_path / out, "--preset", preset)) == 0
-    res = compare.build([tmp_path / "ppl", tmp_path / "ppl-sum"], "seed1-instructblip-vicuna")
+        results = [run(ann, roots, target, tmp_path / out, preset=preset)
+                   for out, preset in (("ppl", "chat-mean"), ("ppl-sum", "seed1-instructblip-hf"))]
+    comparison = compare_runs(results, "seed1-instructblip-vicuna")
+    res = comparison.to_dict()
     assert res["benchmark"] == B.SEED_BENCH_1.name and res["headline"] == ["Image", "Video", "All"]
     assert [d["id"] for d in res["dimensions"]] == list(range(1, 13))
     assert set(res["pairs"][0]["groups"]) == {"Image", "Video", "All"}
@@ -220,11 +220,15 @@ def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
     assert got["All"]["run"] == s["averages"]["All"]["all"]  # question-weighted, as published
     assert got["All"]["ci95"] == s["averages"]["All"]["all_ci95"]
     assert not any("SEED-Bench" in w for w in res["warnings"])
-    page = html_report.render(res)
+    page = html_report.render(comparison)
     assert "<th>Image task</th><th>Image all</th>" in page and "Procedure Understanding" in page
     # names come from servers: the page escapes them
-    res["runs"][0]["label"] = res["runs"][0]["model"]["name"] = "<script>alert(1)</script>"
-    page = html_report.render(res)
+    first = comparison.runs[0]
+    evil = "<script>alert(1)</script>"
+    first.label = evil
+    first.result = dataclasses.replace(first.result, summary=dataclasses.replace(
+        first.summary, model=dataclasses.replace(first.summary.model, name=evil)))
+    page = html_report.render(comparison)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
@@ -235,7 +239,8 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     (reason,) = run["error_reasons"]
     assert reason["count"] == 2 * PER_DIM and len(reason["examples"]) == 3
     assert all(q.startswith(("17_", "18_")) for q in reason["examples"])
-    assert reason["status"] == "RESOURCE_EXHAUSTED" and "2 images" in reason["reason"]
+    assert reason["status"] == "RESOURCE_EXHAUSTED" and "{n} images" in reason["reason"]
+    assert "2 images" in reason["messages"][0]  # an example as it was, numbers and all
     r = seedbench("compare", str(runs["errors"]))
     assert f"{2 * PER_DIM} x RESOURCE_EXHAUSTED" in " ".join(r.stdout.split())
     page = tmp_path / "errors.html"
@@ -253,7 +258,7 @@ def test_errors_and_partial_coverage_are_shown(runs, chromium, tmp_path):
     start = dom.index('id="leaderboard-all"')
     board_all = dom[start:dom.index("</table>", start)]
     board = dom[dom.index('id="leaderboard"'):dom.index('id="leaderboard-all"')]
-    assert (f'<td data-v="{every["all"]}">{html_report._pct(every["all"])} <small>partial</small>'
+    assert (f'<td data-v="{every["all"]}">{numbers.pct(every["all"], 1)} <small>partial</small>'
             "</td>") in board_all
     assert f'>{every["correct"]}/{3 * PER_DIM}</td>' in board_all
     assert f'data-v="{answered["all"]}"' in board and f'data-v="{every["all"]}"' not in board

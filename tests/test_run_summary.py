@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from evaluator.reports.terminal import print_run
+from evaluator.results.run_record import RunRecord
 from evaluator.run.client import percentiles_ms
 
 
@@ -26,7 +27,7 @@ def test_print_run_names_each_replica_and_its_share():
                {"target": "127.0.0.1:2", "status": "up", "calls": 10, "ok": 10, "failures": 0,
                 "latency_ms": {"p50": 11.0, "p90": 21.0, "p99": 41.0}}]}
     buf = io.StringIO()
-    print_run(run, Console(file=buf, width=200))
+    print_run(RunRecord.from_dict(run), Console(file=buf, width=200))
     text = buf.getvalue()
     assert "30 answered in 2 s (15 questions/s, client CPU 0.4 s)" in text
     assert "p50 / p90 / p99: 10 / 20 / 40 ms" in text

@@ -17,7 +17,8 @@ import pytest
 from serving.processes import ROOT, child_env, free_port, health, start_server, stop, wait_serving
 from serving.security import ClientSecurity
 from tests.certs import make_certs
-from tests.evaluator_runs import run_args, write_sample
+from tests.evaluator_runs import run_argv as run_args
+from tests.evaluator_runs import write_sample
 from tests.test_metrics import scrape, value
 
 TOKEN = "tok-5f1d9c2e-never-logged"

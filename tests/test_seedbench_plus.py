@@ -110,8 +110,8 @@ def test_json_and_parquet_give_the_same_submission_and_recounted_scores(plus, se
                                                    q["question_image_subtype"]))
         assert {(x["category"], x["subtype"]): x["accuracy"] for x in s["subtypes"]} == subtypes
         assert all(x["ci95"][0] <= x["accuracy"] <= x["ci95"][1] for x in s["subtypes"])
-    assert from_parquet["annotation_source"]["format"] == "parquet"
-    assert from_json["annotation_source"] == {"format": "json", "path": str(ann)}
+    assert from_parquet["provenance"]["annotations"]["source"]["format"] == "parquet"
+    assert from_json["provenance"]["annotations"]["source"] == {"format": "json", "path": str(ann)}
 
 
 def test_generate_and_letter_methods(plus, server, tmp_path, capsys):
@@ -145,6 +145,10 @@ def test_score_report_and_compare_work_from_the_definition(plus, server, tmp_pat
     assert cli.main(["report", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "Accuracy per subtype" in out and "bar chart" in out and "L1" not in out
+    assert cli.main(["report", str(tmp_path / "a"), "--format", "csv"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+    assert {r[1]: r[4] for r in rows if r[0] == "subtype"} == {
+        f"{x['category']}/{x['subtype']}": str(x["accuracy"]) for x in s["subtypes"]}
     page = tmp_path / "cmp.html"
     assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--html", str(page),
                      "--json"]) == 0

@@ -76,24 +76,36 @@ def test_bootstrap_width_shrinks_with_n_and_is_seeded():
 
 
 def test_summary_gets_intervals_and_n_for_every_dimension_and_group():
-    summary = {
-        "dimensions": {"1": {"correct": 30, "total": 50}, "2": {"correct": 0, "total": 0},
-                       "3": {"correct": 9, "total": 10}},
-        "averages": {"Image": {"task": 75.0, "all": 65.0}, "Video": None, "All": {}},
-    }
-    groups = [benchmarks.Group("Image", (1, 2, 3), (1, 2, 3)), benchmarks.Group("Video", (4,), (4,)),
-              benchmarks.Group("All", (1, 2, 3), (1,))]
-    stats.add_intervals(summary, groups)
-    d1, d2 = summary["dimensions"]["1"], summary["dimensions"]["2"]
-    assert d1["n"] == 50 and d1["ci_method"] == "wilson"
-    assert d1["ci95"] == [round(x, 4) for x in stats.wilson(30, 50)]
-    assert d2["n"] == 0 and d2["ci95"] is None
-    g = summary["averages"]["Image"]
-    assert g["n"] == 60 and g["ci_method"] == "bootstrap" and g["all_ci_method"] == "wilson"
-    assert g["ci95"][0] < 75.0 < g["ci95"][1]
-    assert g["all_ci95"] == [round(x, 4) for x in stats.wilson(39, 60)]
-    assert summary["averages"]["Video"] is None
-    assert summary["intervals"]["level"] == 0.95 and "Wilson" in summary["intervals"]["dimension"]
+    """The typed summary of a SEED-Bench-1 run: dim 1 30/50, dim 3 9/10, dim 2 and the video
+    dims selected but unanswered."""
+    from evaluator.results.store import Row
+    from evaluator.results.summary import summarize
+
+    rows = []
+    for d, correct, answered, selected in ((1, 30, 50, 50), (2, 0, 0, 2), (3, 9, 10, 10),
+                                            (10, 0, 0, 1)):
+        for k in range(selected):
+            status = "ok" if k < answered else None
+            rows.append(Row(f"{d}_{k}", len(rows), d, "A", status,
+                            "A" if k < correct else "B" if status else None, None, None))
+    run = {"benchmark": benchmarks.SEED_BENCH_1.name, "annotations": "f.json", "filters": {},
+           "model": {"name": "m", "fingerprint": "fp", "backend": "b", "details": {}},
+           "method": "ppl", "include_end_of_turn": False, "skipped_invalid": 0, "clip": None}
+    s = summarize(run, rows)
+    d1, d2 = s.dimensions[1], s.dimensions[2]
+    assert d1.n == 50 and d1.ci_method == "wilson"
+    assert d1.ci95 == tuple(round(x, 4) for x in stats.wilson(30, 50))
+    assert d2.n == 0 and d2.ci95 is None and d2.accuracy is None
+    image = s.groups["Image"]
+    assert image.n == 60 and image.ci_method == "bootstrap" and image.all_ci_method == "wilson"
+    assert image.task == 75.0 and image.task_ci95[0] < 75.0 < image.task_ci95[1]
+    assert image.all_ci95 == tuple(round(x, 4) for x in stats.wilson(39, 60))
+    assert image.task_ci95 == stats.rounded(stats.task_interval(
+        stats.dimension_draws({1: (30, 50), 3: (9, 10)}), (1, 3)))
+    assert image.status == "partial" and image.missing.dimensions == (2, 4, 5, 6, 7, 8, 9)
+    assert s.groups["Video"].status == "n/a" and s.groups["Video"].task_ci95 is None
+    assert s.to_dict()["averages"]["Video"] is None
+    assert s.intervals["level"] == 0.95 and "Wilson" in s.intervals["dimension"]
     assert set(benchmarks.SEED_BENCH_1.dimensions) == set(range(1, 13))
 
 

@@ -7,17 +7,17 @@ question id. A tiny LLaVA served with the hf backend answers both runs.
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 
 import pytest
 
-from evaluator import cli
+from evaluator import load_run
 from evaluator.data import sample_data
+from evaluator.run.session import FRAME_CACHE, Reporter
 from serving.processes import ROOT, child_env
-from tests.evaluator_runs import files
-from tests.evaluator_runs import run_args as shared_run_args
+from tests.evaluator_runs import config, files, run_argv
+from tests.evaluator_runs import evaluate as evaluate_config
 from tests.procs import model_server
 from tests.tiny_models import tiny_model
 from tests.videos import write_indexed_video
@@ -26,19 +26,30 @@ PER_DIM = 2
 QUIET = ["--log-level", "WARNING"]
 
 
-def run_args(*args):
-    return shared_run_args(*args, connect_timeout_s=60)  # generous: CPUs are shared in CI
+class Notes(Reporter):
+    """Keeps what a run reports (which source each video dimension reads)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(text)
+
+
+def run(ann, roots, model, out):
+    """Evaluate through the API; returns (result, what it reported)."""
+    notes = Notes()
+    # generous connect timeout: CPUs are shared in CI
+    result = evaluate_config(config(ann, roots, model, out, connect_timeout_s=60), notes)
+    return result, "\n".join(notes.lines)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("v1")
     ann = sample_data.write_v1(root, seed=2, per_dim=PER_DIM)
-    image = ["--media-root", f"image={root / 'image'}"]
-    frames = [*image, "--media-root", f"frames={root / 'v1_video'}"]
-    raw = [*image, "--media-root", f"ssv2={root / 'ssv2'}",
-           "--media-root", f"epic-kitchens={root / 'epic-kitchens'}",
-           "--media-root", f"breakfast={root / 'breakfast'}"]
+    raw = sample_data.media_roots(root, v1=True)
+    frames = {"image": raw["image"], "frames": root / "v1_video"}
     return ann, frames, raw
 
 
@@ -50,18 +61,16 @@ def llava(tmp_path_factory):
 
 
 def option_scores(out):
-    with sqlite3.connect(out / "results.sqlite") as db:
-        return dict(db.execute("SELECT question_id, scores FROM answers WHERE dimension >= 10"))
+    return {q.question_id: q.evidence for q in load_run(out).questions(evidence=True)
+            if q.dimension >= 10}
 
 
 @pytest.mark.slow
-def test_all_twelve_dimensions_through_each_video_source(data, llava, tmp_path, capsys):
+def test_all_twelve_dimensions_through_each_video_source(data, llava, tmp_path):
     ann, frames, raw = data
     by_frames, by_raw = tmp_path / "frames", tmp_path / "raw"
-    assert cli.main(run_args(ann, frames, llava, by_frames)) == 0
-    assert "video dimension 11: 8-frame folders" in capsys.readouterr().err
-    assert cli.main(run_args(ann, raw, llava, by_raw)) == 0
-    assert "video dimension 11: raw videos, epic-kitchens=" in capsys.readouterr().err
+    assert "video dimension 11: 8-frame folders" in run(ann, frames, llava, by_frames)[1]
+    assert "video dimension 11: raw videos, epic-kitchens=" in run(ann, raw, llava, by_raw)[1]
     for out in (by_frames, by_raw):
         s = json.loads((out / "summary.json").read_text())
         assert s["benchmark"] == "SEED-Bench-1"
@@ -71,13 +80,13 @@ def test_all_twelve_dimensions_through_each_video_source(data, llava, tmp_path, 
     run_raw = json.loads((by_raw / "run.json").read_text())
     assert run_raw["videos_decoded"] == 3 * PER_DIM  # one decode per video question
     assert all("raw videos" in v for v in run_raw["video_sources"].values())
-    assert not (by_frames / cli.FRAME_CACHE).exists()
+    assert not (by_frames / FRAME_CACHE).exists()
     # The same frames reached the model (exact equality is shown with the synthetic model
     # below: a CPU model's batching moves the last float digits).
     a, b = option_scores(by_frames), option_scores(by_raw)
     assert a.keys() == b.keys() and len(a) == 3 * PER_DIM
     for qid in a:
-        sa, sb = json.loads(a[qid]), json.loads(b[qid])
+        sa, sb = a[qid], b[qid]
         assert [x["num_tokens"] for x in sa] == [x["num_tokens"] for x in sb]
         assert [x["logprob_sum"] for x in sa] == pytest.approx([x["logprob_sum"] for x in sb],
                                                                abs=1e-3)
@@ -88,14 +97,14 @@ def test_both_sources_send_identical_frames(data, tmp_path):
     ann, frames, raw = data
     by_frames, by_raw = tmp_path / "frames", tmp_path / "raw"
     with model_server(["--backend", "synthetic", "--model", "m1", *QUIET]) as (target, _):
-        assert cli.main(run_args(ann, frames, target, by_frames)) == 0
-        assert cli.main(run_args(ann, raw, target, by_raw)) == 0
+        run(ann, frames, target, by_frames)
+        run(ann, raw, target, by_raw)
         assert option_scores(by_frames) == option_scores(by_raw)
         assert files(by_frames)[1] == files(by_raw)[1]  # identical submission.jsonl
         # Answers lost (store deleted), frame cache kept: all asked again, nothing decoded.
         before = files(by_raw)
         (by_raw / "results.sqlite").unlink()
-        assert cli.main(run_args(ann, raw, target, by_raw)) == 0
+        run(ann, raw, target, by_raw)
     run_again = json.loads((by_raw / "run.json").read_text())
     assert run_again["todo"] == 12 * PER_DIM and run_again["videos_decoded"] == 0
     assert files(by_raw) == before
@@ -112,16 +121,15 @@ def test_broken_or_missing_video_is_that_questions_error(data, tmp_path):
     by_id["v10_0"]["data_id"] = "404.webm"
     (copy / "ssv2" / by_id["v10_1"]["data_id"]).write_bytes(b"\x1a\x45\xdf\xa3 truncated")
     (copy / ann.name).write_text(json.dumps(doc))
-    roots = [a.replace(str(root), str(copy)) for a in raw]
+    roots = {key: copy / path.relative_to(root) for key, path in raw.items()}
     with model_server(["--backend", "synthetic", "--model", "m1", *QUIET]) as (target, _):
-        assert cli.main(run_args(copy / ann.name, roots, target, tmp_path / "out")) == 0
+        result, _ = run(copy / ann.name, roots, target, tmp_path / "out")
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["counts"]["skipped_invalid"] == 1 and s["counts"]["errors"] == 1
     assert s["counts"]["answered"] == 12 * PER_DIM - 2
     invalid = [json.loads(x) for x in (tmp_path / "out" / "invalid.jsonl").read_text().splitlines()]
     assert invalid[0]["question_id"] == "v10_0" and "404.webm" in invalid[0]["reason"]
-    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
-        errors = dict(db.execute("SELECT question_id, error FROM answers WHERE status = 'error'"))
+    errors = {q.question_id: q.error.message for q in result.questions() if q.status == "error"}
     assert list(errors) == ["v10_1"] and by_id["v10_1"]["data_id"] in errors["v10_1"]
 
 
@@ -138,7 +146,8 @@ def test_frame_cache_is_bounded_to_the_sampled_frames(tmp_path):
 def test_raw_video_run_imports_no_torch(data, tmp_path):
     """Decoding raw videos keeps the evaluator torch-free (PyAV only)."""
     ann, _, raw = data
-    body = (f"from evaluator import cli\nrc = cli.main({run_args(ann, raw, '{target}', tmp_path)!r})"
+    argv = run_argv(ann, raw, "{target}", tmp_path, connect_timeout_s=60)
+    body = (f"from evaluator import cli\nrc = cli.main({argv!r})"
             "\nimport sys\nbad = [m for m in ('torch', 'transformers', 'model_server') "
             "if m in sys.modules]\nprint('BAD', bad, 'av' in sys.modules)\n"
             "sys.exit(3 if bad else rc)")

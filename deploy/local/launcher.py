@@ -27,10 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving import arg_types
 from serving.atomic_files import write_atomic
 from serving.processes import ServerExited, alive, health, start_server, stop, wait_serving
 from serving.processes import ServerProcess as Proc
 from serving.security import ClientSecurity, SecurityError, add_server_args
+from serving.shutdown import DRAIN_GRACE_S
 
 STATE_FILE = "state.json"
 MODULES = {"model": "model_server.cli", "clip": "clip_server.cli"}
@@ -185,9 +187,6 @@ def _up(args: argparse.Namespace) -> int:
     if args.backend != "synthetic" and not Path(args.model_dir).is_dir():
         print(f"error: --model-dir {args.model_dir} is not a directory", file=sys.stderr)
         return 2
-    if args.replicas < 1:
-        print("error: --replicas must be at least 1", file=sys.stderr)
-        return 2
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("func", "command")}
     try:
@@ -253,7 +252,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     procs = state["procs"]
     timeout_s = args.timeout_s
     if timeout_s is None:  # the servers' drain time plus a margin
-        timeout_s = float(state.get("settings", {}).get("grace_s", 30.0)) + 10.0
+        timeout_s = float(state.get("settings", {}).get("grace_s", DRAIN_GRACE_S)) + 10.0
     for note in stop(procs, timeout_s):
         print(f"warning: {note}", file=sys.stderr)
     left = [p for p in procs if alive(p)]
@@ -280,20 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--model-dir", required=True,
                    help="model directory (hf backend), or the model name (synthetic)")
     u.add_argument("--backend", default="hf", help="model server backend: hf (default), synthetic")
-    u.add_argument("--replicas", type=int, default=1, help="model server processes")
+    u.add_argument("--replicas", type=arg_types.positive_int, default=1, help="model server processes")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--ports", default="", help="comma-separated, one per replica (default: free)")
     u.add_argument("--device", default="", help="torch device for every server (default: auto)")
     u.add_argument("--dtype", default="")
-    u.add_argument("--grace-s", type=float, default=30.0, help="drain time on SIGTERM")
+    u.add_argument("--grace-s", type=arg_types.non_negative_float, default=DRAIN_GRACE_S,
+                   help=f"drain time on SIGTERM (default {DRAIN_GRACE_S:g})")
     u.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for seedbench-model-server serve (repeatable), "
                         "e.g. --server-arg=--max-batch=16")
     u.add_argument("--clip", action="store_true", help="also start a CLIP server")
     u.add_argument("--clip-model", default="tiny", help="open_clip model name (default: tiny)")
     u.add_argument("--clip-checkpoint", default="")
-    u.add_argument("--clip-port", type=int, default=0)
-    u.add_argument("--timeout-s", type=float, default=600.0, help="wait this long for SERVING")
+    u.add_argument("--clip-port", type=arg_types.port, default=0)
+    u.add_argument("--timeout-s", type=arg_types.non_negative_float, default=600.0,
+                   help="wait this long for SERVING")
     add_server_args(u)  # passed to every server
     u.add_argument("--tls-ca", metavar="FILE",
                    help="with --tls-cert: the CA the launcher's health checks trust")
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_status)
 
     d = sub.add_parser("down", help="SIGTERM (drain), then SIGKILL after --timeout-s")
-    d.add_argument("--timeout-s", type=float, default=None,
+    d.add_argument("--timeout-s", type=arg_types.non_negative_float, default=None,
                    help="SIGKILL after this long (default: the servers' --grace-s + 10)")
     run_dir_arg(d)
     d.set_defaults(func=cmd_down)

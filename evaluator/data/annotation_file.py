@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -45,23 +46,26 @@ class AnnotationError(Exception):
 @dataclass
 class Document:
     """An annotation file's content: its questions as dicts, its `question_type` map (None
-    for a bare list or a snapshot), each question's embedded images (a snapshot; None for
-    JSON, whose images are files under the media roots) and what was read (provenance)."""
+    for a bare list or a snapshot), the sha256 that identifies its version (of the file's
+    bytes; of a snapshot's shard list, see parquet_snapshot.digest), each question's
+    embedded images (a snapshot; None for JSON, whose images are files under the media
+    roots) and what was read (`source`: the file, or the snapshot's shards)."""
 
     questions: list
     question_type: object = None
+    sha256: str = ""
     embedded: list[tuple[EmbeddedImage, ...]] | None = None
     source: dict = field(default_factory=dict)
 
 
 def read_questions(path: Path) -> list:
     """The file's list of questions; raises AnnotationError naming the path."""
-    return read_document(path).questions
+    return load_document(path).questions
 
 
-def read_document(path: Path) -> Document:
-    """The questions of a JSON file or a parquet snapshot; raises AnnotationError naming
-    the path."""
+def load_document(path: Path) -> Document:
+    """The questions of a JSON file or a parquet snapshot, read once; raises AnnotationError
+    naming the path."""
     path = Path(path)
     try:
         files = parquet_snapshot.shards(path)
@@ -81,12 +85,14 @@ def _read_snapshot(path: Path, files: list[Path]) -> Document:
         embedded.append(row.images)
     if not questions:
         raise AnnotationError(f"{path}: holds no questions")
-    return Document(questions, None, embedded, parquet_snapshot.provenance(path, files))
+    source = parquet_snapshot.provenance(path, files)
+    return Document(questions, None, parquet_snapshot.digest(source), embedded, source)
 
 
 def _read_json(path: Path) -> Document:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")  # a byte-order mark is harmless
     except (OSError, ValueError) as exc:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
     try:
@@ -105,7 +111,8 @@ def _read_json(path: Path) -> Document:
                               '{"questions": [...]} at the top level')
     if not doc:
         raise AnnotationError(f"{path}: holds no questions")
-    return Document(doc, question_type, None, {"format": "json", "path": str(path)})
+    return Document(doc, question_type, hashlib.sha256(data).hexdigest(), None,
+                    {"format": "json", "path": str(path)})
 
 
 def question_type_differences(question_type: object, benchmark: B.Benchmark) -> list[str]:

@@ -13,7 +13,7 @@ definition (evaluator.data.benchmarks).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evaluator.data import annotation_file as AF
@@ -54,6 +54,12 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)  # ignored content, misfit questions
     video_sources: dict[int, str] = field(default_factory=dict)  # SEED-Bench-1 dim -> source
     source: dict = field(default_factory=dict)  # what was read: the file, or the snapshot's shards
+    # What identifies the file's version (evaluator.data.provenance): its sha256 (a snapshot:
+    # of its shard list), how many questions it holds (valid or not, selected or not) and
+    # its question_type map.
+    sha256: str = ""
+    file_questions: int = 0
+    question_type: object = None
 
     @property
     def definition(self) -> Benchmark:
@@ -182,8 +188,8 @@ def load(path: str | Path, roots: dict[str, Path], filters: Filters = Filters(),
     warnings = list(ds.warnings)
     if embedded and roots:
         warnings.append(f"{file}: --media-root not used: the snapshot embeds its images")
-    return Dataset(benchmark=ds.benchmark, file=file, questions=good, invalid=invalid,
-                   warnings=warnings, video_sources=sources, source=ds.source)
+    return replace(ds, questions=good, invalid=invalid, warnings=warnings,
+                   video_sources=sources)
 
 
 def parse(path: str | Path, filters: Filters = Filters(),
@@ -192,7 +198,7 @@ def parse(path: str | Path, filters: Filters = Filters(),
     scoring a predictions file needs only this). `benchmark` (a name or alias) overrides
     the detection."""
     file = str(path)
-    doc = AF.read_document(Path(path))
+    doc = AF.load_document(Path(path))
     raw = doc.questions
     ids = [QP.question_id(q, i) for i, q in enumerate(raw)]
     warnings = []
@@ -240,7 +246,8 @@ def parse(path: str | Path, filters: Filters = Filters(),
     if filters.limit is not None:
         parsed = parsed[: filters.limit]
     return Dataset(benchmark=bench.name, file=file, questions=parsed, invalid=invalid,
-                   warnings=warnings, source=doc.source)
+                   warnings=warnings, source=doc.source, sha256=doc.sha256,
+                   file_questions=len(raw), question_type=doc.question_type)
 
 
 def _file_warnings(file: str, doc: AF.Document, raw: list, ids: list[str],

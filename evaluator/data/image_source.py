@@ -28,6 +28,12 @@ def read_image(source: ImageSource) -> EncodedImage:
     return EncodedImage(data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
+def stat_path(source: ImageSource) -> Path:
+    """The file whose stat says whether the image may have changed: the image file itself,
+    or the snapshot shard an embedded image is in."""
+    return getattr(source, "shard", None) or Path(source)
+
+
 def locate(text: str) -> ImageSource:
     """The source a recorded `str(source)` names (reports read option images back)."""
     from evaluator.data import embedded_images

@@ -104,6 +104,14 @@ def provenance(path: Path, files: list[Path]) -> dict:
             "rows": sum(s["rows"] for s in out), "hash": FOOTER_HASH}
 
 
+def digest(source: dict) -> str:
+    """The snapshot's sha256: of its shard list (name, size, rows, footer sha256, in order),
+    so it changes with any shard added, dropped, renamed or rewritten."""
+    lines = "".join(f"{s['name']}\t{s['bytes']}\t{s['rows']}\t{s['footer_sha256']}\n"
+                    for s in source["shards"])
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def _count_leaf(schema: pq.ParquetSchema) -> str | None:
     """A small leaf of the image column whose list lengths and nulls give the image count
     (the `path` strings), so the bytes are not read; None when only the bytes exist."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from evaluator.data.benchmarks import SEED_BENCH_1, SEED_BENCH_2
+from serving.atomic_files import write_atomic
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
            "yellow": (230, 200, 30), "purple": (140, 50, 170)}
@@ -41,6 +42,16 @@ DEMO_TRAIN_SEED = 1000
 V2_FILE = SEED_BENCH_2.file_name
 V1_FILE = SEED_BENCH_1.file_name
 SOURCE_DIRS = {"cc3m": "cc3m", "SEED-Bench v2": "seed_bench_v2"}
+V1_SOURCES = ("image", "ssv2", "epic-kitchens", "breakfast")  # dims 1-9; raw videos of 10-12
+
+
+def media_roots(out: str | Path, v1: bool = False) -> dict[str, Path]:
+    """RunConfig.media_roots of the sample data written into `out` (by write_v2, or with
+    `v1` by write_v1: its images and raw videos)."""
+    out = Path(out)
+    if v1:
+        return {key: out / key for key in V1_SOURCES}
+    return {key: out / folder for key, folder in SOURCE_DIRS.items()}
 # SEED-Bench-2 per-dimension counts (1-24 as in the spec; 25-27 fill to 24,371).
 FULL_COUNTS = [3158, 1831, 4649, 978, 2447, 657, 97, 331, 435, 330, 500, 501, 199, 277, 501,
                132, 501, 159, 1594, 1509, 1225, 1023, 120, 49, 400, 400, 368]
@@ -256,9 +267,7 @@ def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = Fals
         n = counts[dim - 1]
         questions.extend(_v2_question(rng, pool, dim, i) for i in range(n))
     doc = {"questions": questions, "question_type": {n: d for d, n in SEED_BENCH_2.dimensions.items()}}
-    path = out / V2_FILE
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(out / V2_FILE, json.dumps(doc, indent=1) + "\n")
 
 
 def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
@@ -284,9 +293,7 @@ def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
                      choice_d=opts[3], answer=ans)
             questions.append(q)
     doc = {"questions": questions, "question_type": {n: d for d, n in SEED_BENCH_1.dimensions.items()}}
-    path = out / V1_FILE
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(out / V1_FILE, json.dumps(doc, indent=1) + "\n")
 
 
 BREAKFAST = ("cereals", "coffee", "juice", "milk", "pancake", "salat", "tea")

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from evaluator.data.benchmarks import SEED_BENCH_2_PLUS as PLUS
+from serving.atomic_files import write_atomic
 
 SIZE = 800
 IMAGE_DIR = "text_rich"
@@ -144,6 +145,4 @@ def write(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
                 "question_image_subtype": subtype, "data_source": "SEED-Bench v2 plus",
                 "data_type": "Single Image", "level": "L1",
                 "subpart": "Single-Image & Text Comprehension", "version": "v2+"})
-    path = out / PLUS.file_name
-    path.write_text(json.dumps({"questions": questions}, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(out / PLUS.file_name, json.dumps({"questions": questions}, indent=1) + "\n")

@@ -8,9 +8,13 @@ same comparison gives the same bytes.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from evaluator.reports.html import PALETTE, STOPS
+from evaluator.reports import numbers as N
+from evaluator.reports.compare import Comparison
+from evaluator.reports.html.style import PALETTE, STOPS
+from serving.atomic_files import write_atomic
 
 INSTALL_HINT = ("PNG export needs matplotlib: pip install 'seedbench-platform[reports]' "
                 "(or pip install matplotlib==3.11.2)")
@@ -36,14 +40,25 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return write_atomic(path, buf.getvalue())
 
 
-def heatmap(result: dict, path: Path) -> Path:
+def _plain(text: str) -> str:
+    """Text from data as matplotlib shows it literally ("$" would start mathtext)."""
+    return text.replace("$", r"\$")
+
+
+def _accuracy(run, d: int) -> float | None:
+    x = run.summary.dimensions.get(d)
+    return None if x is None else x.accuracy
+
+
+def heatmap(c: Comparison, path: Path) -> Path:
     plt, cmap = _pyplot()
-    runs, dims = result["runs"], result["dimensions"]
-    grid = [[(r["dimensions"].get(str(d["id"])) or {}).get("accuracy") for d in dims] for r in runs]
+    runs, dims = c.runs, c.dimensions
+    grid = [[_accuracy(r, d) for d, _ in dims] for r in runs]
     values = [v for row in grid for v in row if v is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 100.0)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(dims) + 3), 1.2 + 0.45 * len(runs)))
@@ -52,16 +67,16 @@ def heatmap(result: dict, path: Path) -> Path:
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if v is None:
-                ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="#666")
+                ax.text(j, i, N.NA, ha="center", va="center", fontsize=6, color="#666")
                 continue
             rgb = cmap((v - lo) / ((hi - lo) or 1))[:3]
             light = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 0.55
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, N.pct(v, 0), ha="center", va="center", fontsize=7,
                     color="black" if light else "white")
-    ax.set_xticks(range(len(dims)), [f"{d['id']}. {d['name']}" for d in dims], rotation=60,
+    ax.set_xticks(range(len(dims)), [_plain(f"{d}. {name}") for d, name in dims], rotation=60,
                   ha="right", fontsize=7)
-    ax.set_yticks(range(len(runs)), [r["label"] for r in runs], fontsize=8)
-    ax.set_title(f"{result['benchmark']}: accuracy % per dimension", fontsize=10)
+    ax.set_yticks(range(len(runs)), [_plain(r.label) for r in runs], fontsize=8)
+    ax.set_title(_plain(f"{c.benchmark}: accuracy % per dimension"), fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
     try:
         return _save(fig, path)
@@ -69,38 +84,38 @@ def heatmap(result: dict, path: Path) -> Path:
         plt.close(fig)
 
 
-def bars(result: dict, path: Path) -> Path:
+def bars(c: Comparison, path: Path) -> Path:
     plt, _ = _pyplot()
-    runs, dims = result["runs"], result["dimensions"]
+    runs, dims = c.runs, c.dimensions
     fig, ax = plt.subplots(figsize=(max(7.0, 0.35 * len(dims) * max(1, len(runs)) ** 0.5 + 3), 4.2))
     width = 0.8 / max(1, len(runs))
     for i, r in enumerate(runs):
         xs, ys, err_lo, err_hi = [], [], [], []
-        for j, d in enumerate(dims):
-            s = r["dimensions"].get(str(d["id"]))
-            if not s or s["accuracy"] is None:
+        for j, (d, _) in enumerate(dims):
+            s = r.summary.dimensions.get(d)
+            if not s or s.accuracy is None:
                 continue
             xs.append(j - 0.4 + width * (i + 0.5))
-            ys.append(s["accuracy"])
-            ci = s.get("ci95") or [s["accuracy"], s["accuracy"]]
-            err_lo.append(s["accuracy"] - ci[0])
-            err_hi.append(ci[1] - s["accuracy"])
-        ax.bar(xs, ys, width=width, color=PALETTE[i % len(PALETTE)], label=r["label"],
+            ys.append(s.accuracy)
+            ci = s.ci95 or (s.accuracy, s.accuracy)
+            err_lo.append(s.accuracy - ci[0])
+            err_hi.append(ci[1] - s.accuracy)
+        ax.bar(xs, ys, width=width, color=PALETTE[i % len(PALETTE)], label=_plain(r.label),
                yerr=[err_lo, err_hi], capsize=1.5, error_kw={"elinewidth": 0.7})
-    ax.set_xticks(range(len(dims)), [f"{d['id']}" for d in dims], fontsize=7)
+    ax.set_xticks(range(len(dims)), [str(d) for d, _ in dims], fontsize=7)
     ax.set_xlabel("dimension", fontsize=8)
     ax.set_ylabel("accuracy % (Wilson 95% interval)", fontsize=8)
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(f"{result['benchmark']}: accuracy per dimension", fontsize=10)
+    ax.set_title(_plain(f"{c.benchmark}: accuracy per dimension"), fontsize=10)
     try:
         return _save(fig, path)
     finally:
         plt.close(fig)
 
 
-def write(result: dict, out_dir: str | Path) -> list[Path]:
+def write(c: Comparison, out_dir: str | Path) -> list[Path]:
     """heatmap.png and bars.png in out_dir. Raises MatplotlibMissing without matplotlib."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [heatmap(result, out / "heatmap.png"), bars(result, out / "bars.png")]
+    return [heatmap(c, out / "heatmap.png"), bars(c, out / "bars.png")]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from evaluator.data import benchmarks as B
+from evaluator.results.scores import AllQuestionsGroup, Missing
 
 
 @dataclass
@@ -42,7 +43,7 @@ def by_dimension(benchmark: str, rows: Iterable[tuple[int, str | None, bool]]
     return cov
 
 
-def missing(cov: dict[int, DimCoverage], dims: Iterable[int]) -> dict | None:
+def missing(cov: dict[int, DimCoverage], dims: Iterable[int]) -> Missing | None:
     """None when the group is complete, else the dimensions without any answer and the
     number of selected questions without an answer."""
     dims = list(dims)
@@ -50,48 +51,30 @@ def missing(cov: dict[int, DimCoverage], dims: Iterable[int]) -> dict | None:
     unanswered = sum(cov[d].selected - cov[d].answered for d in dims if d in cov)
     if not no_answer and not unanswered:
         return None
-    return {"dimensions": no_answer, "questions": unanswered}
-
-
-def groups(benchmark: str, cov: dict[int, DimCoverage]) -> dict[str, dict]:
-    """Every group's coverage, n/a groups included: `complete`, and `missing` (None when
-    complete). The averages keep null for an n/a group (n/a is not zero); this says why."""
-    return {g.label: {"complete": (gap := missing(cov, g.dims)) is None, "missing": gap}
-            for g in B.get(benchmark).groups}
+    return Missing(tuple(no_answer), unanswered)
 
 
 def has_answers(cov: dict[int, DimCoverage], dims: Iterable[int]) -> bool:
     return any(cov.get(d, DimCoverage()).answered for d in dims)
 
 
-def all_questions(benchmark: str, cov: dict[int, DimCoverage]) -> dict:
-    """The leaderboard view: per dimension and per group, every selected question counted.
+def all_questions(cov: dict[int, DimCoverage], dims: Iterable[int],
+                  requires: Iterable[int]) -> AllQuestionsGroup | None:
+    """A group in the leaderboard view: every selected question of its dims counted.
 
-    A group is null (n/a) under the same rule as the answered-only averages: no
-    answer at all among the dimensions it needs (L3 for a model without image
-    generation stays n/a, not 0).
+    None (n/a) under the same rule as the answered-only averages: no answer at all
+    among the dimensions it needs (L3 for a model without image generation stays
+    n/a, not 0).
     """
-    dims_out = {str(d): {"selected": c.selected, "correct": c.correct,
-                         "accuracy": _r(c.accuracy_all)}
-                for d, c in sorted(cov.items())}
-    groups: dict[str, dict | None] = {}
-    for g in B.get(benchmark).groups:
-        label, dims = g.label, g.dims
-        if not has_answers(cov, g.requires):
-            groups[label] = None
-            continue
-        present = [cov[d] for d in dims if d in cov and cov[d].selected]
-        selected = sum(c.selected for c in present)
-        correct = sum(c.correct for c in present)
-        accs = [c.accuracy_all for c in present]
-        gap = missing(cov, dims)
-        groups[label] = {
-            "task": _r(sum(accs) / len(accs)) if accs else None,
-            "all": _r(100.0 * correct / selected) if selected else None,
-            "correct": correct, "selected": selected,
-            "complete": gap is None, "missing": gap,
-        }
-    return {"dimensions": dims_out, "averages": groups}
+    if not has_answers(cov, requires):
+        return None
+    present = [cov[d] for d in dims if d in cov and cov[d].selected]
+    selected = sum(c.selected for c in present)
+    correct = sum(c.correct for c in present)
+    accs = [c.accuracy_all for c in present]
+    return AllQuestionsGroup(task=_r(sum(accs) / len(accs)) if accs else None,
+                             all=_r(100.0 * correct / selected) if selected else None,
+                             correct=correct, selected=selected)
 
 
 def _r(x: float | None) -> float | None:

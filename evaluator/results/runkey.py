@@ -53,3 +53,21 @@ class RunKey:
         return cls(run["model"]["fingerprint"], run["method"], bool(run["include_end_of_turn"]),
                    clip["fingerprint"] if clip else "",
                    (run.get("preset") or {}).get("name", "chat-mean"), clip_dims)
+
+
+def model_change(previous_run: dict | None, key: RunKey) -> str | None:
+    """What to tell the user when an --out that holds another model's run is reused.
+
+    The rule: answers are never shared between fingerprints (the fingerprint is part
+    of the key), and none is deleted either. Both models' answers are kept; this run
+    asks every question again, and the reports show this run.
+    """
+    if not previous_run:
+        return None
+    before = RunKey.from_run(previous_run).fingerprint
+    if before == key.fingerprint:
+        return None
+    name = (previous_run.get("model") or {}).get("name") or "a model"
+    return (f"this output folder holds the answers of {name} (fingerprint {before}); the model "
+            f"now has fingerprint {key.fingerprint}, so none of them is reused: every question "
+            "is asked again (both models' answers are kept)")

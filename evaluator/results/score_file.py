@@ -17,10 +17,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dataset
+from evaluator.data import dataset, provenance
 from evaluator.data.dataset import LETTERS
 from evaluator.results import submission
 from evaluator.results import summary as report
+from evaluator.results.scores import Summary
 from evaluator.results.store import Row
 
 METHOD = "predictions file"
@@ -28,7 +29,7 @@ METHOD = "predictions file"
 
 @dataclass
 class Scored:
-    summary: dict
+    summary: Summary | None
     predictions_read: int = 0
     not_a_letter: list[str] = field(default_factory=list)  # ids whose prediction is not A-D
     unknown_ids: list[str] = field(default_factory=list)  # predicted ids the file lacks
@@ -71,19 +72,18 @@ def score(annotations: str | Path, predictions: str | Path,
             not_a_letter.append(q.question_id)
         rows.append(Row(q.question_id, q.index, q.dimension, q.answer, "ok", got, None, None))
     run = {"benchmark": ds.benchmark, "annotations": str(annotations),
-           "annotation_source": ds.source,
-           "model": {"name": str(predictions), "backend": METHOD,
-                     "fingerprint": _digest(Path(predictions)), "details": {}},
+           "model": {"name": str(predictions), "fingerprint": _digest(Path(predictions)),
+                     "backend": METHOD, "details": {}},
            "method": METHOD, "preset": {"name": "as the file's producer ran it"},
            "include_end_of_turn": None, "clip": None, "filters": filters.as_dict(),
            "skipped_invalid": ds.rejected}
-    summary = report.summarize(run, rows, subtype_of={q.question_id: q.subtype
-                                                       for q in ds.questions})
-    scored = Scored(summary, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
+    run["provenance"] = provenance.record(ds, {}, run["model"], METHOD, run["preset"]["name"], None)
+    scored = Scored(None, predictions_read=len(read.predictions), not_a_letter=not_a_letter,
                     unknown_ids=[i for i in read.predictions if i not in known],
                     duplicates=read.duplicates, bad_lines=read.bad_lines,
                     missing=sum(1 for r in rows if r.status is None))
-    summary["predictions"] = scored.record()
+    scored.summary = report.summarize(run, rows, predictions=scored.record(),
+                                      subtype_of={q.question_id: q.subtype for q in ds.questions})
     return scored, ds
 
 

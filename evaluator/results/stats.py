@@ -139,40 +139,23 @@ def describe(resamples: int = RESAMPLES, seed: int = SEED) -> dict:
     }
 
 
-def _rounded(ci: tuple[float, float] | None) -> list[float] | None:
-    return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
+def rounded(ci: tuple[float, float] | None) -> tuple[float, float] | None:
+    """An interval as summary.json stores it (4 decimals)."""
+    return None if ci is None else (round(ci[0], 4), round(ci[1], 4))
 
 
-def add_intervals(summary: dict, groups, resamples: int = RESAMPLES, seed: int = SEED) -> None:
-    """Give every dimension and group of a summary its 95% interval and `n`, in place.
+def dimension_draws(counts: dict[int, tuple[int, int]], resamples: int = RESAMPLES,
+                    seed: int = SEED) -> dict[int, list[float]]:
+    """Bootstrap replicates of each answered dimension's accuracy; `counts`: dim ->
+    (correct, answered). Drawn once per dimension and shared by every group holding it."""
+    return {d: resampled_accuracies(c, n, d, resamples, seed)
+            for d, (c, n) in counts.items() if n > 0}
 
-    Dimensions get `n` (answered questions), `ci95` and `ci_method` (wilson).
-    Groups get `n` (answered questions over their dims), `ci95` and `ci_method`
-    for the task average (bootstrap) and `all_ci95`/`all_ci_method` for the
-    question-weighted average (wilson). `groups` are the benchmark definition's groups.
-    """
-    dims = summary["dimensions"]
-    draws: dict[int, list[float]] = {}
-    for d, s in dims.items():
-        s["n"] = s["total"]
-        s["ci95"] = _rounded(wilson(s["correct"], s["total"]))
-        s["ci_method"] = WILSON
-        if s["total"]:
-            draws[int(d)] = resampled_accuracies(s["correct"], s["total"], int(d), resamples, seed)
-    for group in groups:
-        g = summary["averages"].get(group.label)
-        if g is None:
-            continue
-        present = [str(d) for d in group.dims if str(d) in dims]
-        n = sum(dims[d]["total"] for d in present)
-        correct = sum(dims[d]["correct"] for d in present)
-        g["n"] = n
-        g["ci95"] = _rounded(_mean_interval([draws[int(d)] for d in present if int(d) in draws],
-                                            resamples))
-        g["ci_method"] = BOOTSTRAP
-        g["all_ci95"] = _rounded(wilson(correct, n))
-        g["all_ci_method"] = WILSON
-    summary["intervals"] = describe(resamples, seed)
+
+def task_interval(draws: dict[int, list[float]], dims, resamples: int = RESAMPLES
+                  ) -> tuple[float, float] | None:
+    """The bootstrap 95% interval of a group's task average over its answered dims."""
+    return _mean_interval([draws[d] for d in dims if d in draws], resamples)
 
 
 # -- paired comparisons --------------------------------------------------------------------------

@@ -52,12 +52,13 @@ class NoEndpoints(Exception):
 
 
 class CallFailed(Exception):
-    """A call that failed for good; str() is what the store records."""
+    """A call that failed for good: its status name, message and tries are stored apart."""
 
     def __init__(self, code: grpc.StatusCode | None, message: str, attempts: int):
-        name = code.name if code else "ERROR"
-        super().__init__(f"{name}: {message} (after {attempts} attempt(s))")
+        self.status = code.name if code else "ERROR"
+        super().__init__(f"{self.status}: {message} (after {attempts} attempt(s))")
         self.code = code
+        self.message = message
         self.attempts = attempts
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from evaluator.data.benchmarks import Benchmark
 from evaluator.data.dataset import LETTERS, Question
-from evaluator.data.image_source import read_image
+from evaluator.data.digests import FileDigests
+from evaluator.data.image_source import ImageSource
 from evaluator.data.media import MediaError
 from evaluator.data.video_frames import FrameCache
 from evaluator.run import methods
@@ -51,9 +52,23 @@ class RunContext:
     video_frames: FrameCache | None = None  # samples SEED-Bench-1 raw videos (dims 10-12)
     # Why no new question may be sent (e.g. the cost cap was reached), or None; asked before each.
     stop_sending: Callable[[], str | None] = lambda: None
+    # Media digests by file stat; the run passes the store-backed one so reruns read nothing.
+    digests: FileDigests = field(default_factory=FileDigests)
+    # question_id -> sha256 of each image or frame `images` read for it, in order: what was
+    # sent, taken by the runner for the answer's content key (evaluator.run.asked).
+    sent: dict[str, list[str]] = field(default_factory=dict)
 
     async def off_loop(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
+
+    async def media_sources(self, q: Question) -> list[ImageSource]:
+        """The question's images: its own (files, or a snapshot's embedded images), or its raw
+        video's sampled frames (decoded once and cached)."""
+        if q.video is None:
+            return list(q.images)
+        if self.video_frames is None:
+            raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
+        return await self.video_frames.paths(q.video)
 
     async def images(self, q: Question) -> list[pb.Image]:
         """The question's encoded images (files or a snapshot's embedded bytes, both through
@@ -62,25 +77,25 @@ class RunContext:
         Images the server could not receive (over its Info `max_message_bytes`) are this
         question's error before anything is sent.
         """
-        sources = q.images
-        if q.video is not None:  # a raw video: its sampled frames, decoded once and cached
-            if self.video_frames is None:
-                raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
-            sources = await self.video_frames.paths(q.video)
+        sources = await self.media_sources(q)
 
         def read() -> list[pb.Image]:
-            out = []
-            for source in sources:
-                im = read_image(source)
-                out.append(pb.Image(data=im.data, sha256=im.sha256))
-            return out
+            return [pb.Image(data=im.data, sha256=im.sha256)
+                    for im in map(self.digests.read, sources)]
         images = await self.off_loop(read)
+        self.sent[q.question_id] = [im.sha256 for im in images]
         limit = self.pool.info.limits.max_message_bytes if self.pool.info else 0
         total = sum(len(im.data) for im in images)
         if limit and total + len(q.question.encode()) + MESSAGE_MARGIN > limit:
             raise MediaError("data_id", f"the images total {total} bytes; the model server "
                                         f"accepts messages up to {limit} bytes")
         return images
+
+    async def media_sha256(self, q: Question) -> list[str]:
+        """sha256 of each of the question's images or frames without sending them: remembered
+        digests where the files are unchanged, else read (raises like `images`)."""
+        sources = await self.media_sources(q)
+        return await self.off_loop(lambda: [self.digests.sha256(s) for s in sources])
 
 
 # A handler answers one question or raises (CallFailed, QuestionError, MediaError, OSError).

@@ -12,9 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rich.table import Table
-from rich.text import Text
-
+from evaluator.data import provenance
 from evaluator.data.dataset import Dataset, Question
 from evaluator.results.runkey import RunKey
 from evaluator.run import l3
@@ -62,25 +60,27 @@ class RunPlan:
             "method": self.record["method"], "preset": self.record["preset"],
             "include_end_of_turn": self.record["include_end_of_turn"],
             "filters": self.record["filters"], "skipped_invalid": self.record["skipped_invalid"],
-            "key": self.key.to_dict(), "in_flight": self.in_flight,
+            "key": self.key.to_dict(), "provenance": self.record["provenance"],
+            "in_flight": self.in_flight,
             "endpoints": list(self.endpoints),
             "questions": sum(d.questions for d in self.dimensions),
             "runnable": sum(d.questions for d in self.dimensions if d.handler),
             "dimensions": [d.as_dict() for d in self.dimensions],
         }
 
-    def table(self) -> Table:
+    @property
+    def title(self) -> str:
         m = self.record["model"]
-        t = Table(title=Text(f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
-                        f"method {self.key.method}, preset {self.key.preset} - "
-                        f"in flight {self.in_flight}"))
-        for col, just in (("dim", "right"), ("name", "left"), ("questions", "right"),
-                          ("handler", "left"), ("not run because", "left")):
-            t.add_column(col, justify=just)
+        return (f"plan: {self.record['benchmark']} - {m['name']} ({m['fingerprint']}) - "
+                f"method {self.key.method}, preset {self.key.preset} - in flight {self.in_flight}")
+
+    def __str__(self) -> str:
+        """The plan as plain text: a heading, then one line per dimension."""
+        lines = [self.title]
         for d in self.dimensions:
-            t.add_row(str(d.dimension), d.name, str(d.questions), d.handler or "",
-                      d.unsupported or "")
-        return t
+            runs = f"by {d.handler}" if d.handler else f"NOT RUN: {d.unsupported}"
+            lines.append(f"  {d.dimension:>2} {d.name}: {d.questions} question(s), {runs}")
+        return "\n".join(lines)
 
 
 class PlanError(Exception):
@@ -183,7 +183,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
     those dims are unsupported with the reason).
     """
     refusal = method_refusal(config.method, info) or preset_refusal(config.method,
-                                                                    config.preset, info)
+                                                                    config.preset_spec, info)
     if refusal is not None:
         raise PlanError(refusal)
     bench = ds.definition
@@ -196,7 +196,7 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         for d, h in l3_handlers.items():
             chosen.setdefault(d, h)
     key = RunKey(info.fingerprint, config.method, config.include_eot,
-                 clip_used["fingerprint"] if clip_used else "", config.preset.name,
+                 clip_used["fingerprint"] if clip_used else "", config.preset,
                  bench.generation_dims)
     per_dim = Counter(q.dimension for q in ds.questions)
     names = bench.dimensions
@@ -213,12 +213,13 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
         raise PlanError(f"none of the {len(ds.questions)} selected question(s) can run: "
                         + "; ".join(reasons))
     record = {
-        "benchmark": ds.benchmark, "annotations": ds.file, "annotation_source": ds.source,
-        "model": model_record(info),
-        "method": config.method, "preset": config.preset.record(),
+        "benchmark": ds.benchmark, "annotations": ds.file, "model": model_record(info),
+        "method": config.method, "preset": config.preset_spec.record(),
         "include_end_of_turn": config.include_eot,
         "filters": config.filters.as_dict(), "skipped_invalid": ds.rejected,
         "clip": clip_used, "key": key.to_dict(),
+        "provenance": provenance.record(ds, config.media_roots, model_record(info), config.method,
+                                        config.preset, clip_used),
     }
     return RunPlan(key=key, record=record, dimensions=tuple(dims),
                    in_flight=config.in_flight or suggested_in_flight,

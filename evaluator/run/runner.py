@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from evaluator.data.dataset import Question
 from evaluator.results.store import Store
+from evaluator.run import asked
 from evaluator.run.client import percentiles_ms
-from evaluator.run.errors import error_text
+from evaluator.run.errors import failure_of
 from evaluator.run.handlers import RunContext
 from evaluator.run.plan import RunPlan
 
@@ -23,6 +24,8 @@ from evaluator.run.plan import RunPlan
 @dataclass
 class RunStats:
     todo: int = 0
+    stale: int = 0  # asked again: the stored answer was to another version of the question
+    keying_s: float = 0.0  # deciding what is answered already (content keys of stored questions)
     answered: int = 0
     errors: int = 0
     elapsed_s: float = 0.0
@@ -42,29 +45,24 @@ class Progress:
 
 async def run_questions(questions: list[Question], store: Store, plan: RunPlan, ctx: RunContext,
                         progress: Progress | None = None) -> RunStats:
-    """Answer every question not yet answered under the plan's key; errors are stored,
-    never raised."""
+    """Answer every question without an answer under the plan's key for the question as it
+    is now (its content key, evaluator.run.asked); errors are stored, never raised."""
     progress = progress or Progress()
     key = plan.key
-    done = store.answered_ids(key)
-    runnable = [q for q in questions if plan.handler(q) is not None]
-    todo = [q for q in runnable if q.question_id not in done]
-    stats = RunStats(todo=len(todo))
     t0 = time.monotonic()
     c0 = time.process_time()
-    progress.start(len(runnable), len(runnable) - len(todo))
-    window = asyncio.Semaphore(max(1, plan.in_flight))
-    store.start_writer()
+    runnable = [q for q in questions if plan.handler(q) is not None]
+    store.start_writer()  # media threads record digests while keys are computed
 
     async def one(q: Question) -> None:
         try:
             ans = await plan.handler(q)(q, ctx)
         except Exception as exc:  # noqa: BLE001 - a bug in one question must not end the run
-            store.put_error(key, q, error_text(exc))
+            store.put_error(key, q, failure_of(exc), await asked.asked_key(q, ctx))
             stats.errors += 1
             progress.advance(False)
         else:
-            store.put_answer(key, q, ans.prediction, ans.scores)
+            store.put_answer(key, q, ans.prediction, ans.scores, await asked.asked_key(q, ctx))
             stats.answered += 1
             progress.advance(True)
         finally:
@@ -72,6 +70,16 @@ async def run_questions(questions: list[Question], store: Store, plan: RunPlan, 
 
     tasks: set[asyncio.Task] = set()
     try:
+        stored = store.stored_keys(key)
+        current = await asked.current_keys((q for q in runnable if q.question_id in stored), ctx)
+        store.set_content_keys(current)
+        todo = [q for q in runnable
+                if stored.get(q.question_id, {}).get(current.get(q.question_id)) != "ok"]
+        stats = RunStats(todo=len(todo), stale=sum(
+            1 for q in todo if "ok" in stored.get(q.question_id, {}).values()),
+            keying_s=time.monotonic() - t0)
+        progress.start(len(runnable), len(runnable) - len(todo))
+        window = asyncio.Semaphore(max(1, plan.in_flight))
         for q in todo:
             await window.acquire()
             stopped = ctx.stop_sending()
