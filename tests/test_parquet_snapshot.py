@@ -92,6 +92,14 @@ def test_a_three_shard_snapshot_runs_over_grpc_and_the_server_gets_the_embedded_
     assert [x["bytes"] for x in source["shards"]] == [f.stat().st_size for f in files]
     assert [x["footer_sha256"] for x in source["shards"]] == [
         parquet_snapshot.footer_sha256(f) for f in files]
+    # A rerun over the unchanged snapshot keys its stored answers from the remembered digests
+    # (each embedded image by its locator and its shard's stat): nothing is asked or read.
+    read_after = embedded_images.CACHE.groups_read
+    assert cli.main(["run", "--annotations", str(folder), "--model", target, "--out",
+                     str(tmp_path), "--connect-timeout-s", "5"]) == 0
+    rerun = json.loads((tmp_path / "run.json").read_text())
+    assert rerun["todo"] == 0 and rerun["media_hashed"] == 0
+    assert embedded_images.CACHE.groups_read == read_after
     # The same questions, one shard given on its own, load the same way.
     one, per = dataset.load(files[1], {}), -(-len(rows) // 3)
     assert [q.question_id for q in one.questions] == [r["question_id"] for r in rows[per:2 * per]]
