@@ -56,7 +56,7 @@ def main() -> int:
             path.write_bytes(os.urandom(args.kb * 1024))
             questions.append(Question(index=i, question_id=str(i), question=f"question {i}",
                                       choices=("a", "b", "c", "d"), answer="A", dimension=1,
-                                      data_ids=(path.name,), image_paths=(path,)))
+                                      data_ids=(path.name,), images=(path,)))
         store = Store(root / "out")
         store.start_writer()
         reading = keys_with(FileDigests((), store.put_file_digest), questions, media)

@@ -39,7 +39,7 @@ def load_tasks(annotations: str, roots: list[str], limit: int | None) -> tuple[l
     for q in ds.questions:
         prompt = methods.score_prompt(q, "ppl", presets.get(presets.DEFAULT))
         t0 = time.perf_counter()
-        images = [Image.open(io.BytesIO(Path(p).read_bytes())).convert("RGB") for p in q.image_paths]
+        images = [Image.open(io.BytesIO(p.read_bytes())).convert("RGB") for p in q.images]
         decode_s += time.perf_counter() - t0
         tasks.append(ScoreTask(q.question_id, prompt.text, images, list(prompt.options)))
     return tasks, decode_s

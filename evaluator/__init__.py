@@ -1,11 +1,12 @@
 """SEED-Bench evaluator: loads the benchmark, asks model servers over gRPC, scores.
 
-Depends on the standard library, grpcio, protobuf, pillow and rich only; it
-never imports torch, so it installs on machines without a GPU stack.
+Depends on the standard library, grpcio, protobuf, pillow, rich, PyAV and pyarrow
+(imported only to read a parquet snapshot) only; it never imports torch, so it
+installs on machines without a GPU stack.
 
 The public API (evaluator.api: RunConfig, evaluate, evaluate_async, plan,
 load_run, compare, and the typed results) is imported on first use, so
-importing one light module (`import evaluator.data.dimensions`) stays light.
+importing one light module (`import evaluator.data.benchmarks`) stays light.
 """
 
 from serving import environment

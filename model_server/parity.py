@@ -155,7 +155,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         files = FileDigests()
         for q in questions:
             images = [pb.Image(data=im.data, sha256=im.sha256)
-                      for im in (files.read(p) for p in q.image_paths)]
+                      for im in (files.read(p) for p in q.images)]
             req = methods.score_request(q, args.method, preset, images)
             try:
                 requests.check_score(req, info)

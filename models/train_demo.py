@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from evaluator.data import dataset, sample_data  # noqa: E402
-from evaluator.data.dimensions import GENERATION_DIMS  # noqa: E402
+from evaluator.data.benchmarks import GENERATION_DIMS  # noqa: E402
 from evaluator.data.media import parse_media_roots  # noqa: E402
 from evaluator.run import methods  # noqa: E402
 from model_server.backends.chat_prompt import common_prefix_len, render  # noqa: E402
@@ -112,7 +112,7 @@ def build_examples(data: Path, encoder: Encoder, styles: tuple[str, ...],
         if q.dimension in GENERATION_DIMS:
             continue
         right = q.choices["ABCD".index(q.answer)]
-        images = [str(p) for p in q.image_paths]
+        images = [str(p) for p in q.images]
         for k, style in enumerate(styles):
             if k and q.index % letter_every:  # the first style for every question, others thinner
                 continue

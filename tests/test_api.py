@@ -301,7 +301,7 @@ def test_report_formats_carry_the_same_numbers(full):
     import csv
     import io
 
-    from evaluator.data import dimensions as D
+    from evaluator.data import benchmarks as B
     from evaluator.reports import text_formats
 
     s = full.summary
@@ -316,5 +316,5 @@ def test_report_formats_carry_the_same_numbers(full):
         assert float(groups[k]["task_avg"]) == g.task and groups[k]["status"] == "complete"
         assert float(groups[k]["question_weighted"]) == g.all
     md = text_formats.render(s, "markdown")
-    assert all(f"| {d} | {name} | " in md for d, name in D.V2_NAMES.items())
+    assert all(f"| {d} | {name} | " in md for d, name in B.SEED_BENCH_2.dimensions.items())
     assert json.loads(text_formats.render(s, "json")) == s.to_dict()

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from evaluator import cli
+from evaluator.data import benchmarks as B
 from evaluator.data import dataset
-from evaluator.data import dimensions as D
 from serving.processes import child_env
 from tests.evaluator_runs import run, write_sample
 from tests.evaluator_runs import run_argv as run_args
@@ -106,7 +106,7 @@ PER_QUESTION = [
     ("question-id-missing", {"question_id": None}, ("question_id", "is missing")),
     ("question-id-1mb", {"question_id": "q" * (1 << 20)},
      ("question_id", "is 1048576 characters long; at most 1024")),
-    ("dimension-string", {"question_type_id": "1"}, ("question_type_id", "must be an integer")),
+    ("dimension-word", {"question_type_id": "one"}, ("question_type_id", "must be an integer")),
     ("dimension-float", {"question_type_id": 1.0}, ("question_type_id", "must be an integer")),
     ("dimension-99", {"question_type_id": 99}, ("question_type_id", "unknown dimension id 99")),
     ("dimension-0", {"question_type_id": 0}, ("question_type_id", "unknown dimension id 0")),
@@ -244,7 +244,7 @@ def test_a_fifth_choice_and_extra_fields_are_warnings(sample):
     assert len(ds.questions) == 3 and not ds.invalid
     text = "\n".join(ds.warnings)
     assert "'choice_e' ignored (a fifth choice" in text and good[0]["question_id"] in text
-    assert "'note' ignored (not a SEED-Bench field) in 2 question(s)" in text
+    assert "'note' ignored (not a SEED-Bench-2 field) in 2 question(s)" in text
     assert "'gt_answer' ignored" in text
     assert ds.questions[0].choices == tuple(good[0][f"choice_{c}"] for c in "abcd")
 
@@ -263,7 +263,7 @@ def test_benchmark_is_decided_by_majority_and_misfits_reported(sample):
     qs.append(v1_question(8, 13))                   # a stray SEED-Bench-2 dimension
     qs.append(v1_question(9, 2, version="v1"))      # a stray SEED-Bench-2 key
     ds = dataset.load(write(root, "v1-stray", qs), {"": image})
-    assert ds.benchmark == D.V1
+    assert ds.benchmark == B.SEED_BENCH_1.name
     assert len(ds.questions) == 9  # the stray key is harmless; dimension 13 is not SEED-Bench-1
     assert [(x.question_id, x.field) for x in ds.invalid] == [("v1_8", "question_type_id")]
     assert "unknown dimension id 13 for SEED-Bench-1" in ds.invalid[0].reason
@@ -434,4 +434,4 @@ def test_any_odd_value_in_any_field_is_an_error_or_accepted_never_a_crash(sample
     "\n".join(ds.warnings).encode("utf-8")
     for q in ds.questions:  # what was accepted is usable as sent
         assert q.answer in "ABCD" and all(isinstance(c, str) and c for c in q.choices)
-        assert q.question_id.encode("utf-8") and q.image_paths
+        assert q.question_id.encode("utf-8") and q.images

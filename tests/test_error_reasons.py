@@ -4,7 +4,7 @@ with ids and numbers masked, and old stores' error texts parsed once at migratio
 import json
 import sqlite3
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Question
 from evaluator.results import failures
 from evaluator.results import summary as report
@@ -85,7 +85,7 @@ def test_an_old_text_error_store_is_migrated_once(tmp_path):
     with sqlite3.connect(tmp_path / Store.FILE) as db:
         db.executescript(OLD_STORE)
         db.execute("INSERT INTO meta VALUES ('run', ?)", (json.dumps({
-            "benchmark": D.V1, "annotations": "f.json", "key": KEY.to_dict(),
+            "benchmark": B.SEED_BENCH_1.name, "annotations": "f.json", "key": KEY.to_dict(),
             "model": {"name": "m", "fingerprint": "fp", "backend": "b", "details": {}},
             "method": "ppl", "include_end_of_turn": False, "filters": {},
             "skipped_invalid": 0, "clip": None}),))

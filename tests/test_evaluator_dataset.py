@@ -6,8 +6,8 @@ import os
 import pytest
 from PIL import Image
 
+from evaluator.data import benchmarks as B
 from evaluator.data import dataset
-from evaluator.data import dimensions as D
 from evaluator.data.media import parse_media_roots
 
 
@@ -45,7 +45,7 @@ def test_every_bad_question_reported(tmp_path, media):
     del no_choice["choice_c"]
     questions = [
         good("ok1"), no_answer, no_choice,
-        good("q_type", question_type_id="5"),
+        good("q_type", question_type_id="five"),
         good("q_dim", question_type_id=99),
         good("q_letter", answer="E"),
         good("q_missing", data_id="nope.png"),
@@ -61,7 +61,7 @@ def test_every_bad_question_reported(tmp_path, media):
     ]
     ann = write(tmp_path, questions)
     ds = dataset.load(ann, media)
-    assert ds.benchmark == D.V2
+    assert ds.benchmark == B.SEED_BENCH_2.name
     assert [q.question_id for q in ds.questions] == ["ok1", "ok2"]
     by_id = {(b.question_id, b.field): b for b in ds.invalid}
     assert all(b.file == str(ann) for b in ds.invalid)
@@ -95,9 +95,9 @@ def test_bare_list_and_v1_detection(tmp_path):
             del q[k]
     ds = dataset.load(write(tmp_path, qs, wrap=False),
                       parse_media_roots([f"image={root}", f"frames={tmp_path / 'vid'}"]))
-    assert ds.benchmark == D.V1 and not ds.invalid
+    assert ds.benchmark == B.SEED_BENCH_1.name and not ds.invalid
     # numeric order: 2.png before 10.png
-    assert [p.name for p in ds.questions[1].image_paths] == [f"{k}.png" for k in range(1, 11)]
+    assert [p.name for p in ds.questions[1].images] == [f"{k}.png" for k in range(1, 11)]
 
 
 def test_media_root_parsing(tmp_path):

@@ -99,8 +99,8 @@ def test_sample_data_v1(tmp_path):
         assert sorted(ds.video_sources) == [10, 11, 12]
     assert all("8-frame folders" in s for s in frames.video_sources.values())
     assert all("raw videos" in s for s in raw.video_sources.values())
-    assert len(frames.questions[-1].image_paths) == 8 and frames.questions[-1].video is None
-    assert raw.questions[-1].image_paths == () and raw.questions[-1].video.rule == "frames"
+    assert len(frames.questions[-1].images) == 8 and frames.questions[-1].video is None
+    assert raw.questions[-1].images == () and raw.questions[-1].video.rule == "frames"
 
 
 def test_methods():

@@ -178,9 +178,10 @@ def test_evaluator_imports_no_torch():
                "evaluator.data.dataset, evaluator.data.media, evaluator.run.methods, "
                "evaluator.results.metrics, evaluator.results.summary, evaluator.results.store, "
                "evaluator.results.submission, evaluator.data.sample_data, evaluator.run.progress, "
-               "evaluator.data.dimensions, evaluator.demo, evaluator.run.config, evaluator.run.plan, "
+               "evaluator.data.benchmarks, evaluator.demo, evaluator.run.config, evaluator.run.plan, "
                "evaluator.results.runkey, evaluator.results.failures, evaluator.results.coverage, "
-               "evaluator.data.annotation_file")
+               "evaluator.data.annotation_file, evaluator.data.parquet_snapshot, "
+               "evaluator.data.embedded_images, evaluator.data.sample_text_rich")
     body = f"import {modules}\nrc = 0"
     r = subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], env=child_env(),
                        capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from evaluator import cli
+from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Dataset, Filters, Invalid, Question
 from evaluator.results import summary as report
 from evaluator.results.failures import Failure
@@ -122,7 +123,7 @@ def test_bad_setting_exits_2_with_the_reason(tmp_path, capsys):
 
 
 def test_plan_without_clip_names_handlers_and_reasons():
-    p = plan.build(config_of(), DS, info(True), handlers.default_handlers(), clip_record=None,
+    p = plan.build(config_of(), DS, info(True), handlers.default_handlers(B.SEED_BENCH_2), clip_record=None,
                    l3_handlers=None, suggested_in_flight=12)
     assert p.key == RunKey("fp", "ppl", False, "")
     assert p.in_flight == 12
@@ -146,12 +147,12 @@ def test_plan_without_clip_names_handlers_and_reasons():
 def test_plan_refuses_generate_on_a_model_without_it_and_keys_the_preset():
     cfg = config_of("--method", "generate", "--preset", "chat-mean")
     with pytest.raises(plan.PlanError, match="does not advertise generate"):
-        plan.build(cfg, DS, info(True), handlers.default_handlers(), clip_record=None,
+        plan.build(cfg, DS, info(True), handlers.default_handlers(B.SEED_BENCH_2), clip_record=None,
                    l3_handlers=None, suggested_in_flight=1)
     able = info(True)
     able.capabilities.generate = True
-    p = plan.build(cfg, DS, able, handlers.default_handlers(), clip_record=None, l3_handlers=None,
-                   suggested_in_flight=1)
+    p = plan.build(cfg, DS, able, handlers.default_handlers(B.SEED_BENCH_2), clip_record=None,
+                   l3_handlers=None, suggested_in_flight=1)
     assert p.key == RunKey("fp", "generate", False, "", "chat-mean")
     assert p.record["preset"]["name"] == "chat-mean" and p.record["method"] == "generate"
 
@@ -160,14 +161,14 @@ def test_plan_with_clip_and_image_generation_runs_l3():
     clip = {"name": "tiny", "checkpoint": "", "fingerprint": "clipfp"}
     l3h = {25: fake_l3, 26: fake_l3, 27: fake_l3}
     p = plan.build(config_of("--in-flight", "3", "--method", "letter"), DS, info(True),
-                   handlers.default_handlers(), clip_record=clip, l3_handlers=l3h,
+                   handlers.default_handlers(B.SEED_BENCH_2), clip_record=clip, l3_handlers=l3h,
                    suggested_in_flight=12)
     assert p.key == RunKey("fp", "letter", False, "clipfp") and p.in_flight == 3
     assert p.unsupported(DS.questions) == {}
     assert {d.dimension: d.handler for d in p.dimensions}[27] == "fake_l3"
     assert p.record["clip"] == clip
     # A model that cannot generate images: L3 is unsupported and the CLIP is not part of the key.
-    p = plan.build(config_of(), DS, info(False, "llava"), handlers.default_handlers(),
+    p = plan.build(config_of(), DS, info(False, "llava"), handlers.default_handlers(B.SEED_BENCH_2),
                    clip_record=clip, l3_handlers=l3h, suggested_in_flight=1)
     assert p.key.clip == "" and p.record["clip"] is None
     why = p.unsupported(DS.questions)["25_0"]
@@ -179,7 +180,7 @@ def test_a_plan_where_nothing_can_run_is_refused():
     only_l3 = Dataset(benchmark="SEED-Bench-2", file="f.json", questions=[q("25_0", 25)],
                       invalid=[])
     with pytest.raises(plan.PlanError, match="none of the 1 selected question.*requires --clip"):
-        plan.build(config_of(), only_l3, info(True), handlers.default_handlers(),
+        plan.build(config_of(), only_l3, info(True), handlers.default_handlers(B.SEED_BENCH_2),
                    clip_record=None, l3_handlers=None, suggested_in_flight=1)
 
 
@@ -196,7 +197,7 @@ def test_a_dimension_without_handler_says_so():
 def test_run_key_round_trips_through_the_run_record(tmp_path):
     clip = {"name": "tiny", "checkpoint": "", "fingerprint": "clipfp"}
     p = plan.build(config_of("--preset", "seed1-instructblip"), DS, info(True),
-                   handlers.default_handlers(), clip_record=clip,
+                   handlers.default_handlers(B.SEED_BENCH_2), clip_record=clip,
                    l3_handlers={25: fake_l3}, suggested_in_flight=1)
     store = Store(tmp_path)
     store.set_meta("run", p.record)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evaluator import cli
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Question
 from evaluator.data.media import MediaError
 from evaluator.reports import terminal
@@ -44,7 +44,7 @@ def v1_store(tmp_path, answer) -> Store:
     store = Store(tmp_path)
     qs = [q(d, k) for d in range(1, 13) for k in range(2)]
     store.set_selection(qs, {})
-    store.set_meta("run", record(D.V1))
+    store.set_meta("run", record(B.SEED_BENCH_1.name))
     for x in qs:
         a = answer(x)
         if a is None:
@@ -101,7 +101,7 @@ def test_a_filtered_run_is_partial_and_null_groups_stay_null(tmp_path):
     store = Store(tmp_path)
     qs = [q(1, 0), q(2, 0)]
     store.set_selection(qs, {})
-    store.set_meta("run", {**record(D.V2)})
+    store.set_meta("run", {**record(B.SEED_BENCH_2.name)})
     for x in qs:
         store.put_answer(KEY, x, "A", None)
     typed = report.build_summary(store)

@@ -22,7 +22,7 @@ import pytest
 from rich.cells import cell_len
 
 from evaluator import RunConfig, evaluate
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data import sample_data
 from evaluator.reports import numbers
 from serving.processes import ROOT, child_env
@@ -81,7 +81,7 @@ def check_legible(text: str, summary: dict) -> None:
     lines = text.splitlines()
     assert "…" not in text, "something was cut"
     assert max(cell_len(x) for x in lines) <= WIDTH
-    for d, name in D.V2_NAMES.items():
+    for d, name in B.SEED_BENCH_2.dimensions.items():
         s = summary["dimensions"][str(d)]
         acc, ci = numbers.pct(s["accuracy"]), numbers.ci(s["ci95"])
         row = re.compile(rf"│\s+{d} │ {re.escape(name)}\s+│\s+{re.escape(acc)} │\s+{re.escape(ci)} │")
@@ -103,6 +103,6 @@ def test_compare_at_80_columns_keeps_names_and_numbers_whole(full_run, tmp_path)
                  tmp_path=tmp_path)
     assert "…" not in text and max(cell_len(x) for x in text.splitlines()) <= WIDTH
     summary = json.loads((full_run / "summary.json").read_text())
-    for d, name in D.V2_NAMES.items():
+    for d, name in B.SEED_BENCH_2.dimensions.items():
         acc = numbers.pct(summary["dimensions"][str(d)]["accuracy"])
         assert re.search(rf"│\s+{d} │ {re.escape(name)}\s+│\s+{re.escape(acc)} \[", text), name

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from evaluator import cli
+from evaluator.data import benchmarks as B
 from evaluator.data import dataset
-from evaluator.data import dimensions as D
 from tests.evaluator_runs import run
 from tests.official_files import LETTERS, SUBPART, V1_QUESTION_TYPE, V2_QUESTION_TYPE, write_v1, write_v2
 from tests.procs import model_server
@@ -25,17 +25,17 @@ def server():
 
 
 def test_dimension_names_are_the_files_question_type_maps():
-    assert {n: d for d, n in D.V2_NAMES.items()} == V2_QUESTION_TYPE
-    assert {n: d for d, n in D.V1_NAMES.items()} == V1_QUESTION_TYPE
-    assert [D.v2_level(d) for d in (1, 22, 23, 24, 25, 27)] == ["L1", "L1", "L2", "L2", "L3",
+    assert {n: d for d, n in B.SEED_BENCH_2.dimensions.items()} == V2_QUESTION_TYPE
+    assert {n: d for d, n in B.SEED_BENCH_1.dimensions.items()} == V1_QUESTION_TYPE
+    assert [B.SEED_BENCH_2.level_of(d) for d in (1, 22, 23, 24, 25, 27)] == ["L1", "L1", "L2", "L2", "L3",
                                                                  "L3"]
-    assert {D.v2_subpart(d) for d in range(1, 28)} == set(SUBPART.values())
+    assert {B.SEED_BENCH_2.subpart_of(d) for d in range(1, 28)} == set(SUBPART.values())
 
 
 def test_official_files_load_whole_and_filter_cumulatively(tmp_path):
     ann, roots = write_v2(tmp_path / "v2")
     ds = dataset.load(ann, roots)
-    assert ds.benchmark == D.V2 and not ds.invalid and not ds.warnings
+    assert ds.benchmark == B.SEED_BENCH_2.name and not ds.invalid and not ds.warnings
     n = {d: 1 + d % 3 for d in range(1, 28)}
 
     def count(**kw):
@@ -53,11 +53,11 @@ def test_official_files_load_whole_and_filter_cumulatively(tmp_path):
 
     v1, v1_roots = write_v1(tmp_path / "v1")
     ds1 = dataset.load(v1, v1_roots)
-    assert ds1.benchmark == D.V1 and not ds1.invalid and not ds1.warnings
+    assert ds1.benchmark == B.SEED_BENCH_1.name and not ds1.invalid and not ds1.warnings
     for q in ds1.questions:
         if q.dimension >= 10:  # the folder named by the QUESTION id, not the video's name
-            assert [p.name for p in q.image_paths] == [f"{i}.png" for i in range(1, 9)]
-            assert q.image_paths[0].parent.name == q.question_id
+            assert [p.name for p in q.images] == [f"{i}.png" for i in range(1, 9)]
+            assert q.images[0].parent.name == q.question_id
 
 
 def test_a_question_type_map_that_differs_is_reported(tmp_path):
@@ -105,7 +105,7 @@ def test_seed_bench_2_scores_are_the_spec_averages(tmp_path, server, capsys):
     assert sorted(per_dim) == list(range(1, 25))  # no image generation: dims 25-27 not run
     assert s["benchmark"] == "SEED-Bench-2"
     for d, (correct, total) in per_dim.items():
-        assert s["dimensions"][str(d)]["name"] == D.V2_NAMES[d]
+        assert s["dimensions"][str(d)]["name"] == B.SEED_BENCH_2.dimensions[d]
         assert (s["dimensions"][str(d)]["correct"], s["dimensions"][str(d)]["total"]) == \
             (correct, total)
     groups = {"L1": range(1, 23), "L2": range(1, 25), "P1": range(1, 23), "P2": (23, 24),

@@ -139,7 +139,8 @@ def test_each_preset_sends_its_interface(data, scripted, tmp_path, name):
                                    "option_prefix": "", "option_suffix": "",
                                    "image_preprocessing": "MODE_MODEL_PROCESSOR"}}
         got = {k: c[k] for k in c if k not in ("call", "request_id", "text", "images", "options",
-                                                 "raw_prompt", "include_end_of_turn")}
+                                                 "image_sha256", "raw_prompt",
+                                                 "include_end_of_turn")}
         assert got == recipe.get(name, {"image_preprocessing": "MODE_MODEL_PROCESSOR"}), name
     # One-image placement: LLaVA-1.5 sends only the first image of a question without
     # <img>; where <img> marks the images, all of them go.

@@ -21,7 +21,7 @@ from PIL import Image, ImageStat
 
 from evaluator import cli
 from evaluator import compare as compare_runs
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data import sample_data
 from evaluator.reports import compare, numbers
 from evaluator.reports import html as html_report
@@ -74,9 +74,9 @@ def test_summary_carries_an_interval_and_n_for_every_dimension_and_group(runs):
         assert v["n"] == v["total"] == PER_DIM, d
         assert v["ci_method"] == "wilson"
         assert v["ci95"][0] <= v["accuracy"] <= v["ci95"][1]
-    for label, dims, _ in D.V2_AVERAGES:
-        g = s["averages"][label]
-        assert g["n"] == PER_DIM * len(dims), label
+    for group in B.SEED_BENCH_2.groups:
+        g = s["averages"][group.label]
+        assert g["n"] == PER_DIM * len(group.dims), group.label
         assert g["ci_method"] == "bootstrap" and g["all_ci_method"] == "wilson"
         assert g["ci95"][0] <= g["task"] <= g["ci95"][1]
         assert g["all_ci95"][0] <= g["all"] <= g["all_ci95"][1]
@@ -208,7 +208,7 @@ def test_seed_bench_1_runs_compare_on_image_video_all(tmp_path):
                    for out, preset in (("ppl", "chat-mean"), ("ppl-sum", "seed1-instructblip-hf"))]
     comparison = compare_runs(results, "seed1-instructblip-vicuna")
     res = comparison.to_dict()
-    assert res["benchmark"] == D.V1 and res["headline"] == ["Image", "Video", "All"]
+    assert res["benchmark"] == B.SEED_BENCH_1.name and res["headline"] == ["Image", "Video", "All"]
     assert [d["id"] for d in res["dimensions"]] == list(range(1, 13))
     assert set(res["pairs"][0]["groups"]) == {"Image", "Video", "All"}
     assert res["pairs"][0]["shared"] == 36
@@ -271,8 +271,8 @@ def test_every_reference_row_is_well_formed():
     assert {"seed2-llava-1.5-7b", "seed2-instructblip-flan-t5-xl", "seed2-emu",
             "seed1-instructblip-vicuna"} <= set(refs)
     for name, ref in refs.items():
-        groups = {g for g, _, _ in D.averages_spec(ref["benchmark"])}
-        assert ref["benchmark"] in (D.V1, D.V2), name
+        groups = {g.label for g in B.get(ref["benchmark"]).groups}
+        assert ref["benchmark"] in (B.SEED_BENCH_1.name, B.SEED_BENCH_2.name), name
         assert set(ref["scores"]) <= groups, name
         assert ref["average"] in ("task", "all") and ref["source"], name
         assert ref["method"] in ("PPL", "PPL for A/B/C/D", "Generate", "NG"), name
@@ -379,7 +379,7 @@ def test_report_page_in_headless_chromium(runs, chromium, tmp_path):
     assert "http://" not in source and "https://" not in source  # nothing external
     assert not re.search(r'(?:src|href)="(?!data:|#)', source)
     dom = browse(chromium, page, tmp_path / "profile-dom", "--dump-dom").stdout
-    for name in D.V2_NAMES.values():
+    for name in B.SEED_BENCH_2.dimensions.values():
         assert f'<td class="l dimname">{name}</td>' in dom, name
     assert dom.count('class="cell"') == 27
     assert '<td class="l method">ppl</td>' in dom
@@ -401,7 +401,7 @@ def test_compare_page_in_headless_chromium_sorts_and_shows_each_method(runs, chr
     for method in ("ppl", "letter"):
         assert f'<td class="l method">{method}</td>' in leaderboard
     assert '<td class="l method">PPL</td>' in leaderboard  # the published row
-    for name in D.V2_NAMES.values():
+    for name in B.SEED_BENCH_2.dimensions.values():
         assert f'<td class="l dimname">{name}</td>' in dom, name
     heat = dom[dom.index('id="heatmap-svg"'):dom.index("</svg>", dom.index('id="heatmap-svg"'))]
     assert heat.count('class="cell"') == 3 * 27

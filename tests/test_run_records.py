@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evaluator import cli
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data import provenance
 from evaluator.results.runkey import RunKey
 from evaluator.results.store import Store
@@ -47,7 +47,7 @@ def test_results_record_the_annotation_file_and_its_warnings(data, one_image_mod
     run = json.loads((out / "run.json").read_text())
     p = summary["provenance"]
     a = p["annotations"]
-    assert a["path"] == str(swapped) and a["benchmark"] == D.V2
+    assert a["path"] == str(swapped) and a["benchmark"] == B.SEED_BENCH_2.name
     assert a["sha256"] == hashlib.sha256(swapped.read_bytes()).hexdigest()
     assert a["questions"] == len(doc["questions"]) == 27 * 2
     assert a["version"] is None  # 54 questions: no published version
@@ -79,16 +79,16 @@ def test_results_record_the_annotation_file_and_its_warnings(data, one_image_mod
 
 
 def test_known_versions_are_recognised_by_count_and_map():
-    paper = {n: d for d, n in D.V1_NAMES.items()}
-    other = {**paper, D.V1_NAMES[3]: 4, D.V1_NAMES[4]: 3}
-    original = provenance.recognise(D.V1, 19_242, paper)
+    paper = {n: d for d, n in B.SEED_BENCH_1.dimensions.items()}
+    other = {**paper, B.SEED_BENCH_1.dimensions[3]: 4, B.SEED_BENCH_1.dimensions[4]: 3}
+    original = provenance.recognise(B.SEED_BENCH_1.name, 19_242, paper)
     assert original.startswith("SEED-Bench-1 original") and "as the paper does" in original
-    rescreened = provenance.recognise(D.V1, 17_990, other)
+    rescreened = provenance.recognise(B.SEED_BENCH_1.name, 17_990, other)
     assert rescreened.startswith("SEED-Bench-1 re-screened") and "other way round" in rescreened
-    assert "no question_type map" in provenance.recognise(D.V1, 17_990, None)
-    assert provenance.recognise(D.V2, 24_371, None).startswith("SEED-Bench-2")
-    assert provenance.recognise(D.V2, 24_370, None) is None
-    assert provenance.recognise(D.V1, 54, paper) is None
+    assert "no question_type map" in provenance.recognise(B.SEED_BENCH_1.name, 17_990, None)
+    assert provenance.recognise(B.SEED_BENCH_2.name, 24_371, None).startswith("SEED-Bench-2")
+    assert provenance.recognise(B.SEED_BENCH_2.name, 24_370, None) is None
+    assert provenance.recognise(B.SEED_BENCH_1.name, 54, paper) is None
 
 
 def samples_and_store(out):

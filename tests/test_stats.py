@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from evaluator.data import dimensions
+from evaluator.data import benchmarks
 from evaluator.results import stats
 
 
@@ -88,7 +88,7 @@ def test_summary_gets_intervals_and_n_for_every_dimension_and_group():
             status = "ok" if k < answered else None
             rows.append(Row(f"{d}_{k}", len(rows), d, "A", status,
                             "A" if k < correct else "B" if status else None, None, None))
-    run = {"benchmark": dimensions.V1, "annotations": "f.json", "filters": {},
+    run = {"benchmark": benchmarks.SEED_BENCH_1.name, "annotations": "f.json", "filters": {},
            "model": {"name": "m", "fingerprint": "fp", "backend": "b", "details": {}},
            "method": "ppl", "include_end_of_turn": False, "skipped_invalid": 0, "clip": None}
     s = summarize(run, rows)
@@ -106,7 +106,7 @@ def test_summary_gets_intervals_and_n_for_every_dimension_and_group():
     assert s.groups["Video"].status == "n/a" and s.groups["Video"].task_ci95 is None
     assert s.to_dict()["averages"]["Video"] is None
     assert s.intervals["level"] == 0.95 and "Wilson" in s.intervals["dimension"]
-    assert set(dimensions.V1_NAMES) == set(range(1, 13))
+    assert set(benchmarks.SEED_BENCH_1.dimensions) == set(range(1, 13))
 
 
 # -- paired tests -----------------------------------------------------------------------------

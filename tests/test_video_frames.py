@@ -154,8 +154,8 @@ def test_frames_layout_and_raw_layout_give_the_same_frames(videos, tmp_path):
     cache = FrameCache(tmp_path / "cache")
     for qf, qr in zip(by_frames.questions, by_raw.questions, strict=True):
         assert qf.question_id == qr.question_id and qr.video is not None and qf.video is None
-        assert indices_of(qf.image_paths) == indices_of(cache.frames(qr.video))
-        assert len(qf.image_paths) == 8
+        assert indices_of(qf.images) == indices_of(cache.frames(qr.video))
+        assert len(qf.images) == 8
     # Both roots given: the frames win.
     both = dataset.load(ann, parse_media_roots([f"frames={frames_root}", f"ssv2={videos}"]))
     assert all(q.video is None for q in both.questions)
@@ -213,7 +213,7 @@ def test_bare_root_is_read_as_the_layout_it_holds(videos, tmp_path):
     ann = tmp_path / "SEED-Bench.json"
     ann.write_text(json.dumps([v1_question("v1", 10, "ssv2/94328.webm")]))
     as_frames = dataset.load(ann, parse_media_roots([str(frames_root)]))
-    assert indices_of(as_frames.questions[0].image_paths) == list(range(1, 9))
+    assert indices_of(as_frames.questions[0].images) == list(range(1, 9))
     as_raw = dataset.load(ann, parse_media_roots([str(videos)]))
     assert as_raw.questions[0].video.path == videos / "ssv2" / "94328.webm"
     assert "raw videos, bare --media-root" in as_raw.video_sources[10]

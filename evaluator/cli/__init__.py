@@ -1,5 +1,5 @@
-"""seedbench: evaluate model servers on SEED-Bench-1/2, report and compare runs, score a
-predictions file, make sample data.
+"""seedbench: evaluate model servers on SEED-Bench-1, -2 and -2-Plus, report and compare runs,
+score a predictions file, make sample data.
 
 One module per command group: run (run, run --dry-run), reports (report, compare),
 tools (presets, score, sample-data). Every command calls the library (evaluator.api's

@@ -9,11 +9,10 @@ import json
 from rich.console import Console
 
 from evaluator.cli.common import ConsoleReporter, config_error, err, error
-from evaluator.data import dimensions as D
 from evaluator.reports import terminal
 from evaluator.reports.console import say, show
 from evaluator.run import methods, presets
-from evaluator.run.config import ConfigError, RunConfig, default
+from evaluator.run.config import LEVELS, VERSIONS, ConfigError, RunConfig, default
 from evaluator.run.session import RunFailed, evaluate, plan_run
 from serving.security import add_client_args
 
@@ -60,9 +59,11 @@ def run_and_show(config: RunConfig) -> int:
 
 def add_parser(sub) -> None:
     r = sub.add_parser("run", help="evaluate a model server on an annotation file")
-    r.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    add_annotation_args(r)
     r.add_argument("--media-root", action="append", default=[], metavar="[KEY=]DIR",
-                   help="media root per source: SEED-Bench-2 cc3m, 'SEED-Bench v2'; "
+                   help="media root per source (none for a parquet snapshot: its images are "
+                        "embedded): SEED-Bench-2 cc3m, 'SEED-Bench v2'; SEED-Bench-2-Plus "
+                        "'SEED-Bench v2 plus' (or bare: data_id is text_rich/N.png); "
                         "SEED-Bench-1 image (dims 1-9), frames (the 8-frame folders, dims "
                         "10-12) or the raw videos ssv2, epic-kitchens, breakfast; a bare DIR "
                         "applies to every source (repeatable)")
@@ -107,9 +108,19 @@ def add_parser(sub) -> None:
     r.set_defaults(func=cmd_run)
 
 
+def add_annotation_args(p: argparse.ArgumentParser) -> None:
+    """Where the questions are, and which benchmark they are: what `run` and `score` share."""
+    p.add_argument("--annotations", required=True,
+                   help="SEED-Bench-1, -2 or -2-Plus annotations: the JSON file, a parquet "
+                        "snapshot's .parquet shard (a hub-cache link too) or a folder of shards")
+    p.add_argument("--benchmark",
+                   help="SEED-Bench-1, SEED-Bench-2 or SEED-Bench-2-Plus (or v1, v2, v2plus): "
+                        "overrides the detection from the file's fields")
+
+
 def add_filter_args(p: argparse.ArgumentParser) -> None:
     """The question filters `run` and `score` share."""
-    p.add_argument("--level", choices=D.LEVELS, help="cumulative: L2 = L1+L2")
-    p.add_argument("--version", choices=D.VERSIONS, help="cumulative: v2 = v1+v2")
+    p.add_argument("--level", choices=LEVELS, help="cumulative: L2 = L1+L2")
+    p.add_argument("--version", choices=VERSIONS, help="cumulative: v2 = v1+v2")
     p.add_argument("--subpart", help="exact subpart name, e.g. 'Video & Text Comprehension'")
     p.add_argument("--dimensions", help="comma-separated dimension ids, e.g. 1,5,23")

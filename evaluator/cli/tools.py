@@ -7,18 +7,19 @@ import argparse
 import json
 
 from evaluator.cli.common import config_error, err, error, warn
-from evaluator.cli.run import add_filter_args
+from evaluator.cli.run import add_annotation_args, add_filter_args
 from evaluator.data import dataset
 from evaluator.reports import terminal
 from evaluator.reports.console import say
 from evaluator.run import presets
-from evaluator.run.config import ConfigError, dimensions, subpart
+from evaluator.run.config import ConfigError, benchmark, dimensions, subpart
 from serving.arg_types import positive_int
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps({name: p.record() for name, p in presets.PRESETS.items()}, indent=2))
+        print(json.dumps({name: {**p.record(), "benchmarks": p.benchmarks}
+                          for name, p in presets.PRESETS.items()}, indent=2))
         return 0
     print(presets.listing())
     return 0
@@ -31,7 +32,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         filters = dataset.Filters(level=args.level, version=args.version,
                                   subpart=subpart(args.subpart),
                                   dimensions=dimensions(args.dimensions))
-        scored, ds = score_file.score(args.annotations, args.predictions, filters)
+        scored, ds = score_file.score(args.annotations, args.predictions, filters,
+                                      benchmark(args.benchmark))
     except ConfigError as exc:
         return config_error(exc)
     except dataset.AnnotationError as exc:
@@ -64,13 +66,17 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from evaluator.data import sample_data
 
-    if args.format == "v1" and (args.full or args.mix is not None):
+    if args.format != "v2" and (args.full or args.mix is not None):
         return error("--full and --mix apply to --format v2 only")
     if args.full and args.mix is not None:
         return error("--full and --mix each set the question counts: give one")
     try:
         if args.format == "v1":
             path = sample_data.write_v1(args.out, seed=args.seed, per_dim=args.per_dim)
+        elif args.format == "v2plus":
+            from evaluator.data import sample_text_rich
+
+            path = sample_text_rich.write(args.out, seed=args.seed, per_dim=args.per_dim)
         else:
             path = sample_data.write_v2(args.out, seed=args.seed, per_dim=args.per_dim,
                                         full=args.full, mix=args.mix)
@@ -90,7 +96,7 @@ def add_parsers(sub) -> None:
 
     sc = sub.add_parser("score", help="score a predictions file (a submission.jsonl or a "
                                       "published result file) against an annotation file")
-    sc.add_argument("--annotations", required=True, help="SEED-Bench-1 or -2 JSON file")
+    add_annotation_args(sc)
     sc.add_argument("--predictions", required=True, metavar="FILE",
                     help='{"question_id": ..., "prediction": "A"} per line; read tolerantly '
                          "(lines ending '},', extra keys, repeated ids: the last wins, or one "
@@ -108,7 +114,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--mix", type=positive_int, metavar="N",
                    help="N (at least 24) questions of dims 1-24 in SEED-Bench-2's L1+L2 "
                         "proportions")
-    s.add_argument("--format", choices=["v1", "v2"], default="v2",
+    s.add_argument("--format", choices=["v1", "v2", "v2plus"], default="v2",
                    help="v2: SEED-Bench_v2_level1_2_3.json (27 dims); v1: SEED-Bench.json "
-                        "(12 dims, with raw videos and 8-frame folders for dims 10-12)")
+                        "(12 dims, with raw videos and 8-frame folders for dims 10-12); "
+                        "v2plus: SEED-Bench-2-plus-text-rich.json and text_rich/ (800x800 "
+                        "charts, maps and web pages)")
     s.set_defaults(func=cmd_sample_data)

@@ -9,10 +9,14 @@
   failing the whole file.
 - Text that is not valid Unicode (a lone surrogate from a `\\udxxx` escape) is
   found per field before it can reach SQLite, gRPC or the console.
-- The benchmark is decided by the majority of questions; the ones that look
-  like the other benchmark are returned so the run can report them.
+- The benchmark is decided by the majority of questions (each looks like the
+  first definition whose own fields it carries); the ones that look like another
+  benchmark are returned so the run can report them.
 - Fields the benchmark does not have (a fifth choice, extras) are collected as
   warnings: they are ignored, never silently.
+- A parquet snapshot (a `.parquet` file, a hub-cache link to one, or a folder of
+  shards) is read by evaluator.data.parquet_snapshot: the same question dicts,
+  plus references to each question's embedded images.
 """
 
 from __future__ import annotations
@@ -21,21 +25,17 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
+from evaluator.data import parquet_snapshot
+from evaluator.data.embedded_images import EmbeddedImage
 
 MAX_DEPTH = 64
 TOO_DEEP = "\x00seedbench: value nested too deeply"
 MAX_DIGITS = 4000  # below Python's int conversion limit, which would fail the whole file
 TOO_LONG = "\x00seedbench: integer with too many digits"
-KNOWN_FIELDS = frozenset({
-    "question_id", "question", "choice_a", "choice_b", "choice_c", "choice_d", "answer",
-    "question_type_id", "data_id", "data_type", "data_source", "level", "subpart", "version",
-    "segment",
-})
-V2_FIELDS = ("level", "subpart", "version", "data_source")
 _TOKENS = re.compile(r'["\[\]{}\\]')
 
 
@@ -43,14 +43,19 @@ class AnnotationError(Exception):
     """The file as a whole cannot be read (not JSON, wrong top-level shape, no questions)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Document:
-    """An annotation file as read: its questions, its `question_type` map (None for a bare
-    list) and the sha256 of its bytes (which version of the file a result came from)."""
+    """An annotation file's content: its questions as dicts, its `question_type` map (None
+    for a bare list or a snapshot), the sha256 that identifies its version (of the file's
+    bytes; of a snapshot's shard list, see parquet_snapshot.digest), each question's
+    embedded images (a snapshot; None for JSON, whose images are files under the media
+    roots) and what was read (`source`: the file, or the snapshot's shards)."""
 
     questions: list
-    question_type: object
-    sha256: str
+    question_type: object = None
+    sha256: str = ""
+    embedded: list[tuple[EmbeddedImage, ...]] | None = None
+    source: dict = field(default_factory=dict)
 
 
 def read_questions(path: Path) -> list:
@@ -59,10 +64,34 @@ def read_questions(path: Path) -> list:
 
 
 def load_document(path: Path) -> Document:
-    """The file read once: questions, `question_type` map and sha256; raises AnnotationError
+    """The questions of a JSON file or a parquet snapshot, read once; raises AnnotationError
     naming the path."""
+    path = Path(path)
     try:
-        data = Path(path).read_bytes()
+        files = parquet_snapshot.shards(path)
+        if files is not None:
+            return _read_snapshot(path, files)
+    except parquet_snapshot.SnapshotError as exc:
+        raise AnnotationError(str(exc)) from None
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
+    return _read_json(path)
+
+
+def _read_snapshot(path: Path, files: list[Path]) -> Document:
+    questions, embedded = [], []
+    for row in parquet_snapshot.read_rows(files):
+        questions.append(row.fields)
+        embedded.append(row.images)
+    if not questions:
+        raise AnnotationError(f"{path}: holds no questions")
+    source = parquet_snapshot.provenance(path, files)
+    return Document(questions, None, parquet_snapshot.digest(source), embedded, source)
+
+
+def _read_json(path: Path) -> Document:
+    try:
+        data = path.read_bytes()
         text = data.decode("utf-8-sig")  # a byte-order mark is harmless
     except (OSError, ValueError) as exc:
         raise AnnotationError(f"{path}: cannot read annotations: {exc}") from None
@@ -82,10 +111,11 @@ def load_document(path: Path) -> Document:
                               '{"questions": [...]} at the top level')
     if not doc:
         raise AnnotationError(f"{path}: holds no questions")
-    return Document(doc, question_type, hashlib.sha256(data).hexdigest())
+    return Document(doc, question_type, hashlib.sha256(data).hexdigest(), None,
+                    {"format": "json", "path": str(path)})
 
 
-def question_type_differences(question_type: object, benchmark: str) -> list[str]:
+def question_type_differences(question_type: object, benchmark: B.Benchmark) -> list[str]:
     """How the file's `question_type` map ({name: id}) differs from the benchmark's
     dimension names; empty when it agrees or is absent. The ids decide everything
     (groups, levels), so a difference is reported, never acted on."""
@@ -93,14 +123,14 @@ def question_type_differences(question_type: object, benchmark: str) -> list[str
         return []
     if not isinstance(question_type, dict):
         return [f"is a {type(question_type).__name__}, not a {{name: id}} map"]
-    known = D.names(benchmark)
+    known = benchmark.dimensions
     out = []
     for name, dim in question_type.items():
         shown = printable(name) if isinstance(name, str) else repr(name)
         if isinstance(dim, bool) or not isinstance(dim, int):
             out.append(f"{shown!r} has id {dim!r}, not an integer")
         elif dim not in known:
-            out.append(f"{shown!r} has id {dim}, not a {benchmark} dimension")
+            out.append(f"{shown!r} has id {dim}, not a {benchmark.name} dimension")
         elif name != known[dim]:
             out.append(f"dimension {dim} is named {shown!r} there, {known[dim]!r} here")
     return out
@@ -189,32 +219,28 @@ def printable(s: str) -> str:
     return s if is_unicode(s) else s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def looks_v2(q: dict) -> bool:
-    if any(k in q for k in V2_FIELDS):
-        return True
-    dim = q.get("question_type_id")
-    return isinstance(dim, int) and not isinstance(dim, bool) and dim > 12
+def detect(raw: list, ids: list[str]) -> tuple[B.Benchmark, dict[str, list[str]]]:
+    """(benchmark, {other benchmark: ids of the questions that look like it}), by majority.
 
-
-def detect(raw: list, ids: list[str]) -> tuple[str, list[str]]:
-    """(benchmark, ids of the questions that look like the other one), by majority.
-
-    SEED-Bench-2 questions carry level/subpart/version/data_source or dims above 12.
-    A tie goes to SEED-Bench-1.
+    Each question looks like the first definition whose own fields it carries
+    (SEED-Bench-2-Plus: question_image_type, or choice_A without question_type_id;
+    SEED-Bench-2: level/subpart/version/data_source or dims above 12); a tie goes
+    to the benchmark listed last (SEED-Bench-1).
     """
-    v2, v1 = [], []
+    seen: dict[str, list[str]] = {name: [] for name in B.BENCHMARKS}
     for q, qid in zip(raw, ids, strict=True):
         if isinstance(q, dict):
-            (v2 if looks_v2(q) else v1).append(qid)
-    return (D.V2, v1) if len(v2) > len(v1) else (D.V1, v2)
+            seen[B.classify(q).name].append(qid)
+    winner = max(reversed(list(B.BENCHMARKS)), key=lambda name: len(seen[name]))
+    return B.BENCHMARKS[winner], {n: w for n, w in seen.items() if w and n != winner}
 
 
-def extra_fields(raw: list, ids: list[str]) -> dict[str, list[str]]:
-    """field -> ids of the questions carrying it, for fields SEED-Bench questions lack."""
+def extra_fields(raw: list, ids: list[str], known: frozenset[str]) -> dict[str, list[str]]:
+    """field -> ids of the questions carrying it, for fields the benchmark's questions lack."""
     out: dict[str, list[str]] = {}
     for q, qid in zip(raw, ids, strict=True):
         if isinstance(q, dict):
             for k in q:
-                if k not in KNOWN_FIELDS:
+                if k not in known:
                     out.setdefault(printable(k), []).append(qid)
     return out

@@ -8,17 +8,18 @@ unchanged, the digest is taken as is; any change, a `touch` included, reads
 the file once more. Digests are recorded where the run reads the image to
 send it, so a first run reads each image once. As with any stat cache (git's
 index is one), a file rewritten in place with the same size within the file
-system's timestamp granularity would go unnoticed.
+system's timestamp granularity would go unnoticed. An image embedded in a parquet
+snapshot is remembered by its locator and the stat of its shard, so a rerun over
+an unchanged snapshot reads no row group to key its answers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
+from evaluator.data.image_source import ImageSource, read_image, stat_path
 from evaluator.data.media import EncodedImage
 
 # (path, size, mtime_ns, inode, sha256): the stored form
@@ -47,28 +48,30 @@ class FileDigests:
         if self._on_new is not None:
             self._on_new((path, *stamp, sha))
 
-    def sha256(self, path: Path) -> str:
-        """The file's digest: remembered while its stat is unchanged, else read and hashed."""
-        key = str(path)
-        stamp = _stamp(os.stat(key))
+    def sha256(self, source: ImageSource) -> str:
+        """The image's digest: remembered while the stat of the file holding it is unchanged,
+        else read and hashed."""
+        key = str(source)
+        stamp = _stamp(os.stat(stat_path(source)))
         with self._lock:
             known = self._known.get(key)
         if known is not None and known[0] == stamp:
             return known[1]
-        image = self.read(path)
+        image = self.read(source)
         with self._lock:
             self.hashed += 1
         return image.sha256
 
-    def read(self, path: Path) -> EncodedImage:
-        """Read the file's bytes (to send them) and remember their digest on the way.
+    def read(self, source: ImageSource) -> EncodedImage:
+        """Read the image's bytes (to send them) through `read_image` and remember their digest
+        on the way.
 
-        The stat is taken before and after the read; a file that changed meanwhile is
-        not remembered (its next use reads it again)."""
-        key = str(path)
-        before = _stamp(os.stat(key))
-        data = Path(key).read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        if _stamp(os.stat(key)) == before:
-            self._remember(key, before, sha)
-        return EncodedImage(data=data, sha256=sha)
+        The stat of the file holding the image (the image file, or a snapshot's shard) is
+        taken before and after the read; one that changed meanwhile is not remembered (its
+        next use reads it again)."""
+        path = stat_path(source)
+        before = _stamp(os.stat(path))
+        image = read_image(source)
+        if _stamp(os.stat(path)) == before:
+            self._remember(str(source), before, image.sha256)
+        return image

@@ -1,15 +1,17 @@
 """Media roots and safe resolution of a question's data_id to image files.
 
-Roots are keyed by the annotation's source: SEED-Bench-2 uses `data_source`
-("cc3m", "SEED-Bench v2"); SEED-Bench-1 uses "image" (dims 1-9) and, for the
+Roots are keyed by the annotation's source: SEED-Bench-2 and -2-Plus use `data_source`
+("cc3m", "SEED-Bench v2", "SEED-Bench v2 plus"); SEED-Bench-1 uses "image" (dims 1-9) and, for the
 video dims 10-12, "frames" (the 8-frame folders) or the raw video roots "ssv2",
 "epic-kitchens", "breakfast" (see evaluator.data.video_sources). A root with key ""
 applies to every source. Paths that escape their root are refused, symlinks included.
+Which key a question uses is its benchmark definition's media rule (evaluator.data.benchmarks).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import warnings
@@ -106,12 +108,25 @@ def check_image(path: Path, field: str) -> None:
 def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
     """Why the file is not a usable image, or None; cached per file version, since one
     option image can serve many questions."""
+    return image_problem(path)
+
+
+def bytes_problem(data: bytes) -> str | None:
+    """Why encoded image bytes (embedded in a snapshot) are not a usable image, or None."""
+    return image_problem(io.BytesIO(data))
+
+
+def image_problem(source: str | io.BytesIO) -> str | None:
+    """Why a file or buffer does not decode completely within PIL's decompression limit and
+    the servers' pixel cap, or None."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 im.verify()
-            with Image.open(path) as im:
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+            with Image.open(source) as im:
                 if im.width * im.height > MAX_PIXELS:
                     return (f"is {im.width}x{im.height} pixels; the servers decode at most "
                             f"{MAX_PIXELS} pixels")
@@ -120,7 +135,7 @@ def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
                 im.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         return f"is over the decompression limit ({exc})"
-    except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the file is unusable
+    except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the image is unusable
         return f"is corrupt, truncated or not an image ({exc})"
     return None
 
@@ -129,4 +144,3 @@ def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
 class EncodedImage:
     data: bytes
     sha256: str
-

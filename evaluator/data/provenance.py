@@ -6,7 +6,9 @@ about 17,990 questions; a hub edit on 2024-05-17 around the names of dims 3/4).
 So the file itself says which version a result came from: its sha256, how many
 questions it holds and its own `question_type` map, with every warning the
 loader raised about it (e.g. a map whose names disagree with the paper's).
-`recognise` names the version those facts point to, or None.
+`recognise` names the version those facts point to, or None. A parquet snapshot
+is recorded by its shards (names, sizes, rows, footer sha256) under `source`, and
+its sha256 is that of its shard list (evaluator.data.parquet_snapshot).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 
 V1_ORIGINAL = 19_242  # before the 2023-11-30 re-screening of the video questions
 V1_RESCREENED = range(17_500, V1_ORIGINAL)  # "about 17,990" after it (the exact count varies)
 V2_PUBLISHED = 24_371  # SEED-Bench_v2_level1_2_3.json
-_DIM3, _DIM4 = D.V1_NAMES[3], D.V1_NAMES[4]  # the paper's order: Attributes, then Location
+_DIM3, _DIM4 = B.SEED_BENCH_1.dimensions[3], B.SEED_BENCH_1.dimensions[4]  # the paper's order
 
 
 def _dims_3_4(question_type: object) -> str:
@@ -37,13 +39,13 @@ def _dims_3_4(question_type: object) -> str:
 
 def recognise(benchmark: str, questions: int, question_type: object) -> str | None:
     """The published version these facts match, or None when they match none."""
-    if benchmark == D.V1 and questions == V1_ORIGINAL:
+    if benchmark == B.SEED_BENCH_1.name and questions == V1_ORIGINAL:
         return (f"SEED-Bench-1 original ({V1_ORIGINAL:,} questions, before the 2023-11-30 "
                 f"re-screening); {_dims_3_4(question_type)}")
-    if benchmark == D.V1 and questions in V1_RESCREENED:
+    if benchmark == B.SEED_BENCH_1.name and questions in V1_RESCREENED:
         return (f"SEED-Bench-1 re-screened (2023-11-30 or later, {questions:,} questions); "
                 f"{_dims_3_4(question_type)}")
-    if benchmark == D.V2 and questions == V2_PUBLISHED:
+    if benchmark == B.SEED_BENCH_2.name and questions == V2_PUBLISHED:
         return f"SEED-Bench-2 levels 1-3 ({V2_PUBLISHED:,} questions)"
     return None
 
@@ -54,7 +56,7 @@ def annotations(ds) -> dict:
     return {"path": ds.file, "sha256": ds.sha256, "questions": ds.file_questions,
             "benchmark": ds.benchmark,
             "version": recognise(ds.benchmark, ds.file_questions, ds.question_type),
-            "question_type": question_type, "warnings": list(ds.warnings)}
+            "question_type": question_type, "warnings": list(ds.warnings), "source": ds.source}
 
 
 def record(ds, media_roots: Mapping[str, Path], model: dict, method: str, preset: str,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from evaluator.data import dimensions as D
+from evaluator.data.benchmarks import SEED_BENCH_1, SEED_BENCH_2
 from serving.atomic_files import write_atomic
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
@@ -39,8 +39,8 @@ SIZE = 64
 FRAMES = 8
 # The seed of the demo model's training split (models/train_demo.py); evaluate it on others.
 DEMO_TRAIN_SEED = 1000
-V2_FILE = "SEED-Bench_v2_level1_2_3.json"
-V1_FILE = "SEED-Bench.json"
+V2_FILE = SEED_BENCH_2.file_name
+V1_FILE = SEED_BENCH_1.file_name
 SOURCE_DIRS = {"cc3m": "cc3m", "SEED-Bench v2": "seed_bench_v2"}
 V1_SOURCES = ("image", "ssv2", "epic-kitchens", "breakfast")  # dims 1-9; raw videos of 10-12
 
@@ -156,7 +156,7 @@ def _v2_question(rng: random.Random, pool: Pool, dim: int, i: int) -> dict:
     colour = rng.choice(list(COLOURS))
     shape = rng.choice(SHAPES)
     q: dict = {"question_id": f"{dim}_{i}", "question_type_id": dim, "data_source": source,
-               "level": D.v2_level(dim), "subpart": D.v2_subpart(dim),
+               "level": SEED_BENCH_2.level_of(dim), "subpart": SEED_BENCH_2.subpart_of(dim),
                "version": "v1" if dim <= 9 or 20 <= dim <= 22 else "v2"}
     if dim == 5:
         n = rng.randint(1, 4)
@@ -266,7 +266,7 @@ def write_v2(out: str | Path, seed: int = 0, per_dim: int = 3, full: bool = Fals
     for dim in range(1, 28 if not mix else 25):
         n = counts[dim - 1]
         questions.extend(_v2_question(rng, pool, dim, i) for i in range(n))
-    doc = {"questions": questions, "question_type": {n: d for d, n in D.V2_NAMES.items()}}
+    doc = {"questions": questions, "question_type": {n: d for d, n in SEED_BENCH_2.dimensions.items()}}
     return write_atomic(out / V2_FILE, json.dumps(doc, indent=1) + "\n")
 
 
@@ -292,7 +292,7 @@ def write_v1(out: str | Path, seed: int = 0, per_dim: int = 3) -> Path:
             q.update(question_type_id=dim, choice_a=opts[0], choice_b=opts[1], choice_c=opts[2],
                      choice_d=opts[3], answer=ans)
             questions.append(q)
-    doc = {"questions": questions, "question_type": {n: d for d, n in D.V1_NAMES.items()}}
+    doc = {"questions": questions, "question_type": {n: d for d, n in SEED_BENCH_1.dimensions.items()}}
     return write_atomic(out / V1_FILE, json.dumps(doc, indent=1) + "\n")
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data import references as reference_rows
 from evaluator.reports.compare_types import (
     L3Answer,
@@ -84,9 +84,9 @@ class ComparedRun:
     @property
     def l3(self) -> dict[str, L3Answer]:
         """The answered L3 questions with their stored evidence (for the HTML gallery)."""
+        generated = _generation_dims(self.summary.benchmark)
         return {q.question_id: L3Answer(q.dimension, q.prediction, q.answer, q.evidence)
-                for q in self.questions
-                if q.status == "ok" and q.dimension in D.GENERATION_DIMS}
+                for q in self.questions if q.status == "ok" and q.dimension in generated}
 
     def to_dict(self) -> dict:
         s = self.summary.to_dict()
@@ -97,7 +97,14 @@ class ComparedRun:
             "counts": s["counts"], "coverage": self.coverage, "dimensions": s["dimensions"],
             "averages": s["averages"], "notes": s["notes"],
             "all_questions": s["all_questions"]["averages"], "error_reasons": s["error_reasons"],
+            "subtypes": s.get("subtypes") or [],  # SEED-Bench-2-Plus: per question_image_subtype
         }
+
+
+def _generation_dims(benchmark: str) -> frozenset[int]:
+    """The benchmark's dimensions answered by image generation + CLIP (none if unknown)."""
+    bench = B.find(benchmark)
+    return bench.generation_dims if bench else frozenset()
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,9 @@ def paired(a: ComparedRun, b: ComparedRun) -> Pair:
     dims = {d: PairedTest.of(stats.paired_proportion(c), c) for d, c in counts.items()}
     draws = {d: stats.paired_diff_draws(c, d) for d, c in counts.items() if c.n}
     groups = {}
-    for label, group_dims, _ in D.averages_spec(a.summary.benchmark):
+    bench = B.find(a.summary.benchmark)
+    for group in bench.groups if bench else ():
+        label, group_dims = group.label, group.dims
         strata = {d: counts[d] for d in group_dims if d in counts}
         withheld = _withheld(label, a, b)
         if withheld or not strata:
@@ -271,7 +280,7 @@ def compare(runs: Iterable[RunResult | str | Path], reference: str | None = None
     for run in runs:
         result = _loaded(run)
         try:
-            questions = result.questions(evidence=D.GENERATION_DIMS)
+            questions = result.questions(evidence=_generation_dims(result.summary.benchmark))
         except RunLoadError as exc:
             raise CompareError(str(exc)) from None
         compared.append(ComparedRun(result, questions))

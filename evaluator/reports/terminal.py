@@ -54,6 +54,18 @@ def dimension_grid(s: Summary) -> Grid:
     return grid
 
 
+def subtype_grid(s: Summary) -> Grid:
+    """Accuracy per subtype within each category (SEED-Bench-2-Plus question_image_subtype)."""
+    grid = Grid(f"Accuracy per subtype (answered questions)\n{heading(s)}", [
+        Column("category", "left", key=True), Column("subtype", "left", key=True),
+        Column("accuracy %"), Column("95% CI (Wilson)"), Column("correct"), Column("answered"),
+        Column("selected"), Column("errors", optional=True)])
+    for x in s.subtypes:
+        grid.add_row(x.category, x.subtype, N.pct(x.accuracy), N.ci(x.ci95), x.correct, x.n,
+                     x.selected, x.errors or "")
+    return grid
+
+
 def group_grid(s: Summary, title: str, numbers: list[str]) -> Grid:
     """A table of the groups: name, the given number columns, coverage."""
     return Grid(f"{title}\n{heading(s)}", [Column("group", "left", key=True),
@@ -108,7 +120,8 @@ def provenance_grid(p: Provenance) -> Grid:
 
 
 def report_grids(s: Summary) -> list[Grid]:
-    out = [dimension_grid(s), averages_grid(s), leaderboard_grid(s)]
+    out = [dimension_grid(s), *([subtype_grid(s)] if s.subtypes else []), averages_grid(s),
+           leaderboard_grid(s)]
     if s.error_reasons:
         out.append(error_grid(s))
     if s.provenance is not None:

@@ -1,8 +1,8 @@
 """`seedbench report --format markdown|csv|json`: the summary as text for documents and scripts.
 
 Markdown holds the same tables as the terminal (for a README or an issue);
-CSV is one row per dimension and per group with raw numbers and a status
-column, for a spreadsheet; JSON is summary.json's content.
+CSV is one row per dimension, per subtype (SEED-Bench-2-Plus) and per group with
+raw numbers and a status column, for a spreadsheet; JSON is summary.json's content.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def csv_text(s: Summary) -> str:
                     "ci95_low": lo, "ci95_high": hi, "n": x.n, "correct": x.correct,
                     "errors": x.errors, "unparsed": x.unparsed, "selected": x.selected,
                     "all_questions_accuracy": x.accuracy_of_selected})
+    for x in s.subtypes:
+        lo, hi = _lo_hi(x.ci95)
+        w.writerow({"kind": "subtype", "id": f"{x.category}/{x.subtype}", "name": x.subtype,
+                    "status": "answered" if x.n else "n/a", "accuracy": x.accuracy,
+                    "ci95_low": lo, "ci95_high": hi, "n": x.n, "correct": x.correct,
+                    "errors": x.errors, "unparsed": x.unparsed, "selected": x.selected})
     for k, g in s.groups.items():
         tlo, thi = _lo_hi(g.task_ci95)
         alo, ahi = _lo_hi(g.all_ci95)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.results.scores import AllQuestionsGroup, Missing
 
 
@@ -33,7 +33,7 @@ class DimCoverage:
 def by_dimension(benchmark: str, rows: Iterable[tuple[int, str | None, bool]]
                  ) -> dict[int, DimCoverage]:
     """rows: (dimension, status, correct) for EVERY selected question, unsupported included."""
-    cov = {d: DimCoverage() for d in D.names(benchmark)}
+    cov = {d: DimCoverage() for d in B.get(benchmark).dimensions}
     for dim, status, correct in rows:
         c = cov.setdefault(dim, DimCoverage())
         c.selected += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DimStat:
 
 def dimension_stats(benchmark: str, outcomes: Iterable[Outcome]) -> dict[int, DimStat]:
     """Every dimension of the benchmark, answered or not (so gaps show as n/a)."""
-    stats = {d: DimStat(name=n) for d, n in D.names(benchmark).items()}
+    stats = {d: DimStat(name=n) for d, n in B.get(benchmark).dimensions.items()}
     for o in outcomes:
         s = stats.setdefault(o.dimension, DimStat(name=f"dimension {o.dimension}"))
         if o.status == "ok":
@@ -69,14 +69,14 @@ def averages(benchmark: str, stats: dict[int, DimStat]) -> dict[str, dict | None
     L3 without image generation is n/a, not a copy of L2.
     """
     out: dict[str, dict | None] = {}
-    for label, dims, requires in D.averages_spec(benchmark):
-        if not any(stats.get(d) and stats[d].total for d in requires):
-            out[label] = None
+    for g in B.get(benchmark).groups:
+        if not any(stats.get(d) and stats[d].total for d in g.requires):
+            out[g.label] = None
             continue
-        out[label] = {
-            "task": task_average(stats, dims),
-            "all": weighted_average(stats, dims),
-            "dims_answered": sum(1 for d in dims if d in stats and stats[d].total),
-            "dims": len(dims),
+        out[g.label] = {
+            "task": task_average(stats, g.dims),
+            "all": weighted_average(stats, g.dims),
+            "dims_answered": sum(1 for d in g.dims if d in stats and stats[d].total),
+            "dims": len(g.dims),
         }
     return out

@@ -246,6 +246,12 @@ class Provenance:
         def walk(prefix: str, value) -> Iterator[tuple[str, str]]:
             if prefix.endswith("question_type") and isinstance(value, dict):
                 yield prefix, f"the file's own map of {len(value)} names (in summary.json)"
+            elif prefix.endswith(".shards") and isinstance(value, list) and value:
+                size = sum(s.get("bytes", 0) for s in value if isinstance(s, dict))
+                names = [str(s.get("name")) for s in value if isinstance(s, dict)]
+                yield prefix, (f"{len(value)} parquet shard(s), {size:,} bytes: {names[0]} .. "
+                               f"{names[-1]} (each one's size, rows and footer sha256 in "
+                               "summary.json)")
             elif isinstance(value, dict) and value:
                 for k, v in value.items():
                     yield from walk(f"{prefix}.{k}" if prefix else str(k), v)

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 from evaluator.data.dataset import LETTERS
-from evaluator.data.dimensions import GENERATION_DIMS
 from evaluator.results.runkey import RunKey
 from serving.atomic_files import atomic_open
 
@@ -34,7 +33,7 @@ def sample(row, key: RunKey, scores) -> dict:
     """One line: a store row (evaluator.results.store.Row) and its stored scores (or None)."""
     answered = row.status == "ok"
     evidence = scores if isinstance(scores, dict) else {}
-    l3 = row.dimension in GENERATION_DIMS
+    l3 = row.dimension in key.clip_dims  # the benchmark definition's generation dims
     return {
         "question_id": row.question_id, "dimension": row.dimension,
         "method": key.method, "preset": key.preset, "content_key": row.content_key,

@@ -50,12 +50,15 @@ def letter(prediction: str) -> str | None:
 
 
 def score(annotations: str | Path, predictions: str | Path,
-          filters: dataset.Filters | None = None) -> tuple[Scored, dataset.Dataset]:
-    """Raises dataset.AnnotationError (annotations) or OSError/UnicodeError (predictions)."""
+          filters: dataset.Filters | None = None,
+          benchmark: str | None = None) -> tuple[Scored, dataset.Dataset]:
+    """Raises dataset.AnnotationError (annotations) or OSError/UnicodeError (predictions).
+    `benchmark` overrides the detection from the annotations' fields."""
     filters = filters or dataset.Filters()
-    ds = dataset.parse(annotations, filters)
+    ds = dataset.parse(annotations, filters, benchmark)
     read = submission.read(predictions)
-    everything = ds if filters == dataset.Filters() else dataset.parse(annotations)
+    everything = (ds if filters == dataset.Filters()
+                  else dataset.parse(annotations, benchmark=ds.benchmark))
     known = {q.question_id for q in everything.questions} | {
         x.question_id for x in everything.invalid}
     rows, not_a_letter = [], []
@@ -79,7 +82,8 @@ def score(annotations: str | Path, predictions: str | Path,
                     unknown_ids=[i for i in read.predictions if i not in known],
                     duplicates=read.duplicates, bad_lines=read.bad_lines,
                     missing=sum(1 for r in rows if r.status is None))
-    scored.summary = report.summarize(run, rows, predictions=scored.record())
+    scored.summary = report.summarize(run, rows, predictions=scored.record(),
+                                      subtype_of={q.question_id: q.subtype for q in ds.questions})
     return scored, ds
 
 

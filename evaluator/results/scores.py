@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.results.failures import ErrorGroup
 from evaluator.results.run_record import Provenance
+from evaluator.results.subtypes import SubtypeScore
 
 Interval = tuple[float, float]
 COMPLETE, PARTIAL, NOT_AVAILABLE = "complete", "partial", "n/a"
@@ -220,6 +221,7 @@ class Summary:
     intervals: dict  # what the ci95 fields are (stats.describe)
     provenance: Provenance | None = None
     predictions: dict | None = None  # `seedbench score`: what the predictions file held
+    subtypes: tuple[SubtypeScore, ...] = ()  # benchmarks with a subtype field (2-Plus)
 
     @property
     def method_label(self) -> str:
@@ -240,7 +242,8 @@ class Summary:
     def headline(self) -> list[str]:
         """The groups a leaderboard shows first: the benchmark's headline ones this summary has,
         else all of its groups."""
-        wanted = [g for g in D.headline_groups(self.benchmark) if g in self.groups]
+        bench = B.find(self.benchmark)
+        wanted = [g for g in bench.headline if g in self.groups] if bench else []
         return wanted or list(self.groups)
 
     def to_dict(self) -> dict:
@@ -270,4 +273,6 @@ class Summary:
             out["provenance"] = self.provenance.to_dict()
         if self.predictions is not None:
             out["predictions"] = self.predictions
+        if self.subtypes:
+            out["subtypes"] = [s.to_dict() for s in self.subtypes]
         return out

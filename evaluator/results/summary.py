@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluator.data import dimensions as D
-from evaluator.results import coverage, failures, metrics, samples, stats, submission
+from evaluator.data import benchmarks as B
+from evaluator.results import coverage, failures, metrics, samples, stats, submission, subtypes
 from evaluator.results.run_record import Provenance, RunRecord
 from evaluator.results.runkey import RunKey
 from evaluator.results.scores import ClipInfo, Counts, DimensionScore, GroupScore, ModelInfo, Summary
@@ -31,7 +31,10 @@ def build_summary(store: Store) -> Summary:
     if run is None:
         raise ValueError(f"{store.path}: no run recorded yet")
     key = RunKey.from_run(run)
-    return summarize(run, store.rows(key), key.preset)
+    return summarize(run, store.rows(key), key.preset, subtype_of=store.meta(SUBTYPES) or {})
+
+
+SUBTYPES = "subtypes"  # store meta: question id -> subtype, for benchmarks that have one
 
 
 def _preset(run: dict, preset_name: str | None) -> tuple[str | None, dict]:
@@ -40,10 +43,13 @@ def _preset(run: dict, preset_name: str | None) -> tuple[str | None, dict]:
 
 
 def summarize(run: dict, rows: list, preset_name: str | None = None,
-              predictions: dict | None = None) -> Summary:
+              predictions: dict | None = None, subtype_of: dict[str, str] | None = None) -> Summary:
     """The summary from a run record (the store's meta `run`) and one row per selected question
-    (evaluator.results.store.Row: dimension, status, prediction, answer, unsupported, error)."""
+    (evaluator.results.store.Row: dimension, status, prediction, answer, unsupported, error);
+    `subtype_of` maps question ids to their subtype where the benchmark has subtypes. The
+    dimensions and groups are the benchmark definition's (evaluator.data.benchmarks)."""
     benchmark = run["benchmark"]
+    bench = B.get(benchmark)
     outcomes = [metrics.Outcome(r.dimension, r.status, r.prediction == r.answer,
                                 unparsed=r.status == "ok" and r.prediction is None)
                 for r in rows if not r.unsupported]
@@ -54,7 +60,7 @@ def summarize(run: dict, rows: list, preset_name: str | None = None,
     draws = stats.dimension_draws({d: (s.correct, s.total) for d, s in dim_stats.items()})
     dims = {}
     for d in sorted(set(dim_stats) | set(cov)):
-        s = dim_stats.get(d) or metrics.DimStat(name=D.names(benchmark).get(d, f"dimension {d}"))
+        s = dim_stats.get(d) or metrics.DimStat(name=bench.dimensions.get(d, f"dimension {d}"))
         c = cov.get(d) or coverage.DimCoverage()
         dims[d] = DimensionScore(
             id=d, name=s.name, correct=s.correct, n=s.total, errors=s.errors,
@@ -63,7 +69,8 @@ def summarize(run: dict, rows: list, preset_name: str | None = None,
             selected=c.selected, correct_of_selected=c.correct,
             accuracy_of_selected=_r(c.accuracy_all))
     groups = {}
-    for label, group_dims, requires in D.averages_spec(benchmark):
+    for group in bench.groups:
+        label, group_dims, requires = group.label, group.dims, group.requires
         v = avgs.get(label)
         present = [d for d in group_dims if d in dim_stats]
         n = sum(dim_stats[d].total for d in present)
@@ -97,7 +104,8 @@ def summarize(run: dict, rows: list, preset_name: str | None = None,
         error_reasons=tuple(failures.group(failures.errored(rows))),
         notes=tuple(sorted({r.unsupported for r in rows if r.unsupported})),
         intervals=stats.describe(), provenance=Provenance.from_dict(run.get("provenance")),
-        predictions=predictions)
+        predictions=predictions,
+        subtypes=subtypes.breakdown(bench, rows, subtype_of or {}) if bench.subtype_field else ())
 
 
 def write_outputs(store: Store, out_dir: str | Path) -> Summary:

@@ -36,7 +36,7 @@ async def current_keys(questions: Iterable[Question], ctx: RunContext) -> dict[s
         out: dict[str, str | None] = {}
         for q in plain:
             try:
-                out[q.question_id] = key_of(q, ctx, [ctx.digests.sha256(p) for p in q.image_paths])
+                out[q.question_id] = key_of(q, ctx, [ctx.digests.sha256(s) for s in q.images])
             except _UNKEYABLE:
                 out[q.question_id] = None
         return out

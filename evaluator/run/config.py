@@ -15,12 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator.data import dimensions as D
+from evaluator.data import benchmarks as B
 from evaluator.data.dataset import Filters
 from evaluator.data.media import parse_media_roots
 from evaluator.run import cost, methods, presets
 from evaluator.run.presets import Preset
 from serving.security import ClientSecurity, SecurityError
+
+# --level / --version: every benchmark's filter vocabulary (SEED-Bench-2's alone today).
+LEVELS = tuple(dict.fromkeys(k for b in B.BENCHMARKS.values() for k in b.levels))
+VERSIONS = tuple(dict.fromkeys(k for b in B.BENCHMARKS.values() for k in b.versions))
 
 
 class Opt(str):
@@ -62,7 +66,8 @@ def _number(name: str, value, kind=float):
 class RunConfig:
     """One evaluation's settings (the fields are `seedbench run`'s flags).
 
-    annotations: the SEED-Bench-1 or -2 JSON file; model: gRPC target(s) of the model
+    annotations: the SEED-Bench-1, -2 or -2-Plus annotations (the JSON file, a parquet
+    snapshot's shard or a folder of shards); model: gRPC target(s) of the model
     server's replicas ("HOST:PORT", a list, or comma-separated); out: the output folder
     (results store, summary.json, ...); media_roots: source -> folder ("cc3m",
     "SEED-Bench v2", "image", ...; the key "" is a root for every source).
@@ -91,6 +96,7 @@ class RunConfig:
     tls_cert: str | Path | None = None
     tls_key: str | Path | None = None
     auth_token_file: str | Path | None = None  # else $SEEDBENCH_AUTH_TOKEN
+    benchmark: str | None = None  # a benchmark's name or alias: overrides the detection
     security: ClientSecurity = field(init=False, hash=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +106,8 @@ class RunConfig:
         put(self, "model", targets(self.model))
         put(self, "dimensions", dimensions(self.dimensions))
         put(self, "media_roots", _media_roots(self.media_roots))
-        for name, choices in (("level", D.LEVELS), ("version", D.VERSIONS)):
+        put(self, "benchmark", benchmark(self.benchmark))
+        for name, choices in (("level", LEVELS), ("version", VERSIONS)):
             value = getattr(self, name)
             if value is not None and value not in choices:
                 raise _bad(name, f" must be one of {', '.join(choices)}, got {value!r}")
@@ -190,7 +197,8 @@ class RunConfig:
             in_flight=args.in_flight, deadline_s=args.deadline_s, retries=args.retries,
             connect_timeout_s=args.connect_timeout_s, outage_wait_s=args.outage_wait_s,
             prices=args.prices, max_cost=args.max_cost, tls_ca=args.tls_ca,
-            tls_cert=args.tls_cert, tls_key=args.tls_key, auth_token_file=args.auth_token_file)
+            tls_cert=args.tls_cert, tls_key=args.tls_key, auth_token_file=args.auth_token_file,
+            benchmark=args.benchmark)
 
 
 def default(name: str):
@@ -241,11 +249,24 @@ def targets(values: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def subpart(value: str | None) -> str | None:
-    """One of SEED-Bench-2's six subpart names, exactly."""
-    if value is not None and value not in D.SUBPARTS:
-        raise _bad("subpart", f" {value!r} is not a SEED-Bench-2 subpart; "
-                              f"choose from: {', '.join(D.SUBPARTS)}")
+    """One of the subpart names of a benchmark that has them (SEED-Bench-2's six), exactly."""
+    names = B.all_subparts()
+    if value is not None and value not in names:
+        owners = " / ".join(sorted(set(names.values())))
+        raise _bad("subpart", f" {value!r} is not a {owners} subpart; "
+                              f"choose from: {', '.join(names)}")
     return value
+
+
+def benchmark(value: str | None) -> str | None:
+    """A benchmark definition's name or alias (v1, v2, v2plus), as its name; None: detect
+    it from the file's fields."""
+    if value is None:
+        return None
+    try:
+        return B.get(str(value)).name
+    except ValueError as exc:
+        raise _bad("benchmark", f": {exc}") from None
 
 
 def dimensions(value: Iterable[int] | str | None) -> frozenset[int] | None:

@@ -1,10 +1,11 @@
 """How one question is answered: the handler contract and the Score/Generate handlers.
 
 A handler is an async `(Question, RunContext) -> Answer`; the plan
-(`evaluator.run.plan`) picks one per dimension: dims 1-24 rank options with
-Score, or Generate for the generate method (`default_handlers`); dims 25-27
-(L3) use `evaluator.run.l3`. Handlers raise on failure; the runner stores the
-error and carries on.
+(`evaluator.run.plan`) picks one per dimension: every dimension a benchmark
+answers by choosing among its options ranks them with Score, or Generate for the
+generate method (`default_handlers`); SEED-Bench-2's dims 25-27 (L3) use
+`evaluator.run.l3`. Handlers raise on failure; the runner stores the error and
+carries on.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from evaluator.data.benchmarks import Benchmark
 from evaluator.data.dataset import LETTERS, Question
 from evaluator.data.digests import FileDigests
+from evaluator.data.image_source import ImageSource
 from evaluator.data.media import MediaError
 from evaluator.data.video_frames import FrameCache
 from evaluator.run import methods
@@ -59,26 +61,27 @@ class RunContext:
     async def off_loop(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.media_pool, fn, *args)
 
-    async def media_paths(self, q: Question) -> list[Path]:
-        """The question's image files: its own, or its raw video's sampled frames (decoded
-        once and cached)."""
+    async def media_sources(self, q: Question) -> list[ImageSource]:
+        """The question's images: its own (files, or a snapshot's embedded images), or its raw
+        video's sampled frames (decoded once and cached)."""
         if q.video is None:
-            return list(q.image_paths)
+            return list(q.images)
         if self.video_frames is None:
             raise QuestionError(f"{q.video.describe()}: this run has no frame cache")
         return await self.video_frames.paths(q.video)
 
     async def images(self, q: Question) -> list[pb.Image]:
-        """The question's encoded images, read in the thread pool (never on the event loop).
+        """The question's encoded images (files or a snapshot's embedded bytes, both through
+        `read_image`), read in the thread pool (never on the event loop).
 
         Images the server could not receive (over its Info `max_message_bytes`) are this
         question's error before anything is sent.
         """
-        paths = await self.media_paths(q)
+        sources = await self.media_sources(q)
 
         def read() -> list[pb.Image]:
             return [pb.Image(data=im.data, sha256=im.sha256)
-                    for im in map(self.digests.read, paths)]
+                    for im in map(self.digests.read, sources)]
         images = await self.off_loop(read)
         self.sent[q.question_id] = [im.sha256 for im in images]
         limit = self.pool.info.limits.max_message_bytes if self.pool.info else 0
@@ -91,8 +94,8 @@ class RunContext:
     async def media_sha256(self, q: Question) -> list[str]:
         """sha256 of each of the question's images or frames without sending them: remembered
         digests where the files are unchanged, else read (raises like `images`)."""
-        paths = await self.media_paths(q)
-        return await self.off_loop(lambda: [self.digests.sha256(p) for p in paths])
+        sources = await self.media_sources(q)
+        return await self.off_loop(lambda: [self.digests.sha256(s) for s in sources])
 
 
 # A handler answers one question or raises (CallFailed, QuestionError, MediaError, OSError).
@@ -129,10 +132,11 @@ async def generated_choice(q: Question, ctx: RunContext, images: list[pb.Image])
 
 
 async def score_handler(q: Question, ctx: RunContext) -> Answer:
-    """Choose among the four options (dims 1-24): Score, or Generate for the generate method."""
+    """Choose among the four options: Score, or Generate for the generate method."""
     return await rank_options(q, ctx, await ctx.images(q))
 
 
-def default_handlers() -> dict[int, Handler]:
-    """Dims 1-24: choose among the options (Score, or Generate for the generate method)."""
-    return {d: score_handler for d in range(1, 25)}
+def default_handlers(bench: Benchmark) -> dict[int, Handler]:
+    """Every dimension of the benchmark not answered by image generation: choose among the
+    options (Score, or Generate for the generate method)."""
+    return {d: score_handler for d in bench.dimensions if d not in bench.generation_dims}

@@ -81,8 +81,9 @@ def prompt_text(text: str, n_images: int) -> str:
 
 
 def option_paths(q: Question) -> list[str]:
-    """Where the option images were read (kept with the answer for the reports' gallery)."""
-    return [str(p) for p in q.image_paths[-N_OPTIONS:]]
+    """Where the option images were read (kept with the answer for the reports' gallery):
+    file paths, or a snapshot's locators (evaluator.data.image_source.locate reads both)."""
+    return [str(p) for p in q.images[-N_OPTIONS:]]
 
 
 
@@ -158,7 +159,7 @@ class L3Scorer:
         return Answer(prediction=letter, scores={
             "clip": self.clip_fingerprint, "generated": record, "similarities": sims,
             "image_prediction": letter, "option_images": option_paths(q),
-            "question_images": [str(p) for p in q.image_paths[:-N_OPTIONS]]})
+            "question_images": [str(p) for p in q.images[:-N_OPTIONS]]})
 
     async def text_to_image(self, q: Question, ctx: RunContext) -> Answer:
         """Dim 25."""

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from evaluator.data import dimensions as D
 from evaluator.data import provenance
 from evaluator.data.dataset import Dataset, Question
 from evaluator.results.runkey import RunKey
@@ -200,32 +199,35 @@ def build(config: RunConfig, ds: Dataset, info, handlers: Mapping[int, Handler],
           suggested_in_flight: int, endpoints: list[dict] | None = None) -> RunPlan:
     """The plan for `ds` against a model with Info `info`; PlanError if it cannot run.
 
-    `handlers` answer dims 1-24 (and any others given); `l3_handlers` is what a
-    connected CLIP server offers for dims 25-27, used only when the model can
-    generate images (else those dims are unsupported with the reason).
+    `handlers` answer the dimensions chosen by option ranking (handlers.default_handlers);
+    `l3_handlers` is what a connected CLIP server offers for the benchmark's generation
+    dims (SEED-Bench-2's 25-27), used only when the model can generate images (else
+    those dims are unsupported with the reason).
     """
     refusal = method_refusal(config.method, info) or preset_refusal(config.method,
                                                                     config.preset_spec, info)
     if refusal is not None:
         raise PlanError(refusal)
+    bench = ds.definition
     l3_note = l3.missing_note(l3_handlers is not None, info.capabilities.generate_image,
                               info.name)
     chosen = dict(handlers)
     clip_used = None
-    if l3_note is None:
+    if l3_note is None and bench.generation_dims:  # CLIP is part of the key only where used
         clip_used = clip_record
         for d, h in l3_handlers.items():
             chosen.setdefault(d, h)
     key = RunKey(info.fingerprint, config.method, config.include_eot,
-                 clip_used["fingerprint"] if clip_used else "", config.preset)
+                 clip_used["fingerprint"] if clip_used else "", config.preset,
+                 bench.generation_dims)
     per_dim = Counter(q.dimension for q in ds.questions)
-    names = D.names(ds.benchmark)
+    names = bench.dimensions
     dims = []
     for d in sorted(per_dim):
         h = chosen.get(d)
         why = None
         if h is None:
-            why = l3_note if d in D.GENERATION_DIMS else f"no handler for dimension {d}"
+            why = l3_note if d in bench.generation_dims else f"no handler for dimension {d}"
         dims.append(DimensionPlan(d, names.get(d, f"dimension {d}"), per_dim[d],
                                   handler_name(h) if h else None, why))
     if dims and not any(d.handler for d in dims):

@@ -22,6 +22,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from evaluator.data import benchmarks as B
 from evaluator.data import references
 
 CHAT = "chat template"
@@ -167,6 +168,11 @@ class Preset:
         """What summary.json and run.json say about the preset (JSON types: lists, not tuples)."""
         return json.loads(json.dumps({**asdict(self), "reproduces": self.reproduces}))
 
+    @property
+    def benchmarks(self) -> list[str]:
+        """The benchmarks whose definition lists this preset as one of its interfaces."""
+        return [b.name for b in B.BENCHMARKS.values() if self.name in b.presets]
+
     def describe(self) -> list[str]:
         """The preset as `seedbench presets` lists it: what is sent and what is scored."""
         if self.raw:
@@ -213,6 +219,7 @@ class Preset:
                else ""),
             f"  preprocessing:        {self.preprocessing.describe()}",
             f"  methods:              {', '.join(self.methods) if self.methods else 'any'}",
+            f"  benchmarks:           {', '.join(self.benchmarks) or 'none'}",
             f"  note:                 {self.note}" if self.note else None,
             ("  meant to reproduce:   " if self.kind == "reference" else "  published rows:     ")
             + ("\n" + " " * 24).join(rows),

@@ -77,11 +77,16 @@ def load_dataset(config: RunConfig, reporter: Reporter, write_invalid: bool) -> 
     """The selected, valid questions; the invalid ones are reported (and listed in
     out/invalid.jsonl when `write_invalid`)."""
     try:
-        ds = dataset.load(config.annotations, config.media_roots, config.filters)
+        ds = dataset.load(config.annotations, config.media_roots, config.filters,
+                          config.benchmark)
     except dataset.AnnotationError as exc:
         raise RunFailed(str(exc)) from exc
     for w in ds.warnings:
         reporter.warn(w)
+    preset = config.preset_spec
+    if preset.name not in ds.definition.presets:
+        reporter.warn(f"preset {preset.name} follows {preset.interface}, which was not written "
+                      f"for {ds.benchmark}; its presets: {', '.join(ds.definition.presets)}")
     if write_invalid:
         try:
             config.out.mkdir(parents=True, exist_ok=True)
@@ -144,14 +149,14 @@ def make_plan(config: RunConfig, ds: dataset.Dataset, servers: Servers,
               reporter: Reporter) -> plan.RunPlan:
     clip = servers.clip
     p = plan.build(
-        config, ds, servers.info, handlers.default_handlers(),
+        config, ds, servers.info, handlers.default_handlers(ds.definition),
         clip_record=clip_record(clip.info) if clip else None,
         l3_handlers=l3.L3Scorer(clip, config.out).handlers() if clip else None,
         suggested_in_flight=servers.pool.suggested_in_flight(),
         endpoints=[{"target": ep.target, "status": ep.status} for ep in servers.pool.endpoints])
-    if clip is not None and p.key.clip == "":
-        reporter.warn(l3.missing_note(True, servers.info.capabilities.generate_image,
-                                      servers.info.name))
+    note = l3.missing_note(True, servers.info.capabilities.generate_image, servers.info.name)
+    if clip is not None and p.key.clip == "" and note:
+        reporter.warn(note)
     return p
 
 
@@ -191,6 +196,8 @@ async def _evaluate(config: RunConfig, ds: dataset.Dataset, reporter: _Collectin
                 reporter.warn(change)
             store.set_selection(ds.questions, run_plan.unsupported(ds.questions))
             store.set_meta("run", run_plan.record)
+            if ds.definition.subtype_field:
+                store.set_meta(summaries.SUBTYPES, {q.question_id: q.subtype for q in ds.questions})
             video_frames = FrameCache(config.out / FRAME_CACHE)
             try:
                 with ThreadPoolExecutor(4, thread_name_prefix="media") as media:

@@ -22,10 +22,12 @@ ranking is right but whose image is wrong, and the other way round:
 
 Generate is advertised when the script has "generate" or "default_generate".
 Each log line holds the call, request id, text, image count and, for Score,
-the options, the flags (include_end_of_turn, raw_prompt) and the recipe fields
-(scoring_window, image_text, tokenization, option_prefix/option_suffix,
-image_preprocessing): the backend offers every Score feature and never applies
-a chat template, so a raw prompt is read as sent, like any other.
+the sha256 of every image's encoded bytes as received (the server checked each
+against its bytes), the options, the flags (include_end_of_turn, raw_prompt) and
+the recipe fields (scoring_window, image_text, tokenization,
+option_prefix/option_suffix, image_preprocessing): the backend offers every Score
+feature and never applies a chat template, so a raw prompt is read as sent, like
+any other.
 
 Image directives: `file:PATH` (an image file, relative to the script's folder),
 `copy_input:K` (the K-th image of the request), `solid:#rrggbb` (a 32x32 fill).
@@ -149,6 +151,7 @@ class ScriptedBackend(Backend[ScoreTask]):
         out = []
         for t in tasks:
             self._log("Score", t.request_id, t.text, len(t.images), options=list(t.options),
+                      image_sha256=list(t.image_sha256),
                       include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt,
                       **recipe_record(t))
             time.sleep(self._match(self.delays, t.text, 0.0))

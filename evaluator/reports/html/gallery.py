@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import random
 from pathlib import Path
 
 from PIL import Image
 
-from evaluator.data import dimensions as D
+from evaluator.data.annotation_file import AnnotationError, read_questions
+from evaluator.data.image_source import ImageSource, locate
 from evaluator.reports.compare import Comparison
 from evaluator.reports.compare_types import L3Answer
 from evaluator.reports.html.style import esc
@@ -20,28 +20,28 @@ GALLERY_PER_DIM = 2
 THUMB = 128
 
 
-def data_uri(path: Path, size: int = THUMB) -> str | None:
-    """A small PNG thumbnail of an image file as a data URI (None if it cannot be read)."""
+def data_uri(source: ImageSource, size: int = THUMB) -> str | None:
+    """A small PNG thumbnail of an image (a file, or a snapshot's embedded image) as a data
+    URI (None if it cannot be read)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source.read_bytes())) as im:
             im = im.convert("RGB")
             im.thumbnail((size, size))
             buf = io.BytesIO()
             im.save(buf, format="PNG", optimize=True)
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - a missing or unreadable image is shown as missing
         return None
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def question_texts(annotations: str | None, wanted: set[str]) -> dict[str, str]:
-    """Question texts from the run's annotation file, if it can still be read."""
+    """Question texts from the run's annotations (JSON or snapshot), if they can still be read."""
     if not annotations or not wanted:
         return {}
     try:
-        data = json.loads(Path(annotations).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        items = read_questions(Path(annotations))
+    except AnnotationError:
         return {}
-    items = data.get("questions", []) if isinstance(data, dict) else data
     return {str(q.get("question_id")): str(q.get("question", "")) for q in items
             if isinstance(q, dict) and str(q.get("question_id")) in wanted}
 
@@ -53,10 +53,10 @@ def _figure(uri: str | None, caption: str, cls: str = "") -> str:
 
 def gallery_sample(l3: dict[str, L3Answer], per_dim: int = GALLERY_PER_DIM,
                    seed: int = 0) -> list[str]:
-    """A seeded sample of answered L3 questions, `per_dim` from each of dims 25-27."""
+    """A seeded sample of answered L3 questions, `per_dim` from each of their dimensions."""
     rng = random.Random(seed)
     out = []
-    for d in sorted(D.GENERATION_DIMS):
+    for d in sorted({a.dimension for a in l3.values()}):
         ids = sorted(q for q, a in l3.items() if a.dimension == d)
         out += sorted(rng.sample(ids, min(per_dim, len(ids))))
     return out
@@ -65,7 +65,7 @@ def gallery_sample(l3: dict[str, L3Answer], per_dim: int = GALLERY_PER_DIM,
 def _item(q: str, a: L3Answer, run_dir: Path, text: str, dim_name: str) -> str:
     sc = a.evidence or {}
     gen = sc.get("generated")
-    figs = [_figure(data_uri(Path(p)), f"input {k + 1}", "input")
+    figs = [_figure(data_uri(locate(p)), f"input {k + 1}", "input")
             for k, p in enumerate(sc.get("question_images") or [])]
     if gen:
         figs.append(_figure(data_uri(run_dir / gen["file"]), "generated", "gen"))
@@ -76,7 +76,7 @@ def _item(q: str, a: L3Answer, run_dir: Path, text: str, dim_name: str) -> str:
                                        ("gt", a.answer == letter)) if on)
         sim = f" {sims[k]:.3f}" if k < len(sims) else ""
         mark = " ✓" if a.answer == letter else ""
-        figs.append(_figure(data_uri(Path(p)), f"{letter}{mark}{sim}", cls))
+        figs.append(_figure(data_uri(locate(p)), f"{letter}{mark}{sim}", cls))
     if not sc.get("option_images"):
         figs.append("<div><small>option images not recorded with this answer</small></div>")
     verdict = "correct" if a.prediction == a.answer else "wrong"

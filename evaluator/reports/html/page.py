@@ -24,6 +24,8 @@ def sections(c: Comparison) -> list[tuple[str, str, str]]:
         ("dimensions-section", "Per-dimension accuracy", tables.dimension_table(c)),
         ("coverage-section", "Coverage and errors", tables.coverage(c)),
     ]
+    if any(r.summary.subtypes for r in c.runs):
+        out.insert(5, ("subtypes-section", "Accuracy per subtype", tables.subtype_table(c)))
     if c.pairs:
         out.append(("pairs", "Paired comparisons (same questions)", tables.pairs(c)))
     if c.reference is not None:

@@ -128,6 +128,24 @@ def dimension_table(c: Comparison) -> str:
     return _table("dimensions", head, rows)
 
 
+def subtype_table(c: Comparison) -> str:
+    """Accuracy per (category, subtype), runs side by side (SEED-Bench-2-Plus)."""
+    keys = sorted({(x.dimension, x.category, x.subtype) for r in c.runs for x in r.summary.subtypes})
+    head = '<th class="l">category</th><th class="l">subtype</th>' + "".join(
+        f"<th>{esc(r.label)}</th>" for r in c.runs)
+    rows = []
+    for dim, category, subtype in keys:
+        cells = [f'<td class="l">{esc(category)}</td>', f'<td class="l">{esc(subtype)}</td>']
+        for r in c.runs:
+            x = next((x for x in r.summary.subtypes
+                      if (x.dimension, x.subtype) == (dim, subtype)), None)
+            cells.append(td(None, N.NA) if x is None or x.accuracy is None else
+                         td(x.accuracy, f"{N.pct(x.accuracy, 1)} <small>{_ci(x.ci95)} "
+                                        f"n={x.n}</small>"))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table("subtypes", head, rows)
+
+
 COUNT_COLUMNS = ("selected", "answered", "errors", "pending", "skipped_invalid",
                  "skipped_unsupported")
 
