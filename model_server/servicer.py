@@ -33,13 +33,24 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         self.backend: Backend | None = None
         self.info: BackendInfo | None = None
         self.batcher: MicroBatcher | None = None
+        self.generate_batcher: MicroBatcher | None = None  # device-bound backends only
 
     def attach(self, backend: Backend) -> None:
         self.info = backend.info()
-        self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms,
-                                    max_queue=self.max_queue)
+        self.batcher = self._batcher(backend.score)
+        if backend.device_bound:  # Generate batched like Score, on the same device thread
+            self.generate_batcher = self._batcher(backend.generate_batch)
         self.generator = self.device if backend.device_bound else self.io
         self.backend = backend
+
+    def _batcher(self, fn) -> MicroBatcher:
+        return MicroBatcher(fn, self.device, self.max_batch, self.max_wait_ms,
+                            max_queue=self.max_queue)
+
+    def batchers(self) -> list[tuple[str, MicroBatcher]]:
+        """The (name, batcher) pairs metrics watch."""
+        named = [("score", self.batcher), ("generate", self.generate_batcher)]
+        return [(name, b) for name, b in named if b is not None]
 
     def _ready(self) -> Backend:
         if self.backend is None:
@@ -68,10 +79,15 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     def _prepared_task(self, request):
         return self.backend.prepare(self._admitted(requests.score_task(request)))
 
+    def _prepared_generation(self, request, deadline: float | None):
+        task = dataclasses.replace(requests.generate_task(request), deadline=deadline)
+        return self.backend.prepare_generate(self._admitted(task))
+
     async def _run(self, method, task, context):
-        """Generation: on the device thread (bounded queue, dropped once the client's
-        deadline has passed, the deadline handed to the backend to stop at) or, for
-        backends that compute nothing locally, in the io threads."""
+        """One generation call (images; text where it is not batched): on the device thread
+        (bounded queue, dropped once the client's deadline has passed, the deadline
+        handed to the backend to stop at) or, for backends that compute nothing
+        locally, in the io threads."""
         deadline = deadline_from(context.time_remaining())
         task = dataclasses.replace(task, deadline=deadline)
         loop = asyncio.get_running_loop()
@@ -112,8 +128,14 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         backend = self._ready()
         requests.check_prompt(request.prompt, self.info.max_images)
         requests.check_max_new_tokens(request.max_new_tokens, self.max_new_tokens)
-        task = await asyncio.to_thread(lambda: self._admitted(requests.generate_task(request)))
-        text, usage = unmeter(await self._run(backend.generate, task, context))
+        if self.generate_batcher is None:
+            task = await asyncio.to_thread(lambda: self._admitted(requests.generate_task(request)))
+            text, usage = unmeter(await self._run(backend.generate, task, context))
+        else:  # prepared in a worker thread, then batched on the device thread like Score
+            self.generate_batcher.check_room(1, "requests")
+            deadline = deadline_from(context.time_remaining())
+            task = await asyncio.to_thread(self._prepared_generation, request, deadline)
+            text, usage = unmeter(await self.generate_batcher.submit(task, deadline))
         return pb.GenerateResponse(request_id=request.request_id, text=text,
                                    usage=usage_message(usage))
 

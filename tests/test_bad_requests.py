@@ -23,6 +23,7 @@ from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from serving.processes import health
 from tests.images import png, sha
 from tests.procs import model_server
+from tests.stepped_clock import SteppedClock
 from tests.tiny_models import tiny_model
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -486,17 +487,6 @@ def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_facto
     assert answered_s < min(5.0, full_s / 5), (answered_s, full_s)
 
 
-class _SteppedClock:
-    """Stands in for the `time` module: each look at the monotonic clock is one second later."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
 def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, monkeypatch):
     """The backend's text generation, free and then with a deadline of 5.5 on a stepped clock:
     one look before generating, then one per token, so the 6th look (5th token) is past it and
@@ -508,7 +498,7 @@ def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, 
     free = backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
                                          max_new_tokens=max_new_tokens))
     free_tokens = tokenizer(free, add_special_tokens=False)["input_ids"]
-    clock = _SteppedClock()
+    clock = SteppedClock()
     monkeypatch.setattr(deadline_stop, "time", clock)
     with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(),

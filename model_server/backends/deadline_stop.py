@@ -1,10 +1,11 @@
 """Generation that ends at the client's deadline: nobody waits for the answer after it.
 
-For transformers' `generate`: text stops at the next token and the generation is
-then refused with DeadlinePassed (a reply cut short is no answer, and a client
-whose own deadline fires a moment later must not take it for one); an image of a
-fixed number of tokens has no stopping criteria, so its generation is aborted
-with DeadlinePassed at once. Checked once per generated token.
+Text stops at the next token and the generation is then refused with
+DeadlinePassed (a reply cut short is no answer, and a client whose own deadline
+fires a moment later must not take it for one); an image of a fixed number of
+tokens is aborted with DeadlinePassed at once. The clock is read once before
+generating and once per generated token (per step of a batch: decode_loop), and
+only through this module, so tests can step it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,25 @@ import transformers
 from serving.errors import DeadlinePassed
 
 
+def now() -> float:
+    """The clock deadlines are measured on (time.monotonic)."""
+    return time.monotonic()
+
+
+def not_begun() -> DeadlinePassed:
+    return DeadlinePassed("the client's deadline passed before generation began")
+
+
+def stopped_after(tokens: int) -> DeadlinePassed:
+    """The refusal of a text cut at its deadline after `tokens` tokens."""
+    return DeadlinePassed(f"the client's deadline passed during generation; stopped after "
+                          f"{tokens} tokens")
+
+
 def check_not_passed(deadline: float | None) -> None:
     """DeadlinePassed before any work when the deadline has already gone by."""
-    if deadline is not None and time.monotonic() >= deadline:
-        raise DeadlinePassed("the client's deadline passed before generation began")
+    if deadline is not None and now() >= deadline:
+        raise not_begun()
 
 
 class StopAtDeadline(transformers.StoppingCriteria):
@@ -65,8 +81,7 @@ class TextDeadline:
 
     def check(self) -> None:
         if self.stop is not None and self.stop.fired:
-            raise DeadlinePassed(f"the client's deadline passed during generation; stopped "
-                                 f"after {self.stop.tokens} tokens")
+            raise stopped_after(self.stop.tokens)
 
 
 def image_abort(deadline: float | None) -> dict:

@@ -33,15 +33,17 @@ from model_server.backends.base import (
     Backend,
     BackendInfo,
     GenerateImageTask,
+    GenerateResult,
     GenerateTask,
     OptionScore,
     ScoreResult,
     ScoreTask,
-    score_each,
+    each_or_error,
 )
 from model_server.backends.batch_groups import padded_groups
+from model_server.backends.decode_loop import Decoder, eos_ids, mrope_positions, one_d_positions
 from model_server.backends.hf_cache_copy import score_cache_copy
-from model_server.backends.hf_generate import generate_one
+from model_server.backends.hf_generate import PlannedPrompt, generate_batch, plan
 from model_server.backends.hf_inputs import CannotShare, InputBuilder, SharedInputs
 from model_server.backends.hf_packed import MASKABLE_ATTENTION, row_length, score_packed
 from model_server.backends.hf_reference import score_per_option
@@ -141,6 +143,15 @@ class HFBackend(Backend[ScoreTask | Planned]):
         self.context_tokens = (settings.max_context_tokens
                                or getattr(text_config, "max_position_embeddings", 0) or 0)
         self.max_option_tokens = settings.max_option_tokens
+        if self.model_type in ONE_D_ROPE | MULTI_AXIS_ROPE:  # positions decode_loop knows
+            positions = (mrope_positions(self.model) if self.model_type in MULTI_AXIS_ROPE
+                         else one_d_positions)
+            self.decoder = Decoder(self.model, self.inputs.pad_id,
+                                   eos_ids(self.model, self.inputs.tokenizer), positions)
+            self.generation_note = "batched (rows stop on their own)"
+        else:
+            self.decoder = None
+            self.generation_note = f"one at a time (batching not implemented for {self.model_type})"
         self.arch = arch or model_cls.__name__
         self._fingerprint = fingerprint_dir(path, extra=str(self.dtype))
 
@@ -155,6 +166,7 @@ class HFBackend(Backend[ScoreTask | Planned]):
                      "prefix_sharing": self.sharing_note,
                      "raw_prompt_image": repr(self.inputs.image_marker),
                      "option_scoring": self.scoring_note,
+                     "generation": self.generation_note,
                      "max_batch_tokens": str(self.max_batch_tokens),
                      "context_tokens": str(self.context_tokens),
                      "max_option_tokens": str(self.max_option_tokens),
@@ -213,14 +225,14 @@ class HFBackend(Backend[ScoreTask | Planned]):
     def score(self, tasks: Sequence[ScoreTask | Planned]) -> list[ScoreResult]:
         """A question whose preparation or per-option forward fails, fails alone; the shared
         forward over a group of questions fails that group (a device error)."""
-        planned = score_each(tasks, lambda t: t if isinstance(t, Planned) else self._plan(t))
+        planned = each_or_error(tasks, lambda t: t if isinstance(t, Planned) else self._plan(t))
         results: list[ScoreResult | None] = [None] * len(tasks)
         ready = []
         for i, p in enumerate(planned):
             if isinstance(p, Exception):
                 results[i] = p
             elif p.shared is None:
-                results[i] = score_each([p.task], self.score_per_option)[0]
+                results[i] = each_or_error([p.task], self.score_per_option)[0]
             else:
                 p.shared.wait_until_ready()  # prepared ahead on its own stream: ordered here
                 ready.append((i, p.shared))
@@ -245,8 +257,21 @@ class HFBackend(Backend[ScoreTask | Planned]):
         return score_per_option(self, task)
 
     # ---------------------------------------------------------- generation
+    def prepare_generate(self, task: GenerateTask) -> GenerateTask | PlannedPrompt:
+        """Template, tokens and images ahead of the device, on accelerators (as `prepare`)."""
+        if self.decoder is None or not self.prepare_ahead:
+            return task
+        return plan(self, task, ahead=True)
+
+    def generate_batch(self, tasks: Sequence[GenerateTask | PlannedPrompt]) -> list[GenerateResult]:
+        """hf_generate: batched, every row exactly as if generated alone."""
+        return generate_batch(self, tasks)
+
     def generate(self, task: GenerateTask) -> str:
-        return generate_one(self, task)
+        (result,) = generate_batch(self, [task])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -19,6 +19,7 @@ from model_server.backends.batch_groups import budget_groups
 from model_server.backends.hf_inputs import SharedInputs
 from model_server.backends.hf_reference import sum_logprobs
 from model_server.backends.host_to_device import to_device
+from model_server.backends.left_padding import left_padded
 from model_server.stage_times import stage
 
 if TYPE_CHECKING:
@@ -32,23 +33,7 @@ def score_cache_copy(b: HFBackend, batch: list[SharedInputs], mrope_model: bool
     dev = b.device
     lengths = [p.prefix["input_ids"].shape[1] for p in batch]
     pmax = max(lengths)
-    per_token = [k for k, v in batch[0].prefix.items()
-                 if v.dim() >= 2 and v.shape[1] == lengths[0] and v.dtype in (torch.long, torch.int)]
-    inputs: dict[str, torch.Tensor] = {}
-    for k in per_token:  # left-pad so every prefix ends at the same column
-        fill = b.inputs.pad_id if k == "input_ids" else 0
-        inputs[k] = torch.cat([
-            torch.nn.functional.pad(p.prefix[k], (pmax - n, 0), value=fill)
-            for p, n in zip(batch, lengths, strict=True)])
-    mask = torch.zeros(len(batch), pmax, dtype=torch.long)
-    for i, n in enumerate(lengths):
-        mask[i, pmax - n:] = 1
-    mask = to_device(mask, dev)
-    inputs["attention_mask"] = mask
-    for k in dict.fromkeys(k for p in batch for k in p.prefix):  # a first question
-        if k not in inputs:                                     # may have no images
-            parts = [p.prefix[k] for p in batch if k in p.prefix]
-            inputs[k] = torch.cat(parts) if len(parts) > 1 else parts[0]
+    inputs, mask = left_padded([p.prefix for p in batch], b.inputs.pad_id, dev)
     # Positions: 1-D models get them explicitly (left padding must not shift them);
     # multi-axis (M-RoPE) models derive them from the image grid and report the
     # offset of the next text position as rope_deltas. Without images both are 1-D.

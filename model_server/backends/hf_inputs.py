@@ -53,6 +53,19 @@ class SharedInputs:
         self.ready = None
 
 
+@dataclass
+class PromptInputs:
+    """A generation prompt made ready: the processor's tensors (batch 1) on the device."""
+
+    enc: dict[str, torch.Tensor]
+    ready: object = None  # CUDA event: prepared on the prepare stream (wait_until_ready)
+
+    def wait_until_ready(self) -> None:
+        """Call on the device thread before using `enc` (a no-op unless prepared ahead on CUDA)."""
+        wait_ready(self.ready, self.enc.values())
+        self.ready = None
+
+
 class CannotShare(Exception):
     """The question's options cannot share one encoded prefix; score them one by one."""
 
@@ -168,6 +181,16 @@ class InputBuilder:
             spans.append(answer_span(prompt_ids, self.tokens(r.answer_end), full,
                                      task.include_end_of_turn))
         return rendered, prompt_ids, spans
+
+    def generation(self, task: GenerateTask, ahead: bool = False) -> PromptInputs:
+        """The chat-templated prompt (user turn, then the assistant's turn opened) with its
+        images, as the model's tensors on the device. `ahead`: as for `shared`."""
+        prompt = self.template(messages(task.text, len(task.images)), add_generation_prompt=True)
+        stream = self._prepare_stream if ahead else None
+        with stream.running() if stream else nullcontext():
+            enc = self._to_device(self._process(prompt, task.images))
+            ready = stream.ready() if stream else None
+        return PromptInputs(enc, ready)
 
     def shared(self, task: ScoreTask, ahead: bool = False) -> SharedInputs:
         """The question's prefix encoded once (images included) and each option's tokens after

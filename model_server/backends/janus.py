@@ -44,11 +44,12 @@ from model_server.backends.base import (  # noqa: E402
     BackendInfo,
     GeneratedImage,
     GenerateImageTask,
+    GenerateResult,
     GenerateTask,
     OptionScore,
     ScoreResult,
     ScoreTask,
-    score_each,
+    each_or_error,
 )
 from model_server.backends.chat_prompt import (  # noqa: E402
     answer_span,
@@ -58,10 +59,12 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     render,
     user_content,
 )
-from model_server.backends.deadline_stop import (  # noqa: E402
-    TextDeadline,
-    check_not_passed,
-    image_abort,
+from model_server.backends.deadline_stop import check_not_passed, image_abort  # noqa: E402
+from model_server.backends.decode_loop import (  # noqa: E402
+    Decoder,
+    Row,
+    eos_ids,
+    one_d_positions,
 )
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
@@ -101,6 +104,10 @@ class JanusBackend(Backend[ScoreTask]):
         self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.generated_image_tokens = self.model.config.vision_config.num_image_tokens
         self._mode_tokens, self._image_tokens = self._measure_processor()
+        self.max_batch_tokens = settings.max_batch_tokens
+        pad = self.model.generation_config.pad_token_id
+        self.decoder = Decoder(self.model, self.tokenizer.pad_token_id if pad is None else pad,
+                               eos_ids(self.model, self.tokenizer), one_d_positions)
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -116,6 +123,7 @@ class JanusBackend(Backend[ScoreTask]):
                 "image_conditioning": "input images enter the prompt as vision-encoder features",
                 "score_reduction": "sum of option token log-probs (count returned)",
                 "prefix_sharing": "false",
+                "generation": "batched (rows stop on their own)",
                 "context_tokens": str(self.context_tokens),
                 "max_option_tokens": str(self.max_option_tokens),
             },
@@ -200,7 +208,7 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
-        return score_each(tasks, self._score_task)
+        return each_or_error(tasks, self._score_task)
 
     def _score_task(self, t: ScoreTask) -> list[OptionScore]:
         if t.raw_prompt:
@@ -234,28 +242,23 @@ class JanusBackend(Backend[ScoreTask]):
 
     # -- text generation ---------------------------------------------------
 
-    @torch.no_grad()
-    def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
-                       temperature: float, seed: int, deadline: float | None = None) -> str:
-        """Text after the prompt; DeadlinePassed once `deadline` stops it (the client has gone
-        by then)."""
-        torch.manual_seed(seed)
-        inputs = self._inputs(self._render(text, len(images)), images)
-        sample = temperature > 0
-        config = copy.deepcopy(self.model.generation_config)
-        config.update(max_new_tokens=max_new_tokens, max_length=None,
-                      do_sample=sample, temperature=temperature if sample else None)
-        stop = TextDeadline(deadline)
-        out = self.model.generate(**inputs, generation_mode="text", generation_config=config,
-                                  **stop.kwargs())
-        stop.check()
-        new = out[0, inputs["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True)
+    def _text_row(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
+                  temperature: float, seed: int, deadline: float | None) -> Row:
+        return Row(self._inputs(self._render(text, len(images)), images), max_new_tokens,
+                   temperature, seed, deadline)
+
+    def _texts(self, rows: Sequence[Row | Exception]) -> list[str | Exception]:
+        return self.decoder.texts(rows, self.max_batch_tokens, lambda ids: self.tokenizer.decode(
+            ids, skip_special_tokens=True))
+
+    def generate_batch(self, tasks: Sequence[GenerateTask]) -> list[GenerateResult]:
+        """Text for a batch of prompts (decode_loop: each row as if alone, its own stops,
+        deadline and seed); a row cut at its deadline is refused alone."""
+        return self._texts(each_or_error(tasks, lambda t: self._text_row(
+            t.text, t.images, t.max_new_tokens, t.temperature, t.seed, t.deadline)))
 
     def generate(self, task: GenerateTask) -> str:
-        check_not_passed(task.deadline)
-        return self._generate_text(task.text, task.images, task.max_new_tokens, task.temperature,
-                                   task.seed, task.deadline)
+        return _raised(self.generate_batch([task])[0])
 
     # -- image generation --------------------------------------------------
 
@@ -305,6 +308,13 @@ class JanusBackend(Backend[ScoreTask]):
         Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
         text = ""
         if task.with_text:
-            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed,
-                                       task.deadline)
+            text = _raised(self._texts([self._text_row(task.text, task.images, task.max_new_tokens,
+                                                       0.0, task.seed, task.deadline)])[0])
         return GeneratedImage(png=buf.getvalue(), text=text)
+
+
+def _raised(result: str | Exception) -> str:
+    """One row's text, or its error raised."""
+    if isinstance(result, Exception):
+        raise result
+    return result
