@@ -4,7 +4,8 @@ Rows of mixed prompt lengths, 0-3 images, different max_new_tokens, greedy and
 seeded sampling, and a row that stops early at end-of-sequence, in one batch:
 the batch's texts equal one-at-a-time generation's, and the greedy rows equal
 transformers' own `generate` (the reference for positions, M-RoPE and images).
-A row past its deadline is cut and refused while its batch-mates finish.
+A row past its deadline is cut and refused while its batch-mates finish. Janus:
+batched text as above, and batched images byte-identical to one-at-a-time's.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import dataclasses
 import io
 
 import pytest
+import torch
 from PIL import Image
 
 from model_server import backends
 from model_server.backends import deadline_stop
-from model_server.backends.base import GenerateTask
+from model_server.backends.base import GenerateImageTask, GenerateTask
 from model_server.backends.decode_loop import Row
 from serving.errors import DeadlinePassed
 from tests.images import png
@@ -78,10 +80,14 @@ def janus(tmp_path_factory):
 
 
 def _reference(backend, task: GenerateTask, eos: list[int]) -> str:
-    """transformers' own greedy `generate`, one prompt alone."""
+    """transformers' own `generate`, one prompt alone: greedy, or sampled at the task's
+    temperature from the stream torch.manual_seed(seed) starts."""
     enc = backend.inputs.generation(task).enc
-    out = backend.model.generate(**enc, do_sample=False, max_new_tokens=task.max_new_tokens,
-                                 pad_token_id=backend.inputs.pad_id, eos_token_id=eos)
+    torch.manual_seed(task.seed)
+    sampled = {"do_sample": True, "temperature": task.temperature} if task.temperature else {
+        "do_sample": False}
+    out = backend.model.generate(**enc, max_new_tokens=task.max_new_tokens,
+                                 pad_token_id=backend.inputs.pad_id, eos_token_id=eos, **sampled)
     return backend.inputs.decode(out[0, enc["input_ids"].shape[1]:])
 
 
@@ -92,9 +98,8 @@ def test_batched_generation_equals_one_at_a_time(hf):
     batched = b.generate_batch(ROWS)
     assert batched == [hf.alone[t.request_id] for t in ROWS]
     assert all(isinstance(t, str) and t for t in batched)
-    for task, text in zip(ROWS, batched, strict=True):
-        if task.temperature == 0:
-            assert text == _reference(b, task, sorted(b.decoder.eos)), task.request_id
+    for task, text in zip(ROWS, batched, strict=True):  # greedy and seeded sampling
+        assert text == _reference(b, task, sorted(b.decoder.eos)), task.request_id
 
 
 def _step_logits(backend, generate) -> list:
@@ -192,3 +197,67 @@ def test_janus_batched_text_equals_one_at_a_time(janus):
 
     _assert_every_step_as_alone(janus, [dataclasses.replace(t, max_new_tokens=4) for t in rows],
                                 lambda t: inputs(t)["input_ids"].shape[1], reference)
+
+
+IMAGE_ROWS = [
+    GenerateImageTask("plain", "Draw a red square.", [], seed=1),
+    GenerateImageTask("conditioned", "Like <img> but bluer.", [_img(10, (32, 32))], seed=2),
+    GenerateImageTask("longer", "A much longer prompt that describes the picture to draw.", [],
+                      seed=3),
+    GenerateImageTask("with-text", "A cat.", [], seed=5, with_text=True, max_new_tokens=4),
+]
+
+
+def _reference_png(janus, task: GenerateImageTask) -> bytes:
+    """transformers' own Janus image generation (`generate(generation_mode="image")`), one
+    request alone, seeded through torch.manual_seed; input images enter the conditional
+    half's placeholders as vision features while it embeds the prompt."""
+    model = janus.model
+    inputs = janus._inputs(janus._render(task.text, len(task.images)), task.images, mode="image")
+    pixel_values = inputs.pop("pixel_values", None)
+    embed = model.get_input_embeddings()
+    if pixel_values is not None:
+        feats = model.model.get_image_features(pixel_values).pooler_output
+        feats = feats.reshape(-1, feats.shape[-1])
+
+        def with_images(ids):
+            out, where = embed(ids), ids == model.config.image_token_id
+            if int(where.sum()) == feats.shape[0]:
+                out = out.masked_scatter(where.unsqueeze(-1), feats.to(out.dtype))
+            return out
+
+        model.get_input_embeddings = lambda: with_images
+    config = copy.deepcopy(model.generation_config)
+    config.update(guidance_scale=janus.cfg_weight, do_sample=True,
+                  temperature=janus.image_temperature)
+    torch.manual_seed(task.seed)
+    try:
+        tokens = model.generate(**inputs, generation_mode="image", generation_config=config)
+    finally:
+        if pixel_values is not None:
+            del model.get_input_embeddings
+    return janus._png(tokens[0])
+
+
+def test_janus_batched_images_equal_one_at_a_time(janus):
+    """Byte-identical PNGs (and texts) batched and alone; alone equals transformers' own
+    image generation for the same seed."""
+    batched = janus.generate_image_batch(IMAGE_ROWS)
+    alone = [janus.generate_image(t) for t in IMAGE_ROWS]
+    assert [(b.png, b.text) for b in batched] == [(a.png, a.text) for a in alone]
+    assert len({a.png for a in alone}) == len(alone) and alone[3].text
+    assert alone[3].text == janus.generate(GenerateTask("t", "A cat.", [], max_new_tokens=4,
+                                                        seed=5))
+    for task, a in zip(IMAGE_ROWS[:2], alone, strict=False):
+        assert a.png == _reference_png(janus, task), task.request_id
+
+
+def test_janus_image_past_its_deadline_is_aborted_while_the_others_finish(janus, monkeypatch):
+    alone = [janus.generate_image(t) for t in IMAGE_ROWS[:3:2]]
+    clock = SteppedClock()
+    monkeypatch.setattr(deadline_stop, "time", clock)
+    timed = dataclasses.replace(IMAGE_ROWS[1], deadline=5.5)
+    out = janus.generate_image_batch([IMAGE_ROWS[0], timed, IMAGE_ROWS[2]])
+    assert [out[0].png, out[2].png] == [a.png for a in alone]
+    assert isinstance(out[1], DeadlinePassed) and "while the image was generated" in str(out[1])
+    assert clock.now == 6.0  # a look before, then one per image token until the abort

@@ -238,6 +238,12 @@ class Backend(abc.ABC, Generic[Prepared]):
         model allows (Metered when it cost upstream calls)."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate images")
 
+    def generate_image_batch(self, tasks: Sequence[GenerateImageTask]) -> list[Any]:
+        """`generate_image` for a batch on the device thread: one entry per task, in order,
+        its image or its error, each exactly what the task gets alone. The default runs
+        `generate_image` one task after another."""
+        return each_or_error(tasks, self.generate_image)
+
 
 def each_or_error(tasks: Sequence[Any], run_one: Callable[[Any], Any]) -> list[Any]:
     """`run_one` over tasks one by one, an exception standing in for the result of a task

@@ -8,8 +8,9 @@ is done. This loop gives every row what it would get alone:
 - its own stop: end-of-sequence, its own max_new_tokens, its own deadline (a row
   cut there is refused with DeadlinePassed, never returned as a whole answer);
   a finished row leaves the batch (its cache rows are dropped), the others go on;
-- greedy (argmax) or seeded sampling from softmax(logits / temperature) with a
-  random generator of its own, seeded from its request;
+- greedy (argmax), or seeded sampling as transformers' `generate` samples
+  (Sampling: temperature, then top-k and top-p) from a random generator of its
+  own, seeded from its request (on the CPU the stream `torch.manual_seed` gives);
 - its own positions under left padding (1-D from the mask, or the model's own
   multi-axis M-RoPE positions with each row's offset of the next text position).
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import transformers
 
 from model_server.backends import deadline_stop
 from model_server.backends.batch_groups import padded_groups
@@ -73,6 +75,29 @@ def mrope_positions(model) -> Positions:
     return positions
 
 
+class Sampling:
+    """transformers' sampling for a model: logits / temperature, then its generation
+    config's top-k and top-p (transformers' defaults, 50 and 1.0, where it sets none),
+    then one draw from the softmax, so a seeded row samples as `generate` would."""
+
+    TOP_K = 50  # transformers' default when the model's generation config sets none
+
+    def __init__(self, generation_config):
+        top_k = self.TOP_K if generation_config.top_k is None else generation_config.top_k
+        top_p = generation_config.top_p
+        self.warpers = [transformers.TopKLogitsWarper(top_k)] if top_k > 0 else []
+        if top_p is not None and top_p < 1.0:
+            self.warpers.append(transformers.TopPLogitsWarper(top_p))
+
+    def draw(self, scores: torch.Tensor, temperature: float, generator: torch.Generator
+             ) -> torch.Tensor:
+        """One token from a row's scores (vocabulary,)."""
+        scores = scores[None] / temperature
+        for warp in self.warpers:
+            scores = warp(None, scores)
+        return torch.multinomial(torch.softmax(scores, dim=-1)[0], 1, generator=generator)[0]
+
+
 def eos_ids(model, tokenizer) -> list[int]:
     """The tokens that end a reply: the model's generation config's, else the tokenizer's."""
     eos = model.generation_config.eos_token_id
@@ -100,6 +125,7 @@ class Decoder:
         self.pad_id = pad_id
         self.eos = set(eos_ids)
         self.positions = positions
+        self.sampling = Sampling(model.generation_config)
         self.counts = DecodeCounts()
 
     def texts(self, rows: Sequence[Row | Exception], max_batch_tokens: int,
@@ -128,12 +154,10 @@ class Decoder:
         groups = padded_groups(list(range(len(rows))), lambda i: _cost(rows[i]),
                                max_batch_tokens, MAX_PROMPT_PADDING)
         for group in groups:
-            timed = [i for i in group if rows[i].deadline is not None]
-            if timed:
-                now = deadline_stop.now()
-                for i in timed:
-                    if now >= rows[i].deadline:
-                        results[i] = deadline_stop.not_begun()
+            for i, gone in zip(group, deadline_stop.passed([rows[i].deadline for i in group]),
+                               strict=True):
+                if gone:
+                    results[i] = deadline_stop.not_begun()
             live = [i for i in group if results[i] is None]
             if live:
                 for i, r in zip(live, self._run_group([rows[i] for i in live], times),
@@ -155,7 +179,7 @@ class Decoder:
         active = list(range(len(rows)))  # rows still generating, in batch order
         with stage(times, DECODE):
             while True:
-                chosen = _pick(logits, [rows[i] for i in active], [gens[i] for i in active])
+                chosen = self._pick(logits, [rows[i] for i in active], [gens[i] for i in active])
                 for i, t in zip(active, chosen.tolist(), strict=True):
                     tokens[i].append(t)
                 self.counts.new_tokens += len(active)
@@ -176,18 +200,26 @@ class Decoder:
                 self.counts.steps += 1
                 self.counts.cache_tokens_read += mask.numel()
 
+    def _pick(self, logits: torch.Tensor, rows: list[Row], gens: list[torch.Generator | None]
+              ) -> torch.Tensor:
+        """Each row's next token: argmax, or a draw from its own generator."""
+        chosen = logits.argmax(-1)
+        for k, (row, gen) in enumerate(zip(rows, gens, strict=True)):
+            if gen is not None:
+                chosen[k] = self.sampling.draw(logits[k].float(), row.temperature, gen)
+        return chosen
+
     def _going_on(self, rows: list[Row], active: list[int], tokens: list[list[int]],
                   results: list[RowResult | None]) -> list[int]:
         """After a token per active row: settle the rows that stop (end-of-sequence, their
         max_new_tokens, their deadline: one look at the clock for all); the positions in
         `active` of those that go on."""
-        now = deadline_stop.now() if any(rows[i].deadline is not None for i in active) else None
+        gone = deadline_stop.passed([rows[i].deadline for i in active])
         keep = []
         for k, i in enumerate(active):
-            row = rows[i]
-            if tokens[i][-1] in self.eos or len(tokens[i]) >= row.max_new_tokens:
+            if tokens[i][-1] in self.eos or len(tokens[i]) >= rows[i].max_new_tokens:
                 results[i] = tokens[i]
-            elif now is not None and row.deadline is not None and now >= row.deadline:
+            elif gone[k]:
                 results[i] = deadline_stop.stopped_after(len(tokens[i]))
             else:
                 keep.append(k)
@@ -203,14 +235,3 @@ def _generator(row: Row, device: torch.device) -> torch.Generator | None:
     if row.temperature <= 0:
         return None
     return torch.Generator(device=device).manual_seed(row.seed)
-
-
-def _pick(logits: torch.Tensor, rows: list[Row], gens: list[torch.Generator | None]
-          ) -> torch.Tensor:
-    """Each row's next token: argmax, or a sample from its own generator."""
-    chosen = logits.argmax(-1)
-    for k, (row, gen) in enumerate(zip(rows, gens, strict=True)):
-        if gen is not None:
-            probs = torch.softmax(logits[k].float() / row.temperature, dim=-1)
-            chosen[k] = torch.multinomial(probs, 1, generator=gen)[0]
-    return chosen

@@ -19,8 +19,6 @@ language model's context; options x option tokens against a budget.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import io
 import json
 import logging
@@ -59,13 +57,13 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     render,
     user_content,
 )
-from model_server.backends.deadline_stop import check_not_passed, image_abort  # noqa: E402
 from model_server.backends.decode_loop import (  # noqa: E402
     Decoder,
     Row,
     eos_ids,
     one_d_positions,
 )
+from model_server.backends.janus_images import ImageRow, ImageSampler, image_tokens  # noqa: E402
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
 from model_server.fingerprint import fingerprint_dir  # noqa: E402
@@ -106,8 +104,12 @@ class JanusBackend(Backend[ScoreTask]):
         self._mode_tokens, self._image_tokens = self._measure_processor()
         self.max_batch_tokens = settings.max_batch_tokens
         pad = self.model.generation_config.pad_token_id
-        self.decoder = Decoder(self.model, self.tokenizer.pad_token_id if pad is None else pad,
-                               eos_ids(self.model, self.tokenizer), one_d_positions)
+        pad = self.tokenizer.pad_token_id if pad is None else pad
+        self.decoder = Decoder(self.model, pad, eos_ids(self.model, self.tokenizer), one_d_positions)
+        gc = self.model.generation_config
+        self._image_sampler = ImageSampler(self.cfg_weight, self.image_temperature,
+                                           self.decoder.sampling)
+        self._gen_ids = (pad, gc.bos_token_id, gc.generation_kwargs["boi_token_id"])
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -262,59 +264,49 @@ class JanusBackend(Backend[ScoreTask]):
 
     # -- image generation --------------------------------------------------
 
-    @contextlib.contextmanager
-    def _image_prompt_embeddings(self, pixel_values: torch.Tensor | None):
-        """While active, prompt embedding fills image placeholders with image features."""
-        if pixel_values is None:
-            yield
-            return
-        model = self.model
-        embed = model.get_input_embeddings()
-        feats = model.model.get_image_features(pixel_values).pooler_output
-        feats = feats.reshape(-1, feats.shape[-1])
-        image_token_id = model.config.image_token_id
-
-        def embed_with_images(ids: torch.Tensor) -> torch.Tensor:
-            out = embed(ids)
-            mask = ids == image_token_id
-            if int(mask.sum()) == feats.shape[0]:
-                out = out.masked_scatter(mask.unsqueeze(-1), feats.to(out.dtype))
-            return out
-
-        model.get_input_embeddings = lambda: embed_with_images
-        try:
-            yield
-        finally:
-            del model.get_input_embeddings
-
-    @torch.no_grad()
-    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
-        """The image (aborted with DeadlinePassed at the client's deadline: half an image is
-        no answer), then with_text's text, refused the same way at the deadline."""
-        check_not_passed(task.deadline)
+    def _image_row(self, task: GenerateImageTask) -> ImageRow:
         inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
-        pixel_values = inputs.pop("pixel_values", None)
-        sample = self.image_temperature > 0
-        torch.manual_seed(task.seed)
-        config = copy.deepcopy(self.model.generation_config)
-        config.update(guidance_scale=self.cfg_weight, do_sample=sample,
-                      temperature=self.image_temperature if sample else None)
-        with self._image_prompt_embeddings(pixel_values):
-            tokens = self.model.generate(**inputs, generation_mode="image",
-                                         generation_config=config, **image_abort(task.deadline))
-        pixels = self.model.decode_image_tokens(tokens)[0].float().cpu()  # H, W, C
+        return ImageRow(inputs, task.seed, task.deadline)
+
+    def _png(self, tokens: torch.Tensor) -> bytes:
+        """One image's tokens through the VQ decoder, alone (its bytes never depend on a batch)."""
+        pixels = self.model.decode_image_tokens(tokens[None])[0].float().cpu()  # H, W, C
         pixels = ((pixels * self._std + self._mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
-        text = ""
-        if task.with_text:
-            text = _raised(self._texts([self._text_row(task.text, task.images, task.max_new_tokens,
-                                                       0.0, task.seed, task.deadline)])[0])
-        return GeneratedImage(png=buf.getvalue(), text=text)
+        return buf.getvalue()
+
+    @torch.no_grad()
+    def generate_image_batch(self, tasks: Sequence[GenerateImageTask]
+                             ) -> list[GeneratedImage | Exception]:
+        """The images of a batch of requests (janus_images: classifier-free guidance pairs,
+        each image as if alone; one past its deadline aborted with DeadlinePassed, half an
+        image being no answer), then the with_text requests' texts, batched the same way
+        and refused at the deadline too."""
+        rows = each_or_error(tasks, self._image_row)
+        made = [r for r in rows if isinstance(r, ImageRow)]
+        tokens = iter(image_tokens(self.model, made, self._image_sampler, self._gen_ids)
+                      if made else ())
+        images = [next(tokens) if isinstance(r, ImageRow) else r for r in rows]
+        pngs = each_or_error(images, lambda t: t if isinstance(t, Exception) else self._png(t))
+        wanted = [i for i, (t, p) in enumerate(zip(tasks, pngs, strict=True))
+                  if t.with_text and not isinstance(p, Exception)]
+        texts = dict(zip(wanted, self._texts(each_or_error(
+            [tasks[i] for i in wanted], lambda t: self._text_row(
+                t.text, t.images, t.max_new_tokens, 0.0, t.seed, t.deadline))), strict=True))
+        out: list[GeneratedImage | Exception] = []
+        for i, p in enumerate(pngs):
+            text = texts.get(i, "")
+            out.append(p if isinstance(p, Exception) else text if isinstance(text, Exception)
+                       else GeneratedImage(png=p, text=text))
+        return out
+
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        return _raised(self.generate_image_batch([task])[0])
 
 
-def _raised(result: str | Exception) -> str:
-    """One row's text, or its error raised."""
+def _raised(result):
+    """One task's result, or its error raised."""
     if isinstance(result, Exception):
         raise result
     return result
