@@ -22,7 +22,7 @@ from model_server import backends
 from model_server.backends import deadline_stop
 from model_server.backends.base import GenerateImageTask, GenerateTask
 from model_server.backends.decode_loop import Row
-from serving.errors import DeadlinePassed
+from serving.errors import DeadlinePassed, InvalidRequest
 from tests.images import png
 from tests.stepped_clock import SteppedClock
 from tests.tiny_models import tiny_model
@@ -261,3 +261,15 @@ def test_janus_image_past_its_deadline_is_aborted_while_the_others_finish(janus,
     assert [out[0].png, out[2].png] == [a.png for a in alone]
     assert isinstance(out[1], DeadlinePassed) and "while the image was generated" in str(out[1])
     assert clock.now == 6.0  # a look before, then one per image token until the abort
+
+
+def test_a_prompt_the_processor_refuses_fails_alone(hf):
+    """The batch's prompts go through one processor call; one it refuses (the model's own
+    image token written in the text: more image tokens than images) fails alone, with the
+    field named, and the others get their texts."""
+    b = hf.backend
+    bad = GenerateTask("bad", f"Look: {b.inputs.processor.image_token}", [_img(1)],
+                       max_new_tokens=3)
+    out = b.generate_batch([ROWS[0], bad, ROWS[3]])
+    assert isinstance(out[1], InvalidRequest) and "prompt" in str(out[1])
+    assert [out[0], out[2]] == [hf.alone[ROWS[0].request_id], hf.alone[ROWS[3].request_id]]

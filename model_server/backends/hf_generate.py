@@ -41,12 +41,16 @@ def generate_batch(b: HFBackend, tasks: Sequence[GenerateTask | PlannedPrompt]
     """Each task's text, or its error (its preparation, or its deadline) alone."""
     if b.decoder is None:
         return each_or_error(tasks, lambda t: generate_one(b, t))  # prepare_generate: no plan
-    return b.decoder.texts(each_or_error(tasks, lambda t: _row(b, t)), b.max_batch_tokens,
-                           b.inputs.decode, b.stage_times)
+    planned: list[PlannedPrompt | Exception] = [
+        t if isinstance(t, PlannedPrompt) else None for t in tasks]
+    todo = [i for i, p in enumerate(planned) if p is None]  # not prepared ahead: here, at once
+    for i, inputs in zip(todo, b.inputs.generations([tasks[i] for i in todo]), strict=True):
+        planned[i] = inputs if isinstance(inputs, Exception) else PlannedPrompt(tasks[i], inputs)
+    rows = [p if isinstance(p, Exception) else _row(p) for p in planned]
+    return b.decoder.texts(rows, b.max_batch_tokens, b.inputs.decode, b.stage_times)
 
 
-def _row(b: HFBackend, t: GenerateTask | PlannedPrompt) -> Row:
-    p = t if isinstance(t, PlannedPrompt) else plan(b, t)
+def _row(p: PlannedPrompt) -> Row:
     p.inputs.wait_until_ready()  # prepared ahead on its own stream: ordered here
     t = p.task
     return Row(p.inputs.enc, t.max_new_tokens, t.temperature, t.seed, t.deadline)
