@@ -51,13 +51,15 @@ def grpc_ab(servers, evaluate, data: Path, work: Path, logs: Path, device: str,
                 seconds[n] += run["elapsed_s"]
                 runs[n] = run
                 run["texts"] = generated_texts(work / f"run-g{n}")
-    from transformers import AutoTokenizer
+    # The tokenizer alone (not transformers: a large process here would inflate the peak
+    # memory later evaluator processes report, forked from this one).
+    from tokenizers import Tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL)
+    tokenizer = Tokenizer.from_file(str(Path(DEMO_MODEL) / "tokenizer.json"))
     out = {"rounds": rounds, "model": DEMO_MODEL}
     for n in BATCHES:
         answered = runs[n]["answered"] * rounds
-        tokens = rounds * sum(len(tokenizer(t, add_special_tokens=False)["input_ids"])
+        tokens = rounds * sum(len(tokenizer.encode(t, add_special_tokens=False).ids)
                               for t in runs[n]["texts"].values())
         out[n] = {"questions": runs[n]["answered"], "errors": runs[n]["errors"],
                   "qps": answered / seconds[n], "tokens_per_s": tokens / seconds[n],
@@ -79,7 +81,7 @@ def report(inproc: dict | None, grpc: dict | None, command: str) -> list[str]:
     if inproc:
         one, many = (inproc["modes"][m] for m in ("one at a time", "batched"))
         for name, r in (("one at a time", one), ("batched", many)):
-            lines.append(f"| (g) in process, bench model, {name} (`generate_batch` of "
+            lines.append(f"| (g) in process, `{inproc.get('model', '')}`, {name} (`generate_batch` of "
                          f"{1 if r is one else inproc['max_batch']}) | {inproc['questions']} | "
                          f"{r['qps']:.2f} | {r['tokens_per_s']:.1f} | "
                          f"{r['qps'] / one['qps']:.2f}x |")

@@ -115,6 +115,7 @@ def main() -> int:
     one, batched = (runs[m]["texts"] for m in MODES)
     print(json.dumps({
         "questions": len(tasks), "max_batch": args.max_batch, "device": backend.device,
+        "model": Path(args.model).name,
         "qps": runs["batched"]["qps"],
         "same_texts": sum(a == b for a, b in zip(one, batched, strict=True)),
         "gpu_peak_mb": _gpu_peak(backend.device), "gpu": _gpu_name(backend.device),

@@ -1,15 +1,13 @@
 """Janus backend: one model that scores options, writes text and generates images (L3).
 
-Image generation goes through transformers' `generate(..., generation_mode="image")`
-(classifier-free guidance over VQ image tokens) and the VQ decoder; the uint8
-conversion is done here because the processor's PIL post-processing is not
-reliable. Input images (dim 26, next image prediction) are placed in the prompt
-as the vision encoder's features, the same way Janus reads images when it
-answers questions: transformers' image mode embeds token ids only, so the
-image placeholders of the conditional half are filled with those features
-while it embeds the prompt (the unconditional half has them masked to padding
-already). Everything random is seeded from the request, so the same request
-gives byte-identical PNGs.
+Text generation (Generate, and GenerateImage's with_text) is batched by
+decode_loop; image generation by janus_images (classifier-free guidance over VQ
+image tokens, a batch of requests at once, each image as if alone) and the VQ
+decoder; the uint8 conversion is done here because the processor's PIL
+post-processing is not reliable. Input images (dim 26, next image prediction)
+are placed in the prompt as the vision encoder's features, the same way Janus
+reads images when it answers questions. Everything random is seeded from the
+request, so the same request gives byte-identical PNGs, alone or in a batch.
 
 Admission (before a request queues): prompt tokens, each image counted as the
 fixed number of tokens the processor expands it to, plus the answer (the
