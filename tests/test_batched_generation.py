@@ -21,7 +21,7 @@ from PIL import Image
 from model_server import backends
 from model_server.backends import deadline_stop
 from model_server.backends.base import GenerateImageTask, GenerateTask
-from model_server.backends.decode_loop import Row
+from model_server.backends.decode_loop import Row, eos_ids
 from serving.errors import DeadlinePassed, InvalidRequest
 from tests.images import png
 from tests.stepped_clock import SteppedClock
@@ -273,3 +273,44 @@ def test_a_prompt_the_processor_refuses_fails_alone(hf):
     out = b.generate_batch([ROWS[0], bad, ROWS[3]])
     assert isinstance(out[1], InvalidRequest) and "prompt" in str(out[1])
     assert [out[0], out[2]] == [hf.alone[ROWS[0].request_id], hf.alone[ROWS[3].request_id]]
+
+
+@pytest.mark.parametrize("hf", ["llava"], indirect=True)  # one architecture is enough here
+def test_concurrent_generate_calls_are_batched_over_grpc(hf):
+    """A real server: concurrent Generate calls go through one device batch (the generate
+    batcher's metrics say so) and each gets the text the backend gives it alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from protos import seedbench_pb2 as pb
+    from protos import seedbench_pb2_grpc as pb_grpc
+    from serving.processes import free_port
+    from tests.procs import model_server
+    from tests.test_metrics import scrape, value
+
+    b = hf.backend
+    tasks = [dataclasses.replace(t, images=[]) for t in ROWS if "<img>" not in t.text]
+    saved, b.decoder.eos = b.decoder.eos, set(eos_ids(b.model, b.inputs.tokenizer))
+    try:  # the model's own end-of-sequence, as the server has it
+        want = [b.generate(t) for t in tasks]
+    finally:
+        b.decoder.eos = saved
+    port = free_port()
+    args = ["--backend", "hf", "--model", str(b.path), "--device", "cpu", "--max-batch",
+            str(len(tasks)), "--max-wait-ms", "2000", "--metrics-port", str(port),
+            "--log-level", "WARNING"]
+
+    def request(t):
+        return pb.GenerateRequest(request_id=t.request_id, prompt=pb.Prompt(text=t.text),
+                                  max_new_tokens=t.max_new_tokens, temperature=t.temperature,
+                                  seed=t.seed)
+
+    with model_server(args) as (target, _), grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.ModelServiceStub(ch)
+        with ThreadPoolExecutor(len(tasks)) as pool:
+            got = list(pool.map(lambda t: stub.Generate(request(t), timeout=120).text, tasks))
+        samples = scrape(port)
+    assert got == want
+    assert value(samples, "seedbench_batch_size_sum", batcher="generate") == len(tasks)
+    assert value(samples, "seedbench_batch_size_count", batcher="generate") < len(tasks)
