@@ -18,26 +18,25 @@ def padded_groups(items: list, length: Callable, budget: int, max_padding: float
     One-image questions (~600 tokens) never share a forward with eight-frame ones
     (~4,700): sorted, they go in separate groups.
     """
-    groups, cur, used = [], [], 0
-    for item in sorted(items, key=length):
-        n = length(item)  # the longest so far: sorted ascending
-        padded = (len(cur) + 1) * n
-        if cur and (padded > budget or padded > (1 + max_padding) * (used + n)):
-            groups.append(cur)
-            cur, used = [], 0
-        cur.append(item)
-        used += n
-    if cur:
-        groups.append(cur)
-    return groups
+    def full(rows: int, used: int, n: int) -> bool:  # n: the longest so far (sorted)
+        padded = (rows + 1) * n
+        return padded > budget or padded > (1 + max_padding) * (used + n)
+
+    return _split(sorted(items, key=length), length, full)
 
 
 def budget_groups(items: list, cost: Callable, budget: int) -> list[list]:
     """Consecutive groups whose summed cost stays within budget (at least one item each)."""
+    return _split(items, cost, lambda rows, used, c: used + c > budget)
+
+
+def _split(items: list, cost: Callable, full: Callable[[int, int, int], bool]) -> list[list]:
+    """Consecutive groups: a group closes before an item when full(rows in it, their summed
+    cost, the item's cost) says so; every group holds at least one item."""
     groups, cur, used = [], [], 0
     for item in items:
         c = cost(item)
-        if cur and used + c > budget:
+        if cur and full(len(cur), used, c):
             groups.append(cur)
             cur, used = [], 0
         cur.append(item)
