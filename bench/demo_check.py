@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sys
@@ -36,6 +35,7 @@ from evaluator import evaluate as evaluate_config  # noqa: E402
 from evaluator.data import sample_data  # noqa: E402
 from evaluator.demo import ServerSpec, serve  # noqa: E402
 from evaluator.run.methods import METHODS  # noqa: E402
+from serving import environment  # noqa: E402
 
 LETTERS = "ABCD"
 LEARNABLE = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24"
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="demo-out/check")
     p.add_argument("--out", help="also write the Markdown report here")
     args = p.parse_args(argv)
-    # The servers' idle OpenMP threads sleep rather than spin: far faster on a shared machine.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    environment.apply()  # the servers' idle OpenMP threads sleep rather than spin, and the rest
     work = Path(args.work)
     data = work / "data"
     t0 = time.monotonic()

@@ -15,8 +15,34 @@ from __future__ import annotations
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
 
 
+# Peak memory bandwidth (HBM, as specified), bytes/s, by a name fragment of the device.
+PEAK_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.04e12, "L40S": 0.864e12,
+                  "A10G": 0.6e12}
+
+
 def peak_flops(device_name: str) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in device_name), None)
+
+
+def peak_bandwidth(device_name: str) -> float | None:
+    return next((v for k, v in PEAK_BANDWIDTH.items() if k in device_name), None)
+
+
+def _bytes(module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def decode_bytes(model) -> tuple[int, int]:
+    """What one decode step must read from memory: the language model's weights (every
+    layer and the output head; of the embedding table only the rows looked up, left out)
+    once per step whatever the batch, and per cached token of every row its keys and
+    values in every layer."""
+    lm = model.model.language_model
+    weights = _bytes(lm) - _bytes(lm.embed_tokens) + _bytes(model.get_output_embeddings())
+    text = model.config.get_text_config()
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    element = next(model.parameters()).element_size()
+    return weights, 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * element
 
 
 def _params(module) -> int:

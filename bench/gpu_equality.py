@@ -1,11 +1,13 @@
 """On an accelerator: both prefix-shared paths (packed options, cache copy) equal the
-per-option reference; and how far images preprocessed on the device land from the CPU's.
+per-option reference; batched generation gives every row the text it gets alone; and
+how far images preprocessed on the device land from the CPU's.
 Questions are prepared in worker threads as the server does (on CUDA: on the
 prepare stream, handed over by event), so a missing wait shows here.
 
 float32 within 1e-4 (as the CPU tests require) and, in bfloat16, how often each path
-picks the reference's answer. Prints one line per (architecture, dtype, path); exits 1
-if a float32 difference exceeds 1e-4. Usage: gpu_equality.py [device] (default cuda).
+picks the reference's answer; generation: identical texts, required in float32,
+counted in bfloat16. Prints one line per (architecture, dtype, path); exits 1 if a
+float32 check fails. Usage: gpu_equality.py [device] (default cuda).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import one_line_errors  # noqa: E402
 from model_server import backends  # noqa: E402
 from model_server.tiny import make_tiny  # noqa: E402
+from tests.test_batched_generation import ROWS  # noqa: E402
 from tests.test_prefix_sharing import MIXED  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -60,6 +63,16 @@ def main() -> int:
                     print(f"{arch} {dtype} (weights {param}) {b.scoring_note}: max |diff| "
                           f"{diff:.2e}, same answer {same}/{len(tasks)}"
                           + ("  FAIL (> 1e-4)" if bad else ""), flush=True)
+                rows = ROWS * 3  # prepared in worker threads, as the server does
+                with ThreadPoolExecutor(4) as pool:
+                    batched = ref_backend.generate_batch(list(pool.map(
+                        ref_backend.prepare_generate, rows)))
+                alone = [ref_backend.generate(t) for t in rows]
+                same = sum(x == y for x, y in zip(batched, alone, strict=True))
+                bad = dtype == "float32" and same < len(rows)
+                ok = ok and not bad
+                print(f"{arch} {dtype} batched generation: identical texts {same}/{len(rows)}"
+                      + ("  FAIL" if bad else ""), flush=True)
             # Images resized and normalised on the device vs on the CPU (float32): the
             # kernels differ, so this reports how far apart they land, not a pass/fail.
             scores = {}

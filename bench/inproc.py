@@ -24,24 +24,32 @@ from evaluator.data import dataset  # noqa: E402
 from evaluator.data.media import parse_media_roots  # noqa: E402
 from evaluator.run import methods, presets  # noqa: E402
 from model_server import backends  # noqa: E402
-from model_server.backends.base import ScoreTask  # noqa: E402
+from model_server.backends.base import GenerateTask, ScoreTask  # noqa: E402
 from model_server.backends.hf import HFBackend  # noqa: E402
 from model_server.stage_times import StageTimes  # noqa: E402
 
 IMAGE_LOADING = "image loading (read + decode)"
 
 
-def load_tasks(annotations: str, roots: list[str], limit: int | None) -> tuple[list[ScoreTask], float]:
-    """The L1+L2 questions as score tasks, and the seconds spent reading and decoding images."""
+def load_tasks(annotations: str, roots: list[str], limit: int | None, method: str = "ppl"
+               ) -> tuple[list[ScoreTask | GenerateTask], float]:
+    """The L1+L2 questions as score tasks (`ppl`) or as the evaluator's Generate requests
+    (`generate`), and the seconds spent reading and decoding images. The one place the
+    benchmarks read questions through the evaluator's own code."""
     ds = dataset.load(annotations, parse_media_roots(roots),
                       dataset.Filters(level="L2", limit=limit))
     tasks, decode_s = [], 0.0
     for q in ds.questions:
-        prompt = methods.score_prompt(q, "ppl", presets.get(presets.DEFAULT))
         t0 = time.perf_counter()
         images = [Image.open(io.BytesIO(p.read_bytes())).convert("RGB") for p in q.images]
         decode_s += time.perf_counter() - t0
-        tasks.append(ScoreTask(q.question_id, prompt.text, images, list(prompt.options)))
+        if method == "generate":
+            tasks.append(GenerateTask(q.question_id, methods.listed_prompt(q), images,
+                                      max_new_tokens=methods.GENERATE_MAX_NEW_TOKENS,
+                                      seed=methods.GENERATE_SEED))
+        else:
+            prompt = methods.score_prompt(q, "ppl", presets.get(presets.DEFAULT))
+            tasks.append(ScoreTask(q.question_id, prompt.text, images, list(prompt.options)))
     return tasks, decode_s
 
 

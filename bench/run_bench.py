@@ -4,7 +4,9 @@
 (b) this backend in process: prefix-shared, batched option scoring
 (c) the full system over gRPC: evaluator process + model server process
 (d) the evaluator against a no-op (synthetic) backend: client overhead, at full scale
-plus the peak memory of every process and 1 vs 2 server replicas.
+plus the peak memory of every process, 1 vs 2 server replicas, and Generate one question
+at a time vs batched, in process (g) and over gRPC on the demo model (G)
+(bench/generate_bench.py).
 Writes a markdown report (docs/performance.md by default).
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import one_line_errors  # noqa: E402
+from bench import generate_bench, one_line_errors  # noqa: E402
 from bench.flops import peak_flops  # noqa: E402
 from serving import processes  # noqa: E402
 
@@ -112,6 +114,16 @@ def inproc(mode: str, model: Path, data: Path, device: str, threads: int, max_ba
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def inproc_generate(model: Path, data: Path, device: str, threads: int, max_batch: int,
+                    limit: int, profile: int) -> dict:
+    out = sh(PY, "bench/inproc_generate.py", "--model", model, "--annotations", data / ANN,
+             "--media-root", f"cc3m={data / 'cc3m'}",
+             "--media-root", f"SEED-Bench v2={data / 'seed_bench_v2'}", "--device", device,
+             "--threads", threads, "--max-batch", max_batch, "--limit", limit,
+             "--profile", profile, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def predictions(scores: dict) -> dict:
     """ppl: the option with the highest mean log-prob per token."""
     return {qid: "ABCD"[max(range(len(s)), key=lambda k: (s[k][0] / s[k][1], -k))]
@@ -174,6 +186,11 @@ def main() -> int:
                     help="N questions in SEED-Bench-2's L1+L2 proportions instead of --per-dim")
     ap.add_argument("--profile", type=int, default=16, help="questions in the stage breakdown")
     ap.add_argument("--json", help="also write every number measured to this JSON file")
+    ap.add_argument("--skip-generate", action="store_true", help="skip the Generate rows")
+    ap.add_argument("--generate-limit", type=int, default=64,
+                    help="questions in the in-process Generate rows (g)")
+    ap.add_argument("--generate-rounds", type=int, default=2,
+                    help="alternating rounds of the demo model's gRPC Generate rows (G)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _stop)
 
@@ -262,6 +279,14 @@ def main() -> int:
     if c and pb:
         same_c = sum(c["predictions"].get(q) == pb[q] for q in pb)
         notes.append(f"(c) vs (b): identical predictions on {same_c}/{len(pb)} questions.")
+
+    g_grpc = g_inproc = None
+    if not args.skip_generate:
+        g_grpc = measure("(G)", lambda: generate_bench.grpc_ab(
+            servers, evaluate, data, work, logs, args.device, args.generate_rounds))
+        g_inproc = measure("(g)", lambda: inproc_generate(
+            model, data, args.device, args.threads, args.max_batch, args.generate_limit,
+            args.profile))
 
     r1 = r2 = None
     if not args.skip_replicas:
@@ -378,6 +403,8 @@ def main() -> int:
         "",
         *(breakdown(in_proc, grpc_s) if in_proc else []),
         "",
+        *(generate_bench.report(g_inproc, g_grpc, f"python bench/run_bench.py {command}")
+          if g_inproc or g_grpc else []),
     ])
     print(report)
     results["report"] = report

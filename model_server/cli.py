@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, service_names=[SERVICE_NAME],
         add_servicer=lambda s: pb_grpc.add_ModelServiceServicer_to_server(servicer, s),
         load=load, on_loaded=servicer.attach, max_message_bytes=max_bytes, grace_s=args.grace_s,
-        metrics_port=args.metrics_port, batchers=lambda: [("score", servicer.batcher)],
+        metrics_port=args.metrics_port, batchers=servicer.batchers,
         busy_s=servicer.device.busy_s, stuck_after_s=args.stuck_after_s,
         security=server_security(args),
     ))

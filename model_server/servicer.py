@@ -27,19 +27,32 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         self.max_message_bytes = max_message_bytes
         self.in_flight_per_batch = in_flight_per_batch
         # One thread owns the device: batches, generation and image generation queue on it.
-        self.device = DeviceThread(max_queue)
+        self.device = DeviceThread()
         # Backends that are not device-bound (remote APIs) generate concurrently here.
         self.io = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="io")
         self.backend: Backend | None = None
         self.info: BackendInfo | None = None
         self.batcher: MicroBatcher | None = None
+        self.generate_batcher: MicroBatcher | None = None  # device-bound backends only
+        self.image_batcher: MicroBatcher | None = None
 
     def attach(self, backend: Backend) -> None:
         self.info = backend.info()
-        self.batcher = MicroBatcher(backend.score, self.device, self.max_batch, self.max_wait_ms,
-                                    max_queue=self.max_queue)
-        self.generator = self.device if backend.device_bound else self.io
+        self.batcher = self._batcher(backend.score)
+        if backend.device_bound:  # generation batched like Score, on the same device thread
+            self.generate_batcher = self._batcher(backend.generate_batch)
+            self.image_batcher = self._batcher(backend.generate_image_batch)
         self.backend = backend
+
+    def _batcher(self, fn) -> MicroBatcher:
+        return MicroBatcher(fn, self.device, self.max_batch, self.max_wait_ms,
+                            max_queue=self.max_queue)
+
+    def batchers(self) -> list[tuple[str, MicroBatcher]]:
+        """The (name, batcher) pairs metrics watch."""
+        named = [("score", self.batcher), ("generate", self.generate_batcher),
+                 ("generate_image", self.image_batcher)]
+        return [(name, b) for name, b in named if b is not None]
 
     def _ready(self) -> Backend:
         if self.backend is None:
@@ -70,18 +83,24 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     def _prepared_task(self, request):
         return self.backend.prepare(self._admitted(requests.score_task(request)))
 
-    async def _run(self, method, task, context):
-        """Generation: on the device thread (bounded queue, dropped once the client's
-        deadline has passed, the deadline handed to the backend to stop at) or, for
-        backends that compute nothing locally, in the io threads."""
+    def _task(self, make, prepare, request, deadline: float | None):
+        """In a worker thread: the request's task (images decoded) with the client's
+        deadline, admitted, then prepared."""
+        return prepare(self._admitted(dataclasses.replace(make(request), deadline=deadline)))
+
+    async def _generated(self, batcher: MicroBatcher | None, method, make, prepare, request,
+                         context):
+        """A generation: computed in a device batch (bounded queue, dropped once the
+        client's deadline has passed, the deadline handed to the backend to stop at) or,
+        for backends that compute nothing locally (no batcher), by `method` in the io
+        threads, concurrently (the backend bounds its own concurrency)."""
         deadline = deadline_from(context.time_remaining())
-        task = dataclasses.replace(task, deadline=deadline)
-        loop = asyncio.get_running_loop()
-        if self.generator is not self.device:
-            return await loop.run_in_executor(self.generator, method, task)
-        with self.device.reserve():
-            return await loop.run_in_executor(self.device, self.device.run_by, deadline,
-                                              method, task)
+        if batcher is not None:
+            batcher.check_room(1, "requests")  # before the work of preparing it
+        task = await asyncio.to_thread(self._task, make, prepare, request, deadline)
+        if batcher is None:
+            return unmeter(await asyncio.get_running_loop().run_in_executor(self.io, method, task))
+        return unmeter(await batcher.submit(task, deadline))
 
     @grpc_errors
     async def Info(self, request, context):
@@ -114,8 +133,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         backend = self._ready()
         requests.check_prompt(request.prompt, self.info.max_images)
         requests.check_max_new_tokens(request.max_new_tokens, self.max_new_tokens)
-        task = await asyncio.to_thread(lambda: self._admitted(requests.generate_task(request)))
-        text, usage = unmeter(await self._run(backend.generate, task, context))
+        text, usage = await self._generated(self.generate_batcher, backend.generate,
+                                            requests.generate_task, backend.prepare_generate,
+                                            request, context)
         return pb.GenerateResponse(request_id=request.request_id, text=text,
                                    usage=usage_message(usage))
 
@@ -124,9 +144,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         backend = self._ready()
         requests.check_prompt(request.prompt, self.info.max_images)
         requests.check_max_new_tokens(request.max_new_tokens, self.max_new_tokens)
-        task = await asyncio.to_thread(
-            lambda: self._admitted(requests.generate_image_task(request)))
-        out, usage = unmeter(await self._run(backend.generate_image, task, context))
+        out, usage = await self._generated(self.image_batcher, backend.generate_image,
+                                           requests.generate_image_task, lambda t: t, request,
+                                           context)
         image = pb.Image(data=out.png, sha256=hashlib.sha256(out.png).hexdigest())
         return pb.GenerateImageResponse(request_id=request.request_id, image=image, text=out.text,
                                         usage=usage_message(usage))

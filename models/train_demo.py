@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -31,9 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# Idle OpenMP threads sleep instead of spinning: on a shared machine a spinning thread
-# waits for a descheduled peer, and a training step took 15 s instead of 0.07 s.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads sleep instead of spinning (serving/environment.py): on a shared machine
+# a spinning thread waits for a descheduled peer, and a step took 15 s instead of 0.07 s.
+from serving import environment  # noqa: E402
+
+environment.apply()
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402

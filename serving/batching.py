@@ -13,7 +13,8 @@ The queue is bounded (max_queue): a submit beyond it fails at once with
 QueueFull. `submit_all` queues the items of one request together or not at
 all, so a refused request leaves nothing behind to compute. An item whose
 deadline (time.monotonic) passed while it waited is failed with DeadlinePassed
-and never reaches `fn`.
+and never reaches `fn`: checked when its batch starts on the executor (which
+other batchers' batches may hold: several share one device thread).
 """
 
 from __future__ import annotations
@@ -120,38 +121,48 @@ class MicroBatcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
-            now = time.monotonic()
-            live = []
-            for item, fut in batch:
-                if fut.cancelled():
-                    continue
-                if fut.deadline is not None and now >= fut.deadline:
-                    self.dropped += 1
-                    settle(fut, exc=DeadlinePassed(
-                        "the client's deadline passed while the request waited; not run"))
-                    continue
-                live.append((item, fut))
+            live = [(item, fut) for item, fut in await self._collect() if not fut.cancelled()]
             if not live:
                 continue
-            items = [item for item, _ in live]
-            if self.on_batch is not None:
-                self.on_batch(len(items))
             try:
-                results = await loop.run_in_executor(self._executor, self._fn, items)
-                if len(results) != len(items):
-                    raise RuntimeError(f"backend returned {len(results)} results for {len(items)} items")
+                results = await loop.run_in_executor(self._executor, self._run, live)
             except Exception as exc:  # the whole batch failed: so does every item in it
                 for _, fut in live:
                     settle(fut, exc=exc)
                 continue
-            self.batches_run += 1
-            self.items_run += len(items)
             for (_, fut), res in zip(live, results, strict=True):
                 if isinstance(res, Exception):
                     settle(fut, exc=res)
                 else:
                     settle(fut, result=res)
+
+
+    def _run(self, batch: list[tuple[Any, asyncio.Future]]) -> list[Any]:
+        """On the executor: `fn` over the items still wanted. An item whose deadline passed
+        while the batch waited for the executor (which another batcher's batch may hold)
+        is dropped here, its result DeadlinePassed."""
+        now = time.monotonic()
+        results: list[Any] = [None] * len(batch)
+        run = []
+        for k, (_, fut) in enumerate(batch):
+            if fut.deadline is not None and now >= fut.deadline:
+                self.dropped += 1
+                results[k] = DeadlinePassed(
+                    "the client's deadline passed while the request waited; not run")
+            else:
+                run.append(k)
+        if not run:
+            return results
+        if self.on_batch is not None:
+            self.on_batch(len(run))
+        out = self._fn([batch[k][0] for k in run])
+        if len(out) != len(run):
+            raise RuntimeError(f"backend returned {len(out)} results for {len(run)} items")
+        for k, r in zip(run, out, strict=True):
+            results[k] = r
+        self.batches_run += 1
+        self.items_run += len(run)
+        return results
 
 
 def settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:

@@ -23,6 +23,7 @@ from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from serving.processes import health
 from tests.images import png, sha
 from tests.procs import model_server
+from tests.stepped_clock import SteppedClock
 from tests.tiny_models import tiny_model
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -341,18 +342,18 @@ def test_queue_full_is_refused_at_once(scripted):
         assert "queue full" in err.value.details() and "max_queue 2" in err.value.details()
         assert (ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE) in err.value.trailing_metadata()
         assert time.perf_counter() - t0 < 2.0  # backpressure: at once, not after the queue
-        # The device queue (image generation) is bounded the same way: one running, one
-        # waiting, the third refused.
+        # Image generation's batch queue is bounded the same way: one running, two
+        # waiting, the fourth refused.
         for t, out in [first, *queued]:
             t.join(60)
             assert "result" in out, out
         img = [_in_background(stub.GenerateImage, generate_image(text="slow question",
-                                                                 rid=f"g{i}")) for i in (0, 1)]
-        assert _wait_for(lambda: "g0" in _calls(log) or "g1" in _calls(log))
-        time.sleep(0.3)
+                                                                 rid=f"g{i}")) for i in (0, 1, 2)]
+        assert _wait_for(lambda: any(f"g{i}" in _calls(log) for i in (0, 1, 2)))
+        time.sleep(0.5)  # the other two are waiting in the queue now
         with pytest.raises(grpc.RpcError) as err:
             stub.GenerateImage(generate_image(rid="g-too-many"), timeout=30)
-        assert err.value.code() == EXHAUSTED and "device queue full" in err.value.details()
+        assert err.value.code() == EXHAUSTED and "max_queue 2" in err.value.details()
         for t, out in img:
             t.join(60)
             assert "result" in out, out
@@ -487,17 +488,6 @@ def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_facto
     assert answered_s < min(5.0, full_s / 5), (answered_s, full_s)
 
 
-class _SteppedClock:
-    """Stands in for the `time` module: each look at the monotonic clock is one second later."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
 def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, monkeypatch):
     """The backend's text generation, free and then with a deadline of 5.5 on a stepped clock:
     one look before generating, then one per token, so the 6th look (5th token) is past it and
@@ -509,7 +499,7 @@ def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, 
     free = backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
                                          max_new_tokens=max_new_tokens))
     free_tokens = tokenizer(free, add_special_tokens=False)["input_ids"]
-    clock = _SteppedClock()
+    clock = SteppedClock()
     monkeypatch.setattr(deadline_stop, "time", clock)
     with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(),

@@ -104,6 +104,10 @@ class GenerateTask:
     deadline: float | None = None  # time.monotonic() by which the client wants the answer
 
 
+# What `generate_batch` returns for one task: its text, possibly Metered, or its error.
+GenerateResult = str | Metered | Exception
+
+
 @dataclass(frozen=True)
 class GenerateImageTask:
     request_id: str
@@ -233,19 +237,41 @@ class Backend(abc.ABC, Generic[Prepared]):
         gone by then) where the backend can."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate text")
 
+    def prepare_generate(self, task: GenerateTask) -> Any:
+        """CPU-side work for one admitted generation task (task.deadline set), ahead of the
+        device: like `prepare`, in worker threads, thread-safe; its result goes to
+        `generate_batch` unchanged. The default hands the task through."""
+        return task
+
+    def generate_batch(self, tasks: Sequence[Any]) -> list[GenerateResult]:
+        """Generate for a batch of `prepare_generate` results on the device thread: one
+        entry per task, in order, its text (as `generate` defines it) or its error.
+
+        Each entry must be exactly what `generate` would give that task alone; a task
+        cut at its deadline fails alone (DeadlinePassed) while the others finish.
+        The default runs `generate` one task after another.
+        """
+        return each_or_error(tasks, self.generate)
+
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage | Metered:
         """One PNG for the prompt, byte-identical for the same request and seed where the
         model allows (Metered when it cost upstream calls)."""
         raise NotSupported(f"backend {type(self).__name__} cannot generate images")
 
+    def generate_image_batch(self, tasks: Sequence[GenerateImageTask]) -> list[Any]:
+        """`generate_image` for a batch on the device thread: one entry per task, in order,
+        its image or its error, each exactly what the task gets alone. The default runs
+        `generate_image` one task after another."""
+        return each_or_error(tasks, self.generate_image)
 
-def score_each(tasks: Sequence[Any], score_one: Callable[[Any], list[OptionScore]]
-               ) -> list[ScoreResult]:
-    """Score tasks one by one, an exception standing in for the result of a task that failed."""
-    out: list[ScoreResult] = []
+
+def each_or_error(tasks: Sequence[Any], run_one: Callable[[Any], Any]) -> list[Any]:
+    """`run_one` over tasks one by one, an exception standing in for the result of a task
+    that failed (scores, generations)."""
+    out: list[Any] = []
     for t in tasks:
         try:
-            out.append(score_one(t))
+            out.append(run_one(t))
         except Exception as exc:  # noqa: BLE001 - that task's result, mapped by the servicer
             out.append(exc)
     return out

@@ -1,15 +1,18 @@
 """Generation that ends at the client's deadline: nobody waits for the answer after it.
 
-For transformers' `generate`: text stops at the next token and the generation is
-then refused with DeadlinePassed (a reply cut short is no answer, and a client
-whose own deadline fires a moment later must not take it for one); an image of a
-fixed number of tokens has no stopping criteria, so its generation is aborted
-with DeadlinePassed at once. Checked once per generated token.
+Text stops at the next token and the generation is then refused with
+DeadlinePassed (a reply cut short is no answer, and a client whose own deadline
+fires a moment later must not take it for one); an image of a fixed number of
+tokens is aborted with DeadlinePassed at once. The clock is read once before
+generating and once per generated token (per step of a batch: decode_loop,
+janus_images), and only through this module, so tests can step it. TextDeadline
+does the same for transformers' `generate` (hf architectures not batched).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 import transformers
@@ -17,10 +20,40 @@ import transformers
 from serving.errors import DeadlinePassed
 
 
+def now() -> float:
+    """The clock deadlines are measured on (time.monotonic)."""
+    return time.monotonic()
+
+
+def passed(deadlines: Sequence[float | None]) -> list[bool]:
+    """Whether each deadline (None: none) has passed, from one look at the clock for all
+    (no look when none is set)."""
+    if all(d is None for d in deadlines):
+        return [False] * len(deadlines)
+    t = now()
+    return [d is not None and t >= d for d in deadlines]
+
+
+def not_begun() -> DeadlinePassed:
+    return DeadlinePassed("the client's deadline passed before generation began")
+
+
+def image_aborted() -> DeadlinePassed:
+    """The refusal of an image whose generation reached the deadline (half an image is no
+    answer; its tokens are a fixed number, so there is no early end to wait for)."""
+    return DeadlinePassed("the client's deadline passed while the image was generated; stopped")
+
+
+def stopped_after(tokens: int) -> DeadlinePassed:
+    """The refusal of a text cut at its deadline after `tokens` tokens."""
+    return DeadlinePassed(f"the client's deadline passed during generation; stopped after "
+                          f"{tokens} tokens")
+
+
 def check_not_passed(deadline: float | None) -> None:
     """DeadlinePassed before any work when the deadline has already gone by."""
-    if deadline is not None and time.monotonic() >= deadline:
-        raise DeadlinePassed("the client's deadline passed before generation began")
+    if deadline is not None and now() >= deadline:
+        raise not_begun()
 
 
 class StopAtDeadline(transformers.StoppingCriteria):
@@ -33,22 +66,9 @@ class StopAtDeadline(transformers.StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw) -> torch.Tensor:
         self.tokens += 1
-        done = time.monotonic() >= self.deadline
+        done = now() >= self.deadline
         self.fired = self.fired or done
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-class AbortAtDeadline(transformers.LogitsProcessor):
-    """Abort a generation that cannot stop early (image tokens) once the deadline passes."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if time.monotonic() >= self.deadline:
-            raise DeadlinePassed("the client's deadline passed while the image was generated; "
-                                 "stopped")
-        return scores
 
 
 class TextDeadline:
@@ -65,12 +85,4 @@ class TextDeadline:
 
     def check(self) -> None:
         if self.stop is not None and self.stop.fired:
-            raise DeadlinePassed(f"the client's deadline passed during generation; stopped "
-                                 f"after {self.stop.tokens} tokens")
-
-
-def image_abort(deadline: float | None) -> dict:
-    """`generate` keyword arguments that abort image generation at `deadline` (none: {})."""
-    if deadline is None:
-        return {}
-    return {"logits_processor": transformers.LogitsProcessorList([AbortAtDeadline(deadline)])}
+            raise stopped_after(self.stop.tokens)

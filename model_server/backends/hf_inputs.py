@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask
+from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask, each_or_error
 from model_server.backends.chat_prompt import (
     answer_span,
     image_marker,
@@ -34,6 +34,7 @@ from model_server.backends.host_to_device import (
     to_device,
     wait_ready,
 )
+from model_server.backends.processor_rows import split_rows
 from model_server.stage_times import StageTimes, stage
 from serving.errors import InvalidRequest
 
@@ -50,6 +51,19 @@ class SharedInputs:
     def wait_until_ready(self) -> None:
         """Call on the device thread before using `prefix` (a no-op unless prepared ahead on CUDA)."""
         wait_ready(self.ready, self.prefix.values())
+        self.ready = None
+
+
+@dataclass
+class PromptInputs:
+    """A generation prompt made ready: the processor's tensors (batch 1) on the device."""
+
+    enc: dict[str, torch.Tensor]
+    ready: object = None  # CUDA event: prepared on the prepare stream (wait_until_ready)
+
+    def wait_until_ready(self) -> None:
+        """Call on the device thread before using `enc` (a no-op unless prepared ahead on CUDA)."""
+        wait_ready(self.ready, self.enc.values())
         self.ready = None
 
 
@@ -128,13 +142,19 @@ class InputBuilder:
     def _process(self, text: str, images) -> dict[str, torch.Tensor]:
         """The processor's tensors: token tensors on the host, pixels on the device when
         images are preprocessed there."""
-        kw = {"text": [text], "return_tensors": "pt"}
+        return self._process_many([text], list(images))
+
+    def _process_many(self, texts: list[str], images: list) -> dict[str, torch.Tensor]:
+        """One processor call for `texts` (their images in order; several texts padded)."""
+        kw = {"text": texts, "return_tensors": "pt"}
+        if len(texts) > 1:
+            kw["padding"] = True
         if images and self.images_on_device:
             with stage(self.stage_times, "host-to-device copy"):
                 kw["images"] = image_tensors(images, self.device)
             kw["device"] = self.device
         elif images:
-            kw["images"] = list(images)
+            kw["images"] = images
         try:
             with self._lock, stage(self.stage_times, "image preprocessing + prompt tokens"):
                 enc = self.processor(**kw)
@@ -190,6 +210,33 @@ class InputBuilder:
             enc = self.encode(text, task.images)
             shift = enc["input_ids"].shape[1] - len(self.tokens(text))  # images expand before begin
             yield enc, begin + shift, end + shift
+
+    def generation(self, task: GenerateTask, ahead: bool = False) -> PromptInputs:
+        """The chat-templated prompt (user turn, then the assistant's turn opened) with its
+        images, as the model's tensors on the device. `ahead`: as for `shared`."""
+        prompt = self.template(messages(task.text, len(task.images)), add_generation_prompt=True)
+        stream = self._prepare_stream if ahead else None
+        with stream.running() if stream else nullcontext():
+            enc = self._to_device(self._process(prompt, task.images))
+            ready = stream.ready() if stream else None
+        return PromptInputs(enc, ready)
+
+    def generations(self, tasks: list[GenerateTask]) -> list[PromptInputs | Exception]:
+        """`generation` for several tasks (on the calling thread) through one processor call
+        (processor_rows); one call per task where that call fails or cannot be split, so
+        a prompt the processor refuses fails alone (its error is its entry)."""
+        prompts = [self.template(messages(t.text, len(t.images)), add_generation_prompt=True)
+                   for t in tasks]
+        rows = None
+        if len(tasks) > 1:
+            try:
+                enc = self._process_many(prompts, [im for t in tasks for im in t.images])
+                rows = split_rows(enc, [len(t.images) for t in tasks])
+            except InvalidRequest:
+                rows = None
+        if rows is None:
+            return each_or_error(tasks, self.generation)
+        return [PromptInputs(self._to_device(r)) for r in rows]
 
     def shared(self, task: ScoreTask, ahead: bool = False) -> SharedInputs:
         """The question's prefix encoded once (images included) and each option's tokens after

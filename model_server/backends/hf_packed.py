@@ -15,10 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from model_server.backends.base import OptionScore
 from model_server.backends.host_to_device import to_device
+from model_server.stage_times import stage
+
+if TYPE_CHECKING:
+    from model_server.backends.hf import HFBackend
+    from model_server.backends.hf_inputs import SharedInputs
 
 # Attention implementations that take an arbitrary additive 4-D mask.
 MASKABLE_ATTENTION = {"sdpa", "eager"}
@@ -126,3 +133,29 @@ def option_logprobs(hidden: torch.Tensor, head: torch.nn.Module, packed: PackedB
             k += c
         out.append(sums)
     return out
+
+
+@torch.inference_mode()
+def score_packed(b: HFBackend, batch: list[SharedInputs], mrope: bool) -> list[list[OptionScore]]:
+    """One forward over packed rows `prefix + option_1 + ... + option_k`; `mrope`: the model
+    has multi-axis (M-RoPE) positions."""
+    with stage(b.stage_times, "pack rows, mask, positions"):
+        packed = pack(batch, b.inputs.pad_id, b.device, b.dtype,
+                      (lambda i: _mrope_prefix(b, batch[i])) if mrope else None)
+    with stage(b.stage_times, "forward (packed: prefix + options)"):
+        hidden = b.model.model(**packed.inputs, use_cache=False).last_hidden_state
+    with stage(b.stage_times, "output head, log-softmax, gather"):
+        sums = option_logprobs(hidden, b.model.get_output_embeddings(), packed)
+    return [[OptionScore(total, e - s) for total, (s, e) in zip(q, p.spans, strict=True)]
+            for q, p in zip(sums, batch, strict=True)]
+
+
+def _mrope_prefix(b: HFBackend, p: SharedInputs) -> tuple[torch.Tensor, int]:
+    """A prefix's multi-axis positions (3, P) and the text position that follows it."""
+    n = p.prefix["input_ids"].shape[1]
+    grids = {k: p.prefix[k] for k in ("image_grid_thw", "video_grid_thw") if k in p.prefix}
+    if not grids:
+        return torch.arange(n, device=b.device).expand(3, n), n
+    pos, delta = b.model.model.get_rope_index(
+        p.prefix["input_ids"], mm_token_type_ids=p.prefix["mm_token_type_ids"], **grids)
+    return pos[:, 0], n + int(delta.view(-1)[0])

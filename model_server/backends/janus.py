@@ -1,15 +1,13 @@
 """Janus backend: one model that scores options, writes text and generates images (L3).
 
-Image generation goes through transformers' `generate(..., generation_mode="image")`
-(classifier-free guidance over VQ image tokens) and the VQ decoder; the uint8
-conversion is done here because the processor's PIL post-processing is not
-reliable. Input images (dim 26, next image prediction) are placed in the prompt
-as the vision encoder's features, the same way Janus reads images when it
-answers questions: transformers' image mode embeds token ids only, so the
-image placeholders of the conditional half are filled with those features
-while it embeds the prompt (the unconditional half has them masked to padding
-already). Everything random is seeded from the request, so the same request
-gives byte-identical PNGs.
+Text generation (Generate, and GenerateImage's with_text) is batched by
+decode_loop; image generation by janus_images (classifier-free guidance over VQ
+image tokens, a batch of requests at once, each image as if alone) and the VQ
+decoder; the uint8 conversion is done here because the processor's PIL
+post-processing is not reliable. Input images (dim 26, next image prediction)
+are placed in the prompt as the vision encoder's features, the same way Janus
+reads images when it answers questions. Everything random is seeded from the
+request, so the same request gives byte-identical PNGs, alone or in a batch.
 
 Admission (before a request queues): prompt tokens, each image counted as the
 fixed number of tokens the processor expands it to, plus the answer (the
@@ -19,17 +17,16 @@ language model's context; options x option tokens against a budget.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import io
 import json
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from serving import environment
+
+environment.apply()  # before torch and transformers are imported: they read these once
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -44,11 +41,12 @@ from model_server.backends.base import (  # noqa: E402
     BackendInfo,
     GeneratedImage,
     GenerateImageTask,
+    GenerateResult,
     GenerateTask,
     OptionScore,
     ScoreResult,
     ScoreTask,
-    score_each,
+    each_or_error,
 )
 from model_server.backends.chat_prompt import (  # noqa: E402
     answer_span,
@@ -58,11 +56,13 @@ from model_server.backends.chat_prompt import (  # noqa: E402
     render,
     user_content,
 )
-from model_server.backends.deadline_stop import (  # noqa: E402
-    TextDeadline,
-    check_not_passed,
-    image_abort,
+from model_server.backends.decode_loop import (  # noqa: E402
+    Decoder,
+    Row,
+    eos_ids,
+    one_d_positions,
 )
+from model_server.backends.janus_images import ImageRow, ImageSampler, image_tokens  # noqa: E402
 from model_server.backends.local_settings import JanusSettings  # noqa: E402
 from model_server.backends.torch_device import pick_device, pick_dtype  # noqa: E402
 from model_server.fingerprint import fingerprint_dir  # noqa: E402
@@ -101,6 +101,14 @@ class JanusBackend(Backend[ScoreTask]):
         self._max_token_chars = max((len(t) for t in self.tokenizer.get_vocab()), default=1)
         self.generated_image_tokens = self.model.config.vision_config.num_image_tokens
         self._mode_tokens, self._image_tokens = self._measure_processor()
+        self.max_batch_tokens = settings.max_batch_tokens
+        pad = self.model.generation_config.pad_token_id
+        pad = self.tokenizer.pad_token_id if pad is None else pad
+        self.decoder = Decoder(self.model, pad, eos_ids(self.model, self.tokenizer), one_d_positions)
+        gc = self.model.generation_config
+        self._image_sampler = ImageSampler(self.cfg_weight, self.image_temperature,
+                                           self.decoder.sampling)
+        self._gen_ids = (pad, gc.bos_token_id, gc.generation_kwargs["boi_token_id"])
 
     def info(self) -> BackendInfo:
         vc = self.model.config.vision_config
@@ -117,6 +125,7 @@ class JanusBackend(Backend[ScoreTask]):
                 "image_conditioning": "input images enter the prompt as vision-encoder features",
                 "score_reduction": "sum of option token log-probs (count returned)",
                 "prefix_sharing": "false",
+                "generation": "batched (rows stop on their own)",
                 "context_tokens": str(self.context_tokens),
                 "max_option_tokens": str(self.max_option_tokens),
             },
@@ -201,7 +210,7 @@ class JanusBackend(Backend[ScoreTask]):
 
     @torch.no_grad()
     def score(self, tasks: Sequence[ScoreTask]) -> list[ScoreResult]:
-        return score_each(tasks, self._score_task)
+        return each_or_error(tasks, self._score_task)
 
     def _score_task(self, t: ScoreTask) -> list[OptionScore]:
         if t.raw_prompt:
@@ -235,77 +244,69 @@ class JanusBackend(Backend[ScoreTask]):
 
     # -- text generation ---------------------------------------------------
 
-    @torch.no_grad()
-    def _generate_text(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
-                       temperature: float, seed: int, deadline: float | None = None) -> str:
-        """Text after the prompt; DeadlinePassed once `deadline` stops it (the client has gone
-        by then)."""
-        torch.manual_seed(seed)
-        inputs = self._inputs(self._render(text, len(images)), images)
-        sample = temperature > 0
-        config = copy.deepcopy(self.model.generation_config)
-        config.update(max_new_tokens=max_new_tokens, max_length=None,
-                      do_sample=sample, temperature=temperature if sample else None)
-        stop = TextDeadline(deadline)
-        out = self.model.generate(**inputs, generation_mode="text", generation_config=config,
-                                  **stop.kwargs())
-        stop.check()
-        new = out[0, inputs["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True)
+    def _text_row(self, text: str, images: Sequence[Image.Image], max_new_tokens: int,
+                  temperature: float, seed: int, deadline: float | None) -> Row:
+        return Row(self._inputs(self._render(text, len(images)), images), max_new_tokens,
+                   temperature, seed, deadline)
+
+    def _texts(self, rows: Sequence[Row | Exception]) -> list[str | Exception]:
+        return self.decoder.texts(rows, self.max_batch_tokens, lambda ids: self.tokenizer.decode(
+            ids, skip_special_tokens=True))
+
+    def generate_batch(self, tasks: Sequence[GenerateTask]) -> list[GenerateResult]:
+        """Text for a batch of prompts (decode_loop: each row as if alone, its own stops,
+        deadline and seed); a row cut at its deadline is refused alone."""
+        return self._texts(each_or_error(tasks, lambda t: self._text_row(
+            t.text, t.images, t.max_new_tokens, t.temperature, t.seed, t.deadline)))
 
     def generate(self, task: GenerateTask) -> str:
-        check_not_passed(task.deadline)
-        return self._generate_text(task.text, task.images, task.max_new_tokens, task.temperature,
-                                   task.seed, task.deadline)
+        return _raised(self.generate_batch([task])[0])
 
     # -- image generation --------------------------------------------------
 
-    @contextlib.contextmanager
-    def _image_prompt_embeddings(self, pixel_values: torch.Tensor | None):
-        """While active, prompt embedding fills image placeholders with image features."""
-        if pixel_values is None:
-            yield
-            return
-        model = self.model
-        embed = model.get_input_embeddings()
-        feats = model.model.get_image_features(pixel_values).pooler_output
-        feats = feats.reshape(-1, feats.shape[-1])
-        image_token_id = model.config.image_token_id
-
-        def embed_with_images(ids: torch.Tensor) -> torch.Tensor:
-            out = embed(ids)
-            mask = ids == image_token_id
-            if int(mask.sum()) == feats.shape[0]:
-                out = out.masked_scatter(mask.unsqueeze(-1), feats.to(out.dtype))
-            return out
-
-        model.get_input_embeddings = lambda: embed_with_images
-        try:
-            yield
-        finally:
-            del model.get_input_embeddings
-
-    @torch.no_grad()
-    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
-        """The image (aborted with DeadlinePassed at the client's deadline: half an image is
-        no answer), then with_text's text, refused the same way at the deadline."""
-        check_not_passed(task.deadline)
+    def _image_row(self, task: GenerateImageTask) -> ImageRow:
         inputs = self._inputs(self._render(task.text, len(task.images)), task.images, mode="image")
-        pixel_values = inputs.pop("pixel_values", None)
-        sample = self.image_temperature > 0
-        torch.manual_seed(task.seed)
-        config = copy.deepcopy(self.model.generation_config)
-        config.update(guidance_scale=self.cfg_weight, do_sample=sample,
-                      temperature=self.image_temperature if sample else None)
-        with self._image_prompt_embeddings(pixel_values):
-            tokens = self.model.generate(**inputs, generation_mode="image",
-                                         generation_config=config, **image_abort(task.deadline))
-        pixels = self.model.decode_image_tokens(tokens)[0].float().cpu()  # H, W, C
+        return ImageRow(inputs, task.seed, task.deadline)
+
+    def _png(self, tokens: torch.Tensor) -> bytes:
+        """One image's tokens through the VQ decoder, alone (its bytes never depend on a batch)."""
+        pixels = self.model.decode_image_tokens(tokens[None])[0].float().cpu()  # H, W, C
         pixels = ((pixels * self._std + self._mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         buf = io.BytesIO()
         Image.fromarray(pixels.numpy(), "RGB").save(buf, format="PNG")
-        text = ""
-        if task.with_text:
-            text = self._generate_text(task.text, task.images, task.max_new_tokens, 0.0, task.seed,
-                                       task.deadline)
-        return GeneratedImage(png=buf.getvalue(), text=text)
+        return buf.getvalue()
+
+    @torch.no_grad()
+    def generate_image_batch(self, tasks: Sequence[GenerateImageTask]
+                             ) -> list[GeneratedImage | Exception]:
+        """The images of a batch of requests (janus_images: classifier-free guidance pairs,
+        each image as if alone; one past its deadline aborted with DeadlinePassed, half an
+        image being no answer), then the with_text requests' texts, batched the same way
+        and refused at the deadline too."""
+        rows = each_or_error(tasks, self._image_row)
+        made = [r for r in rows if isinstance(r, ImageRow)]
+        tokens = iter(image_tokens(self.model, made, self._image_sampler, self._gen_ids)
+                      if made else ())
+        images = [next(tokens) if isinstance(r, ImageRow) else r for r in rows]
+        pngs = each_or_error(images, lambda t: t if isinstance(t, Exception) else self._png(t))
+        wanted = [i for i, (t, p) in enumerate(zip(tasks, pngs, strict=True))
+                  if t.with_text and not isinstance(p, Exception)]
+        texts = dict(zip(wanted, self._texts(each_or_error(
+            [tasks[i] for i in wanted], lambda t: self._text_row(
+                t.text, t.images, t.max_new_tokens, 0.0, t.seed, t.deadline))), strict=True))
+        out: list[GeneratedImage | Exception] = []
+        for i, p in enumerate(pngs):
+            text = texts.get(i, "")
+            out.append(p if isinstance(p, Exception) else text if isinstance(text, Exception)
+                       else GeneratedImage(png=p, text=text))
+        return out
+
+    def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
+        return _raised(self.generate_image_batch([task])[0])
+
+
+def _raised(result):
+    """One task's result, or its error raised."""
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -42,6 +42,7 @@ class JanusSettings:
     cfg_weight: float = setting(5.0, "classifier-free guidance weight for image generation")
     image_temperature: float = setting(1.0, "sampling temperature of image tokens; 0: greedy")
     max_images: int = setting(8, "images per prompt the server accepts")
+    max_batch_tokens: int = setting(65536, "rows x tokens of one forward: bounds device memory")
     max_context_tokens: int = setting(0, "admission: prompt tokens (images expanded) + answer, "
                                          "max_new_tokens or the generated image's tokens; 0: the "
                                          "language model's max_position_embeddings")
