@@ -63,11 +63,10 @@ def test_parity_fails_when_the_served_window_is_off_by_one(models, capsys, monke
 
 def test_parity_fails_when_the_served_scores_drift(models, capsys, monkeypatch):
     """Equal counts but different numbers (the served sum nudged): over the tolerance, exit 1."""
-    from model_server.backends import hf
+    from model_server.backends import hf_reference
 
-    real = hf.HFBackend._sum_logprobs
-    monkeypatch.setattr(hf.HFBackend, "_sum_logprobs",
-                        staticmethod(lambda *a: real(*a) - 0.01))
+    real = hf_reference.sum_logprobs
+    monkeypatch.setattr(hf_reference, "sum_logprobs", lambda *a: real(*a) - 0.01)
     rc, out = parity(capsys, "--model", str(models["llava_hf"]), "--preset", "chat-mean",
                      "--n", "4", "--backend-arg", "prefix_sharing=false")
     assert rc == 1, out
