@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -27,27 +26,29 @@ BATCHES = (1, 8)  # the servers' --max-batch, one at a time vs batched
 
 def generated_texts(out: Path) -> dict[str, str]:
     """The generated text of every answered question of an evaluator run (`generate`)."""
-    with sqlite3.connect(out / "results.sqlite") as db:
-        rows = db.execute("SELECT question_id, scores FROM answers WHERE status = 'ok'")
-        return {q: json.loads(s).get("text", "") for q, s in rows}
+    from evaluator import load_run
+
+    return {q.question_id: (q.evidence or {}).get("text", "")
+            for q in load_run(out).questions(evidence=True) if q.status == "ok"}
 
 
 def grpc_ab(servers, evaluate, data: Path, work: Path, logs: Path, device: str,
-            rounds: int) -> dict:
+            rounds: int, threads: int = 0) -> dict:
     """The demo model over gRPC, --max-batch 1 vs 8, alternating rounds; `servers` and
-    `evaluate` are run_bench's (process start, the evaluator CLI)."""
+    `evaluate` are run_bench's (process start, one evaluation through the library).
+    `threads`: the servers' torch threads (0: torch's default)."""
+    thread_args = ["--backend-arg", f"threads={threads}"] if threads else []
     args = [["--backend", "hf", "--model", DEMO_MODEL, "--device", device,
-             "--max-batch", str(n), "--backend-arg", "threads=1"] for n in BATCHES]
+             "--max-batch", str(n), *thread_args] for n in BATCHES]
     seconds = dict.fromkeys(BATCHES, 0.0)
     runs: dict[int, dict] = {}
-    method = ["--method", "generate"]
     with servers(args, logs) as procs:
         for n, (target, _) in zip(BATCHES, procs, strict=True):  # one-off costs out
-            evaluate([target], data, work / f"warm-g{n}", extra=[*method, "--limit", "16"])
+            evaluate([target], data, work / f"warm-g{n}", method="generate", limit=16)
         for r in range(rounds):
             order = list(zip(BATCHES, procs, strict=True))
             for n, (target, _) in order if r % 2 == 0 else order[::-1]:
-                run = evaluate([target], data, work / f"run-g{n}", extra=method)
+                run = evaluate([target], data, work / f"run-g{n}", method="generate")
                 seconds[n] += run["elapsed_s"]
                 runs[n] = run
                 run["texts"] = generated_texts(work / f"run-g{n}")
@@ -56,7 +57,7 @@ def grpc_ab(servers, evaluate, data: Path, work: Path, logs: Path, device: str,
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(Path(DEMO_MODEL) / "tokenizer.json"))
-    out = {"rounds": rounds, "model": DEMO_MODEL}
+    out = {"rounds": rounds, "model": DEMO_MODEL, "threads": threads}
     for n in BATCHES:
         answered = runs[n]["answered"] * rounds
         tokens = rounds * sum(len(tokenizer.encode(t, add_special_tokens=False).ids)
@@ -71,6 +72,11 @@ def grpc_ab(servers, evaluate, data: Path, work: Path, logs: Path, device: str,
     out["compared"] = len(many["texts"])
     out["qps"] = out[BATCHES[1]]["qps"]  # the batched server's, for the progress line
     return out
+
+
+def _threads(grpc: dict) -> str:
+    n = grpc.get("threads", 1)
+    return f"`--backend-arg threads={n}`" if n else "torch's default threads"
 
 
 def report(inproc: dict | None, grpc: dict | None, command: str) -> list[str]:
@@ -102,7 +108,7 @@ def report(inproc: dict | None, grpc: dict | None, command: str) -> list[str]:
             f"- (G): {many['qps'] / one['qps']:.2f}x questions/s (goal 2.5x); identical texts on "
             f"{grpc['same_texts']}/{grpc['compared']} questions, identical predictions on "
             f"{grpc['same_predictions']}/{grpc['compared']}; errors {one['errors']} and "
-            f"{many['errors']}; both servers `--backend-arg threads=1`, up at once, "
+            f"{many['errors']}; both servers with {_threads(grpc)}, up at once, "
             f"{grpc['rounds']} alternating rounds; new tokens counted by re-tokenising the "
             f"returned texts.")
     if command:

@@ -283,7 +283,7 @@ def main() -> int:
     g_grpc = g_inproc = None
     if not args.skip_generate:
         g_grpc = measure("(G)", lambda: generate_bench.grpc_ab(
-            servers, evaluate, data, work, logs, args.device, args.generate_rounds))
+            servers, evaluate, data, work, logs, args.device, args.generate_rounds, args.threads))
         g_inproc = measure("(g)", lambda: inproc_generate(
             model, data, args.device, args.threads, args.max_batch, args.generate_limit,
             args.profile))
