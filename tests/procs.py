@@ -40,7 +40,7 @@ def start_listening(module: str, args: list[str], log: Path, timeout: float = 12
                     **kw) -> ServerProcess:
     """serving.processes.start_server, returned once the server listens on its port or has
     exited for another reason (wait_serving then names it); retried on a fresh port when
-    another process bound the picked one first."""
+    another process bound the picked one first (a port of the caller's own is tried once)."""
     for _ in range(BIND_ATTEMPTS):
         proc = start_server(module, args, log=log, **kw)
         try:
@@ -49,7 +49,7 @@ def start_listening(module: str, args: list[str], log: Path, timeout: float = 12
         except TimeoutError:
             stop(proc)
             raise
-        if alive(proc) or not any(m in log_text(proc) for m in LOST_PORT):
+        if alive(proc) or kw.get("port") or not any(m in log_text(proc) for m in LOST_PORT):
             return proc
     raise RuntimeError(f"{module}: every picked port was taken first ({BIND_ATTEMPTS} tries); log {log}")
 
