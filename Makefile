@@ -31,8 +31,11 @@ protos: install
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
 		protos/seedbench.proto protos/clip.proto protos/reflection_v1.proto
 
+# One pytest worker per CPU (TEST_WORKERS=0: serially, in this process); a test file stays
+# on one worker, so its module-scoped servers and models start once.
+TEST_WORKERS ?= auto
 test: install
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: install
 	$(VENV)/bin/ruff check .

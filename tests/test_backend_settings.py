@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -71,16 +70,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_serve_refuses_unknown_backend_arg_at_once_in_one_line():
-    t0 = time.monotonic()
+    """At parse time, before any model code loads: exit 2, not the load failure's exit 1 (the
+    model path does not exist) and no "listening" line."""
     out = _cli("serve", "--backend", "hf", "--model", "/nonexistent", "--port", "0",
                "--backend-arg", "nosuchkey=1")
-    elapsed = time.monotonic() - t0
     assert out.returncode == 2
     lines = [line for line in (out.stderr + out.stdout).splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "Traceback" not in out.stderr
     assert "nosuchkey" in lines[0] and "valid settings:" in lines[0] and "prefix_sharing" in lines[0]
-    assert elapsed < 60  # before any model code loads
 
 
 def test_serve_refuses_a_bad_value_in_one_line():

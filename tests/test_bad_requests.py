@@ -23,7 +23,7 @@ from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from serving.processes import health
 from tests.images import png, sha
 from tests.procs import model_server
-from tests.stepped_clock import SteppedClock
+from tests.stepped_clock import TickingClock
 from tests.tiny_models import tiny_model
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -499,7 +499,7 @@ def _text_generation_is_cut_at_the_deadline(backend, tokenizer, max_new_tokens, 
     free = backend.generate(GenerateTask(request_id="d", text="Hello", images=(),
                                          max_new_tokens=max_new_tokens))
     free_tokens = tokenizer(free, add_special_tokens=False)["input_ids"]
-    clock = SteppedClock()
+    clock = TickingClock()
     monkeypatch.setattr(deadline_stop, "time", clock)
     with pytest.raises(DeadlinePassed, match="during generation; stopped after 5 tokens"):
         backend.generate(GenerateTask(request_id="d", text="Hello", images=(),

@@ -24,7 +24,7 @@ from model_server.backends.base import GenerateImageTask, GenerateTask
 from model_server.backends.decode_loop import Row, eos_ids
 from serving.errors import DeadlinePassed, InvalidRequest
 from tests.images import png
-from tests.stepped_clock import SteppedClock
+from tests.stepped_clock import TickingClock
 from tests.tiny_models import tiny_model
 
 
@@ -170,7 +170,7 @@ def test_a_row_past_its_deadline_is_refused_while_its_batch_mates_finish(hf, mon
     alone = [b.generate(t) for t in long_rows]
     timed = GenerateTask("timed", "Say something long.", [], max_new_tokens=12, deadline=5.5)
     late = GenerateTask("late", "Say something long.", [], max_new_tokens=12, deadline=0.5)
-    clock = SteppedClock()
+    clock = TickingClock()
     monkeypatch.setattr(deadline_stop, "time", clock)
     out = b.generate_batch([long_rows[0], timed, long_rows[1], late, long_rows[2]])
     assert [out[0], out[2], out[4]] == alone
@@ -254,7 +254,7 @@ def test_janus_batched_images_equal_one_at_a_time(janus):
 
 def test_janus_image_past_its_deadline_is_aborted_while_the_others_finish(janus, monkeypatch):
     alone = [janus.generate_image(t) for t in IMAGE_ROWS[:3:2]]
-    clock = SteppedClock()
+    clock = TickingClock()
     monkeypatch.setattr(deadline_stop, "time", clock)
     timed = dataclasses.replace(IMAGE_ROWS[1], deadline=5.5)
     out = janus.generate_image_batch([IMAGE_ROWS[0], timed, IMAGE_ROWS[2]])

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from serving.batching import MicroBatcher
+from tests.waiting import wait_until_async
 
 
 def run(coro):
@@ -96,27 +97,33 @@ def test_a_raising_batch_fails_every_item_once():
 
 
 def test_event_loop_stays_responsive_during_compute():
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
+    loop_thread = threading.current_thread()
+    ran_on: list = []
 
     def fn(items):
-        gate.wait(2)
+        ran_on.append(threading.current_thread())
+        started.set()
+        gate.wait(10)
         return items
 
     async def main():
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
             b = MicroBatcher(fn, ex, max_batch=2, max_wait_ms=1)
             task = asyncio.ensure_future(b.submit(1))
-            await asyncio.sleep(0.05)
+            await wait_until_async(started.is_set, what="the batch started")
             ticks = 0
             for _ in range(5):  # the loop keeps running while the batch computes
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0)
                 ticks += 1
+            busy = not task.done()
             gate.set()
             res = await task
             await b.close()
-            return ticks, res
+            return ticks, busy, res
 
-    assert run(main()) == (5, 1)
+    assert run(main()) == (5, True, 1)
+    assert ran_on != [loop_thread] and len(ran_on) == 1
 
 
 def test_max_batch_must_be_positive():
@@ -129,10 +136,11 @@ def test_submit_all_queues_a_request_whole_or_refuses_it_whole():
     one request alone on an empty queue always fits, whatever max_queue says."""
     from serving.errors import QueueFull
 
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
     ran: list = []
 
     def fn(items):
+        started.set()
         gate.wait(10)
         ran.extend(items)
         return items
@@ -141,7 +149,9 @@ def test_submit_all_queues_a_request_whole_or_refuses_it_whole():
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
             b = MicroBatcher(fn, ex, max_batch=1, max_wait_ms=0, max_queue=4)
             first = asyncio.ensure_future(b.submit_all(["a0", "a1", "a2", "a3", "a4", "a5"]))
-            await asyncio.sleep(0.05)  # a0 runs (held by the gate), a1..a5 wait: 5 > max_queue
+            # a0 runs (held by the gate), a1..a5 wait: 5 > max_queue
+            await wait_until_async(lambda: started.is_set() and b.queue_depth == 5,
+                                   what="a0 running, five waiting")
             with pytest.raises(QueueFull, match=r"5 images waiting \(max_queue 4\)"):
                 await b.submit_all(["b0"], unit="images")
             gate.set()
@@ -160,10 +170,11 @@ def test_items_whose_deadline_passed_while_waiting_are_dropped_unrun():
 
     from serving.errors import DeadlinePassed
 
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
     ran: list = []
 
     def fn(items):
+        started.set()
         gate.wait(10)
         ran.extend(items)
         return items
@@ -172,9 +183,12 @@ def test_items_whose_deadline_passed_while_waiting_are_dropped_unrun():
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
             b = MicroBatcher(fn, ex, max_batch=1, max_wait_ms=0)
             busy = asyncio.ensure_future(b.submit("busy"))
-            await asyncio.sleep(0.05)
-            late = asyncio.ensure_future(b.submit_all(["late0", "late1"], time.monotonic() + 0.1))
-            await asyncio.sleep(0.3)  # the deadline passes while "busy" holds the device
+            await wait_until_async(started.is_set, what="'busy' holds the device")
+            deadline = time.monotonic() + 0.05
+            late = asyncio.ensure_future(b.submit_all(["late0", "late1"], deadline))
+            # the deadline passes while "busy" holds the device, with both late items queued
+            await wait_until_async(lambda: b.queue_depth == 2 and time.monotonic() > deadline,
+                                   what="the late items' deadline passed while they waited")
             gate.set()
             with pytest.raises(DeadlinePassed):
                 await late

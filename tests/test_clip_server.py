@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import signal
-import time
 
 import grpc
 import numpy as np
@@ -20,7 +19,8 @@ from protos import clip_pb2_grpc as cpb_grpc
 from protos import seedbench_pb2 as pb
 from serving.processes import health_status, wait_serving
 from tests import reflection
-from tests.procs import server_process
+from tests.procs import first_health, metrics_port, server_process
+from tests.test_metrics import scrape, value
 
 pytestmark = pytest.mark.slow
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "clip_server", "configs")
@@ -72,7 +72,8 @@ def reference():
 
 @pytest.fixture(scope="module")
 def server():
-    args = ["--model", "tiny", "--max-items", "8", "--max-wait-ms", "50", "--max-batch", "16"]
+    args = ["--model", "tiny", "--max-items", "8", "--max-wait-ms", "50", "--max-batch", "16",
+            "--metrics-port", "0"]
     with server_process("clip_server.cli", args) as (target, proc):
         yield target, proc
 
@@ -176,6 +177,23 @@ def test_bad_input_is_refused_by_field_and_server_keeps_serving(stub, request_fn
     assert len(ok.embeddings) == 1
 
 
+def test_metrics_name_the_two_batchers(server, stub):
+    """What the server's /metrics counts for one call of 3 texts (differences, since the server
+    is shared by this module's tests)."""
+    port = metrics_port(server[1])
+    svc = {"service": "ClipService", "method": "EmbedTexts"}
+    names = [("seedbench_requests_total", {"code": "OK", **svc}),
+             ("seedbench_batch_size_sum", {"batcher": "texts"}),
+             ("seedbench_batch_size_count", {"batcher": "images"})]
+    before = scrape(port)
+    assert len(stub.EmbedTexts(cpb.EmbedTextsRequest(texts=["a", "b", "c"]),
+                               timeout=60).embeddings) == 3
+    after = scrape(port)
+    assert [value(after, n, 0.0, **labels) - value(before, n, 0.0, **labels)
+            for n, labels in names] == [1, 3, 0]
+    assert value(after, "seedbench_model_load_seconds") > 0
+
+
 def test_reflection_v1_and_v1alpha_list_and_resolve_the_clip_service(server):
     for version in ("v1", "v1alpha"):
         assert reflection.services(server[0], version) == {
@@ -190,12 +208,8 @@ def test_reflection_v1_and_v1alpha_list_and_resolve_the_clip_service(server):
 
 def test_health_goes_serving_and_sigterm_exits_zero():
     with server_process("clip_server.cli", ["--model", "tiny"], wait=False) as (target, proc):
-        seen = None
-        deadline = time.monotonic() + 60
-        while seen is None and time.monotonic() < deadline:
-            seen = health_status(target)
-            time.sleep(0.05)
-        assert seen == health_pb2.HealthCheckResponse.NOT_SERVING  # port opens before torch loads
+        # the port opens before torch loads
+        assert first_health(target) == health_pb2.HealthCheckResponse.NOT_SERVING
         wait_serving(proc, timeout_s=60)
         assert health_status(target, "seedbench.v1.ClipService") == \
             health_pb2.HealthCheckResponse.SERVING

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from deploy.local import launcher
@@ -47,10 +46,9 @@ def test_two_synthetic_replicas_up_status_down(tmp_path):
         again = cli("up", "--backend", "synthetic", "--model-dir", "synthetic", "--run-dir", run)
         assert again.returncode == 2 and "already running" in again.stderr
 
-        t0 = time.monotonic()
         down = cli("down", "--run-dir", run)
         assert down.returncode == 0, down.stderr
-        assert time.monotonic() - t0 < 15, "idle servers drain at once"
+        assert "warning" not in down.stderr, "idle servers exit on SIGTERM: none killed"
         assert all(gone(p["pid"], p["start_time"]) for p in procs)
         assert not (tmp_path / "run" / "state.json").exists()
         assert cli("status", "--run-dir", run).returncode == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -13,9 +12,15 @@ from protos import seedbench_pb2_grpc as pb_grpc
 from serving.processes import child_env, health_status, wait_serving
 from tests import reflection
 from tests.images import png
-from tests.procs import model_server
+from tests.procs import first_health, metrics_port, model_server
+from tests.test_metrics import scrape, value
+from tests.waiting import wait_until
 
 SERVICE = "seedbench.v1.ModelService"
+
+
+def calls_in_flight(port: int) -> float:
+    return value(scrape(port), "seedbench_in_flight_requests", 0.0, service="ModelService")
 
 
 def _score(rid="q"):
@@ -26,12 +31,7 @@ def _score(rid="q"):
 def test_not_serving_until_loaded_then_serving():
     args = ["--backend", "synthetic", "--backend-arg", "load_delay_s=3"]
     with model_server(args, wait=False) as (target, proc):
-        seen = None
-        deadline = time.monotonic() + 20
-        while seen is None and time.monotonic() < deadline:
-            seen = health_status(target)
-            time.sleep(0.05)
-        assert seen == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert first_health(target) == health_pb2.HealthCheckResponse.NOT_SERVING
         assert health_status(target, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
         with grpc.insecure_channel(target) as ch:
             try:
@@ -45,15 +45,16 @@ def test_not_serving_until_loaded_then_serving():
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_zero():
-    args = ["--backend", "synthetic", "--backend-arg", "latency_ms=1500", "--max-batch", "1"]
+    args = ["--backend", "synthetic", "--backend-arg", "latency_ms=1000", "--max-batch", "1",
+            "--metrics-port", "0"]
     with model_server(args) as (target, proc):
         with grpc.insecure_channel(target) as ch:
             stub = pb_grpc.ModelServiceStub(ch)
             in_flight = [stub.Score.future(_score(f"q{k}"), timeout=30) for k in range(2)]
-            time.sleep(0.4)
+            wait_until(lambda: calls_in_flight(metrics_port(proc)) == 2, what="both calls in flight")
             proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            assert health_status(target) != health_pb2.HealthCheckResponse.SERVING
+            wait_until(lambda: health_status(target) != health_pb2.HealthCheckResponse.SERVING,
+                       what="health leaves SERVING on SIGTERM")
             for fut in in_flight:
                 assert len(fut.result().scores) == 2
         assert proc.wait(30) == 0

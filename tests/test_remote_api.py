@@ -61,6 +61,7 @@ class FakeAPI:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         self.reset()
         api = self
 
@@ -95,6 +96,9 @@ class FakeAPI:
             self.slow_s = 3.0  # how long a "slow" fault holds the body back
             self.models_status: int = 200  # GET /v1/models
             self.delay_s = 0.0
+            # hold each request until this many are in flight at once (5 s at most): proves
+            # concurrency by a count, where a delay would need a timing
+            self.hold_until_in_flight = 0
             self.in_flight = 0
             self.max_in_flight = 0
 
@@ -118,6 +122,8 @@ class FakeAPI:
                                          if needle in text), None)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.arrived.notify_all()
+            self.arrived.wait_for(lambda: self.max_in_flight >= self.hold_until_in_flight, timeout=5)
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)
@@ -252,17 +258,22 @@ def _serve(backend: str, api: FakeAPI, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def chat_stub(api):
+def chat_target(api):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", KEY)  # the server process inherits it at start
         ctx = _serve("openai", api, "score_mode=chat-letter",
                      "capabilities=score,generate,generate_image")
         target, _ = ctx.__enter__()
     try:
-        with grpc.insecure_channel(target) as ch:
-            yield pb_grpc.ModelServiceStub(ch)
+        yield target
     finally:
         ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def chat_stub(chat_target):
+    with grpc.insecure_channel(chat_target) as ch:
+        yield pb_grpc.ModelServiceStub(ch)
 
 
 @pytest.fixture(scope="module")
@@ -419,12 +430,6 @@ def test_echo_refuses_images(echo_stub):
 MAX_CALLS = 3  # max_retries=2 in _serve: the documented bound is max_retries + 1 calls per request
 
 
-@pytest.fixture(scope="module")
-def letter_target(api):
-    with _serve("openai", api, "score_mode=chat-letter") as (target, _):
-        yield target
-
-
 def _letter_question(i: int, poisoned: bool = False) -> pb.ScoreRequest:
     text = f"Question {i}{' POISON' if poisoned else ''}?\nA. x\nB. y"
     return score_req(text, "AB", rid=f"q{i}")
@@ -440,11 +445,11 @@ def _chat_calls_per_question(api: FakeAPI) -> dict[str, int]:
 
 
 def test_upstream_failure_costs_at_most_the_documented_calls_through_the_evaluator(
-        letter_target, api):
+        chat_target, api):
     api.fail_when = {"POISON": (503, {"error": {"message": "overloaded"}}, {})}
 
     async def main():
-        pool = ModelPool([letter_target], retry=RetryPolicy(attempts=5, backoff_s=0.01))
+        pool = ModelPool([chat_target], retry=RetryPolicy(attempts=5, backoff_s=0.01))
         await pool.connect()
         try:
             with pytest.raises(CallFailed) as err:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import math
-import time
 
 import pytest
 from PIL import Image
 
 from model_server import backends
+from model_server.backends import remote_client
 from model_server.backends.base import GenerateImageTask, GenerateTask, ScoreTask, unmeter
 from model_server.backends.remote import OpenAIBackend, VLLMBackend, to_png
 from model_server.backends.remote_client import (
@@ -21,7 +21,8 @@ from model_server.backends.remote_client import (
 )
 from model_server.backends.remote_scoring import letter_logprobs, option_span
 from serving.errors import InvalidRequest, NotSupported, TooLarge, UpstreamError
-from serving.processes import free_port
+from tests.procs import refusing_port
+from tests.stepped_clock import SteppedClock
 from tests.test_remote_api import fake_token_logprob
 
 KEY = "sk-unit-secret"
@@ -145,11 +146,8 @@ def test_score_batch_runs_concurrently_within_bound(api):
     api.reset()
     api.delay_s = 0.2
     tasks = [stask(options="abcd"), stask(text="Other?", options="abcd")]
-    t0 = time.monotonic()
     out = [unmeter(r)[0] for r in b.score(tasks)]
-    elapsed = time.monotonic() - t0
-    assert api.max_in_flight == 3 and len(api.requests) == 8
-    assert elapsed < 8 * 0.2 * 0.75
+    assert api.max_in_flight == 3 and len(api.requests) == 8  # concurrent, and never above 3
     assert [s.num_tokens for row in out for s in row] == [1] * 8
     assert out[0][0].logprob_sum == pytest.approx(fake_token_logprob(" a"))
 
@@ -162,20 +160,14 @@ def post(client: RemoteClient, path: str, body: dict) -> dict:
     return client.run(client.call(path, body, client.budget()))
 
 
-def test_retry_after_is_honoured(api):
-    api.script = [(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})]
-    client = RemoteClient(api.url, "", "test", max_retries=1, backoff_s=0.0)
-    t0 = time.monotonic()
-    post(client, "chat/completions", CHAT_BODY)
-    assert time.monotonic() - t0 >= 0.9 and len(api.requests) == 2
-
-
-def test_retry_after_ms_is_honoured(api):
-    api.script = [(503, {}, {"retry-after-ms": "300"})]
-    t0 = time.monotonic()
+@pytest.mark.parametrize("status,header,wait", [(429, {"Retry-After": "1"}, 1.0),
+                                                (503, {"retry-after-ms": "300"}, 0.3)])
+def test_retry_after_is_honoured(api, monkeypatch, status, header, wait):
+    clock = SteppedClock().install(monkeypatch, remote_client)
+    api.script = [(status, {"error": {"message": "slow down"}}, header)]
     post(RemoteClient(api.url, "", "test", max_retries=1, backoff_s=0.0), "chat/completions",
          CHAT_BODY)
-    assert time.monotonic() - t0 >= 0.28
+    assert clock.sleeps == [wait] and len(api.requests) == 2  # without it: a 0 s backoff
 
 
 @pytest.mark.parametrize("status,exc", [(413, TooLarge), (404, NotSupported), (400, InvalidRequest),
@@ -188,10 +180,11 @@ def test_status_mapping(api, status, exc):
 
 
 def test_connection_refused_is_an_upstream_error():
-    b = backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                        max_retries="1", backoff_s="0.01")
-    with pytest.raises(UpstreamError, match=r"unreachable after 2 attempt\(s\)"):
-        b.generate(GenerateTask("g", "Hi?", []))
+    with refusing_port() as port:
+        b = backends.create("openai", "m", base_url=f"http://127.0.0.1:{port}/v1",
+                            max_retries="1", backoff_s="0.01")
+        with pytest.raises(UpstreamError, match=r"unreachable after 2 attempt\(s\)"):
+            b.generate(GenerateTask("g", "Hi?", []))
 
 
 def test_no_key_sends_no_authorization(api, monkeypatch):
@@ -261,8 +254,9 @@ def test_every_log_line_of_the_process_is_redacted(api, caplog):
 # -- start-up check -------------------------------------------------------------------------------
 
 def test_unreachable_api_stops_the_start_in_one_line():
-    with pytest.raises(ValueError, match=r"^cannot reach http://127\.0\.0\.1:\d+/v1 \("):
-        backends.create("openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1").check()
+    with refusing_port() as port, \
+            pytest.raises(ValueError, match=r"^cannot reach http://127\.0\.0\.1:\d+/v1 \("):
+        backends.create("openai", "m", base_url=f"http://127.0.0.1:{port}/v1").check()
 
 
 def test_refused_key_stops_the_start_without_showing_it(api):
@@ -273,11 +267,12 @@ def test_refused_key_stops_the_start_without_showing_it(api):
     assert KEY not in str(err.value)
 
 
-def test_a_question_stops_retrying_when_its_time_budget_is_spent(api):
-    """Retries never outlast question_timeout_s, so the evaluator's deadline is not hit."""
-    api.script = [(503, {"error": {"message": "busy"}}, {"Retry-After": "0.6"})] * 5
-    b = make(api, max_retries="10", question_timeout_s="1.0")
-    t0 = time.monotonic()
+def test_a_question_stops_retrying_when_its_time_budget_is_spent(api, monkeypatch):
+    """Retries never outlast question_timeout_s, so the evaluator's deadline is not hit: a
+    10 s budget takes one 6 s wait, not a second one (HTTP time is not counted here)."""
+    clock = SteppedClock().install(monkeypatch, remote_client)
+    api.script = [(503, {"error": {"message": "busy"}}, {"Retry-After": "6"})] * 5
+    b = make(api, max_retries="10", question_timeout_s="10")
     with pytest.raises(UpstreamError, match=r"HTTP 503 after 2 attempt\(s\)"):
         raise_errors(b.score([stask(options="AB")]))
-    assert time.monotonic() - t0 < 1.0 and len(api.requests) == 2
+    assert clock.sleeps == [6.0] and len(api.requests) == 2

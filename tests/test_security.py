@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from serving.processes import ROOT, child_env, free_port, health, start_server, stop, wait_serving
+from serving.processes import ROOT, child_env, health, stop, wait_serving
 from serving.security import ClientSecurity
 from tests.certs import make_certs
 from tests.evaluator_runs import run_argv as run_args
 from tests.evaluator_runs import write_sample
+from tests.procs import metrics_port, start_listening
 from tests.test_metrics import scrape, value
+from tests.waiting import wait_until
 
 TOKEN = "tok-5f1d9c2e-never-logged"
 SYNTHETIC = ["--backend", "synthetic", "--model", "m1", "--log-level", "INFO"]
@@ -43,7 +45,7 @@ def token_file(tmp_path_factory):
 
 
 def serve(tmp: Path, extra: list[str], security: ClientSecurity):
-    proc = start_server("model_server.cli", [*SYNTHETIC, *extra], log=tmp / "server.log")
+    proc = start_listening("model_server.cli", [*SYNTHETIC, *extra], log=tmp / "server.log")
     try:
         wait_serving(proc, 120, security=security)
     except Exception:
@@ -52,11 +54,19 @@ def serve(tmp: Path, extra: list[str], security: ClientSecurity):
     return proc
 
 
-def seedbench(data, target: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def seedbench(data, target: str, out: Path, *extra: str,
+              connect_timeout_s: float = 3) -> subprocess.CompletedProcess:
     ann, roots = data
-    args = run_args(ann, roots, target, out, "--dimensions", "1,2", *extra, connect_timeout_s=3)
+    args = run_args(ann, roots, target, out, "--dimensions", "1,2", *extra,
+                    connect_timeout_s=connect_timeout_s)
     return subprocess.run([sys.executable, "-m", "evaluator.cli", *args], env=child_env(),
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def refused_run(data, target: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A run that cannot connect: a TLS mismatch waits out the whole connect timeout (the
+    channel keeps retrying the handshake) before naming the cause, so a short one."""
+    return seedbench(data, target, out, *extra, connect_timeout_s=1)
 
 
 def answered(out: Path) -> int:
@@ -88,10 +98,10 @@ def test_tls_accepted_with_the_ca_refused_without(certs, data, tmp_path):
         r = seedbench(data, proc.target, tmp_path / "ok", *secure_files(certs, client_cert=False))
         assert r.returncode == 0, r.stderr
         assert answered(tmp_path / "ok") == 4
-        refused(seedbench(data, proc.target, tmp_path / "plain"), proc.target,
+        refused(refused_run(data, proc.target, tmp_path / "plain"), proc.target,
                 "may require TLS (--tls-ca")
-        refused(seedbench(data, proc.target, tmp_path / "other",
-                          "--tls-ca", str(certs.other_ca)),
+        refused(refused_run(data, proc.target, tmp_path / "other",
+                            "--tls-ca", str(certs.other_ca)),
                 f"TLS handshake with {proc.target} failed: certificate not trusted (--tls-ca)")
         # localhost is in the certificate too
         r = seedbench(data, f"localhost:{proc.port}", tmp_path / "dns",
@@ -105,7 +115,7 @@ def test_tls_accepted_with_the_ca_refused_without(certs, data, tmp_path):
 def test_tls_client_against_plaintext_server_is_named(data, tmp_path, certs):
     proc = serve(tmp_path, [], ClientSecurity())
     try:
-        refused(seedbench(data, proc.target, tmp_path / "x", *secure_files(certs)),
+        refused(refused_run(data, proc.target, tmp_path / "x", *secure_files(certs)),
                 f"TLS handshake with {proc.target} failed: the server speaks plaintext")
     finally:
         stop(proc)
@@ -120,37 +130,44 @@ def test_mutual_tls_needs_a_client_certificate(certs, data, tmp_path):
         r = seedbench(data, proc.target, tmp_path / "ok", *secure_files(certs))
         assert r.returncode == 0, r.stderr
         assert answered(tmp_path / "ok") == 4
-        refused(seedbench(data, proc.target, tmp_path / "nocert",
-                          *secure_files(certs, client_cert=False)),
+        refused(refused_run(data, proc.target, tmp_path / "nocert",
+                            *secure_files(certs, client_cert=False)),
                 f"TLS handshake with {proc.target} failed", "client certificate")
-        refused(seedbench(data, proc.target, tmp_path / "plain"), "may require TLS")
+        refused(refused_run(data, proc.target, tmp_path / "plain"), "may require TLS")
     finally:
         stop(proc)
     assert "(mutual TLS, no auth)" in (tmp_path / "server.log").read_text()
 
 
-def test_token_auth_accepts_the_token_and_never_shows_it(certs, data, tmp_path, token_file):
-    metrics_port = free_port()
-    proc = serve(tmp_path, ["--auth-token-file", str(token_file), "--metrics-port",
-                            str(metrics_port)], ClientSecurity())
-    wrong = tmp_path / "wrong-token"
-    wrong.write_text("not-the-token")
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory, token_file):
+    """One token-auth server for the token tests; its log is checked for the token."""
+    proc = serve(tmp_path_factory.mktemp("token-server"),
+                 ["--auth-token-file", str(token_file), "--metrics-port", "0"], ClientSecurity())
     try:
-        assert health(proc.target) == "SERVING"  # health stays open for probes
-        r_ok = seedbench(data, proc.target, tmp_path / "ok", "--auth-token-file", str(token_file))
-        assert r_ok.returncode == 0, r_ok.stderr
-        assert answered(tmp_path / "ok") == 4
-        r_none = seedbench(data, proc.target, tmp_path / "none")
-        refused(r_none, proc.target, "authentication failed (sent no token")
-        r_bad = seedbench(data, proc.target, tmp_path / "bad", "--auth-token-file", str(wrong))
-        refused(r_bad, "authentication failed (sent a token that the server refused")
-        m = scrape(metrics_port)  # refusals are counted like any other status
-        refused_calls = value(m, "seedbench_requests_total", service="ModelService",
-                              method="Info", code="UNAUTHENTICATED")
-        assert refused_calls >= 2
+        yield proc
     finally:
         stop(proc)
-    log = (tmp_path / "server.log").read_text()
+
+
+def test_token_auth_accepts_the_token_and_never_shows_it(data, tmp_path, token_file, token_server):
+    proc = token_server
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-token")
+    assert health(proc.target) == "SERVING"  # health stays open for probes
+    r_ok = seedbench(data, proc.target, tmp_path / "ok", "--auth-token-file", str(token_file))
+    assert r_ok.returncode == 0, r_ok.stderr
+    assert answered(tmp_path / "ok") == 4
+    r_none = refused_run(data, proc.target, tmp_path / "none")
+    refused(r_none, proc.target, "authentication failed (sent no token")
+    r_bad = refused_run(data, proc.target, tmp_path / "bad", "--auth-token-file", str(wrong))
+    refused(r_bad, "authentication failed (sent a token that the server refused")
+    # Refusals are counted like any other status; an aborted call's status can reach the
+    # client just before the server counts it, so poll for the count.
+    wait_until(lambda: value(scrape(metrics_port(proc)), "seedbench_requests_total", 0.0,
+                             service="ModelService", method="Info", code="UNAUTHENTICATED") >= 2,
+               timeout=10, what="2 refused Info calls counted")
+    log = Path(proc.log).read_text()  # each refusal is logged before it is answered
     assert "refused /seedbench.v1.ModelService/Info: no bearer token" in log
     assert "wrong bearer token" in log and "not-the-token" not in log
     outputs = [log, r_ok.stdout, r_ok.stderr, r_none.stderr, r_bad.stderr]
@@ -161,19 +178,15 @@ def test_token_auth_accepts_the_token_and_never_shows_it(certs, data, tmp_path, 
     assert not [o for o in outputs if TOKEN in o]
 
 
-def test_token_from_the_environment(data, tmp_path, token_file):
-    proc = serve(tmp_path, ["--auth-token-file", str(token_file)], ClientSecurity())
-    try:
-        ann, roots = data
-        args = run_args(ann, roots, proc.target, tmp_path / "ok", "--dimensions", "1",
-                        connect_timeout_s=3)
-        r = subprocess.run([sys.executable, "-m", "evaluator.cli", *args], cwd=ROOT,
-                           env=child_env(SEEDBENCH_AUTH_TOKEN=TOKEN), capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        assert TOKEN not in r.stdout + r.stderr
-    finally:
-        stop(proc)
+def test_token_from_the_environment(data, tmp_path, token_server):
+    ann, roots = data
+    args = run_args(ann, roots, token_server.target, tmp_path / "ok", "--dimensions", "1",
+                    connect_timeout_s=3)
+    r = subprocess.run([sys.executable, "-m", "evaluator.cli", *args], cwd=ROOT,
+                       env=child_env(SEEDBENCH_AUTH_TOKEN=TOKEN), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert TOKEN not in r.stdout + r.stderr + Path(token_server.log).read_text()
 
 
 def test_unusable_material_is_one_line(tmp_path, certs):
@@ -218,7 +231,7 @@ def test_local_launcher_passes_mutual_tls_and_token_to_its_servers(certs, data, 
         r = seedbench(data, target, tmp_path / "ok", *secure_files(certs), "--auth-token-file",
                       str(token_file))
         assert r.returncode == 0, r.stderr
-        refused(seedbench(data, target, tmp_path / "notoken", *secure_files(certs)),
+        refused(refused_run(data, target, tmp_path / "notoken", *secure_files(certs)),
                 "authentication failed")
         assert local("down").returncode == 0
     finally:
@@ -246,15 +259,15 @@ def test_clip_server_takes_the_same_tls_and_token(certs, tmp_path, token_file):
 
     full = ClientSecurity(ca=certs.ca.read_bytes(), cert=certs.client_cert.read_bytes(),
                           key=certs.client_key.read_bytes(), token=TOKEN)
-    proc = start_server("clip_server.cli", [
+    proc = start_listening("clip_server.cli", [
         "--model", "tiny", "--tls-cert", str(certs.server_cert), "--tls-key",
         str(certs.server_key), "--tls-client-ca", str(certs.ca), "--auth-token-file",
         str(token_file)], log=tmp_path / "clip.log")
 
-    async def embed(security: ClientSecurity):
+    async def embed(security: ClientSecurity, info_timeout_s: float = 3):
         client = ClipClient(proc.target, security=security)
         try:
-            await client.connect(info_timeout_s=3)
+            await client.connect(info_timeout_s=info_timeout_s)
             return await client.embed_images([pb.Image(data=png(1))])
         finally:
             await client.close()
@@ -266,8 +279,8 @@ def test_clip_server_takes_the_same_tls_and_token(certs, tmp_path, token_file):
         no_token = ClientSecurity(ca=full.ca, cert=full.cert, key=full.key)
         with pytest.raises(ClipUnavailable, match="authentication failed"):
             asyncio.run(embed(no_token))
-        with pytest.raises(ClipUnavailable, match="may require TLS"):
-            asyncio.run(embed(ClientSecurity(token=TOKEN)))
+        with pytest.raises(ClipUnavailable, match="may require TLS"):  # waits out the timeout
+            asyncio.run(embed(ClientSecurity(token=TOKEN), info_timeout_s=0.5))
     finally:
         stop(proc)
     log = (tmp_path / "clip.log").read_text()

@@ -3,31 +3,31 @@ same seed, and the 7b preset has LLaVA-1.5-7B's shapes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import torch
 import transformers
 
 from model_server import backends
 from model_server.fingerprint import WEIGHT_SUFFIXES
 from model_server.tiny import build_random
-from serving.processes import child_env
 from tests.test_prefix_sharing import MIXED
-from tests.tiny_models import tiny_model
 
 
 def _tiny_cli(*args):
-    subprocess.run([sys.executable, "-m", "model_server.cli", "tiny", "--arch", "llava", *args],
-                   check=True, env=child_env(), capture_output=True)
+    """`seedbench-model-server tiny --arch llava ARGS`, parsed and run in this process (which
+    has torch and transformers loaded already)."""
+    from model_server.cli import build_parser
+
+    parsed = build_parser().parse_args(["tiny", "--arch", "llava", *args])
+    assert parsed.func(parsed) == 0
 
 
 def test_random_init_model_scores_like_the_saved_one_of_the_same_seed(tmp_path):
     out = tmp_path / "made-on-load"
     _tiny_cli("--random-init", "--out", str(out))
     assert not [p for p in out.iterdir() if p.suffix in WEIGHT_SUFFIXES]
+    _tiny_cli("--out", str(tmp_path / "saved"))  # the same seed, weights written
     made = backends.create("hf", str(out), device="cpu")
-    saved = backends.create("hf", str(tiny_model("llava", tmp_path)), device="cpu")
+    saved = backends.create("hf", str(tmp_path / "saved"), device="cpu")
     for x, y in zip(made.model.state_dict().values(), saved.model.state_dict().values(),
                     strict=True):
         assert torch.equal(x, y)
