@@ -22,9 +22,11 @@ from protos import seedbench_pb2_grpc as pb_grpc
 from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from serving.processes import health
 from tests.images import png, sha
-from tests.procs import model_server
+from tests.procs import metrics_port, model_server
 from tests.stepped_clock import TickingClock
+from tests.test_metrics import scrape, value
 from tests.tiny_models import tiny_model
+from tests.waiting import wait_until
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -265,12 +267,18 @@ def test_options_over_the_token_budget_are_refused(tiny_hf):
 
 # ------------------------------------------------- deadlines, backpressure, stuck health
 
+RELEASE = "release.flag"  # created by a test to end the scripted device's hold
+
+
 @pytest.fixture()
 def scripted(tmp_path):
-    def serve(*extra: str, delay_s: float = 3.0):
+    def serve(*extra: str, delay_s: float = 3.0, hold: bool = False):
+        """A scripted server whose device sleeps `delay_s` on "slow question", or with
+        `hold`, works on it until the test creates tmp_path / RELEASE."""
         script = tmp_path / "slow.json"
-        script.write_text(json.dumps({"name": "slow", "log": "calls.jsonl",
-                                      "delay_s": {"slow question": delay_s}}))
+        rule = {"hold_until": {"slow question": RELEASE}} if hold else \
+            {"delay_s": {"slow question": delay_s}}
+        script.write_text(json.dumps({"name": "slow", "log": "calls.jsonl", **rule}))
         return model_server(["--backend", "scripted", "--model", str(script),
                              "--max-wait-ms", "0", *extra]), tmp_path / "calls.jsonl"
     return serve
@@ -305,8 +313,8 @@ def _wait_for(cond, timeout=20.0):
     return False
 
 
-def test_request_past_its_deadline_is_not_run(scripted):
-    server, log = scripted()
+def test_request_past_its_deadline_is_not_run(scripted, tmp_path):
+    server, log = scripted(hold=True)  # the device holds "slow" until the test releases it
     with server as (target, _), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
         slow, slow_out = _in_background(stub.Score, score(text="slow question", rid="slow"))
@@ -317,6 +325,7 @@ def test_request_past_its_deadline_is_not_run(scripted):
         with pytest.raises(grpc.RpcError) as err:
             stub.GenerateImage(generate_image(text="quick one", rid="late-image"), timeout=0.5)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        (tmp_path / RELEASE).touch()
         slow.join(30)
         assert "result" in slow_out
         assert stub.Score(score(rid="after"), timeout=30).scores
@@ -326,38 +335,43 @@ def test_request_past_its_deadline_is_not_run(scripted):
         assert calls.count("slow") == 1 and "after" in calls and "after-image" in calls
 
 
-def test_queue_full_is_refused_at_once(scripted):
-    server, log = scripted("--max-batch", "1", "--max-queue", "2")
-    with server as (target, _), grpc.insecure_channel(target) as ch:
+def test_queue_full_is_refused_at_once(tmp_path):
+    """One call held on the device (until the test releases it), two waiting in the queue
+    (polled from /metrics), and the fourth refused while the three still wait: the refusal
+    cannot have waited for the queue. The same for image generation."""
+    script = tmp_path / "held.json"
+    script.write_text(json.dumps({"name": "held", "log": "calls.jsonl", "hold_until": {
+        "held score": "go-score.flag", "held image": "go-image.flag"}}))
+    log = tmp_path / "calls.jsonl"
+    args = ["--backend", "scripted", "--model", str(script), "--max-wait-ms", "0",
+            "--max-batch", "1", "--max-queue", "2", "--metrics-port", "0"]
+    with model_server(args) as (target, proc), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
-        first = _in_background(stub.Score, score(text="slow question", rid="s0"), 60)
-        assert _wait_for(lambda: "s0" in _calls(log))
-        queued = [_in_background(stub.Score, score(text="slow question", rid=f"s{i}"), 60)
-                  for i in (1, 2)]
-        time.sleep(0.5)  # both are waiting in the batch queue now
-        t0 = time.perf_counter()
-        with pytest.raises(grpc.RpcError) as err:
-            stub.Score(score(rid="one-too-many"), timeout=30)
-        assert err.value.code() == EXHAUSTED
-        assert "queue full" in err.value.details() and "max_queue 2" in err.value.details()
-        assert (ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE) in err.value.trailing_metadata()
-        assert time.perf_counter() - t0 < 2.0  # backpressure: at once, not after the queue
-        # Image generation's batch queue is bounded the same way: one running, two
-        # waiting, the fourth refused.
-        for t, out in [first, *queued]:
-            t.join(60)
-            assert "result" in out, out
-        img = [_in_background(stub.GenerateImage, generate_image(text="slow question",
-                                                                 rid=f"g{i}")) for i in (0, 1, 2)]
-        assert _wait_for(lambda: any(f"g{i}" in _calls(log) for i in (0, 1, 2)))
-        time.sleep(0.5)  # the other two are waiting in the queue now
-        with pytest.raises(grpc.RpcError) as err:
-            stub.GenerateImage(generate_image(rid="g-too-many"), timeout=30)
-        assert err.value.code() == EXHAUSTED and "max_queue 2" in err.value.details()
-        for t, out in img:
-            t.join(60)
-            assert "result" in out, out
-        assert "one-too-many" not in _calls(log) and "g-too-many" not in _calls(log)
+        port = metrics_port(proc)
+        for method, make, kind, batcher in (
+                (stub.Score, lambda rid, text: score(text=text, rid=rid), "score", "score"),
+                (stub.GenerateImage, lambda rid, text: generate_image(text=text, rid=rid), "image",
+                 "generate_image")):
+            # One on the device, then two in the batch queue.
+            calls = [_in_background(method, make(f"{kind}0", f"held {kind}"), 60)]
+            wait_until(lambda k=kind: f"{k}0" in _calls(log), timeout=30,
+                       what=f"a held {kind} call on the device")
+            calls += [_in_background(method, make(f"{kind}{i}", f"held {kind}"), 60)
+                      for i in (1, 2)]
+            wait_until(lambda b=batcher: value(scrape(port), "seedbench_queue_depth", 0.0,
+                                               batcher=b) == 2, timeout=30,
+                       what=f"two {kind} calls queued")
+            with pytest.raises(grpc.RpcError) as err:
+                method(make(f"{kind}-too-many", "quick one"), timeout=30)
+            assert err.value.code() == EXHAUSTED
+            assert "queue full" in err.value.details() and "max_queue 2" in err.value.details()
+            assert (ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE) in err.value.trailing_metadata()
+            assert not any(out for _, out in calls)  # refused while all three still waited
+            (tmp_path / f"go-{kind}.flag").touch()
+            for t, out in calls:
+                t.join(60)
+                assert "result" in out, out
+        assert "score-too-many" not in _calls(log) and "image-too-many" not in _calls(log)
 
 
 def test_the_evaluator_retries_queue_full_but_not_other_limits():
@@ -402,13 +416,15 @@ def test_an_evaluator_run_rides_through_queue_full_with_no_errors(tmp_path):
     assert refused > 0  # the queue really was full, and those calls were retried
 
 
-def test_health_not_serving_while_the_device_is_stuck(scripted):
-    server, log = scripted("--stuck-after-s", "1", delay_s=6.0)
+def test_health_not_serving_while_the_device_is_stuck(scripted, tmp_path):
+    server, log = scripted("--stuck-after-s", "1", hold=True)
     with server as (target, _), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
         assert health(target) == "SERVING"
         slow, out = _in_background(stub.Score, score(text="slow question", rid="stuck"))
-        assert _wait_for(lambda: health(target) == "NOT_SERVING", timeout=5.5)
+        assert _wait_for(lambda: health(target) == "NOT_SERVING", timeout=30)
+        assert "result" not in out  # still on the device: that is what health saw
+        (tmp_path / RELEASE).touch()
         slow.join(30)
         assert "result" in out
         assert _wait_for(lambda: health(target) == "SERVING", timeout=10)
@@ -441,7 +457,7 @@ def test_second_sigterm_exits_at_once(scripted):
         busy, _ = _in_background(stub.Score, score(text="slow question", rid="busy"))
         assert _wait_for(lambda: "busy" in _calls(log))
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        assert _wait_for(lambda: "draining" in open(proc.log).read())  # the first one is seen
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -472,8 +488,8 @@ def test_a_long_generation_stops_at_the_client_deadline_over_grpc(tmp_path_facto
     with model_server(args) as (target, _), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
         t0 = time.perf_counter()
-        assert stub.Generate(generate(100, text="Hello"), timeout=120).text  # no deadline
-        per_token = (time.perf_counter() - t0) / 100
+        assert stub.Generate(generate(20, text="Hello"), timeout=120).text  # no deadline
+        per_token = (time.perf_counter() - t0) / 20  # an upper bound: the prefill is in it
         full_s = 4000 * per_token  # what the long generation would hold the device for
         t0 = time.perf_counter()
         with pytest.raises(grpc.RpcError) as err:

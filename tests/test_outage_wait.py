@@ -1,7 +1,8 @@
-"""A 10-second outage of every replica mid-run: the run pauses, waits, resumes, errs on nothing.
+"""An outage of every replica mid-run: the run pauses, waits, resumes, errs on nothing.
 
 Both model servers are killed (SIGKILL: in-flight calls are lost too) while a
-real `seedbench run` is answering, and restarted on the same ports 10 s later.
+real `seedbench run` is answering, and restarted on the same ports once the run
+has said it paused (polled from its stderr, not timed).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 from evaluator.results.store import Store
 from serving.processes import ROOT, child_env, start_server, stop, wait_serving
 from tests.evaluator_runs import run_argv as run_args
 from tests.evaluator_runs import write_sample
+from tests.waiting import wait_until
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=150",
         "--log-level", "WARNING"]
@@ -44,19 +45,22 @@ def test_outage_of_every_replica_is_ridden_out(tmp_path):
         target = ",".join(p.target for p in procs)
         cmd = [sys.executable, "-m", "evaluator.cli",
                *run_args(ann, roots, target, out, "--in-flight", "4", "--outage-wait-s", "60")]
-        ev = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while answered(out) < 12:
-            assert ev.poll() is None and time.monotonic() < deadline, "run ended too early"
-            time.sleep(0.05)
+        err_log = tmp_path / "evaluator.err"
+        with err_log.open("w") as err_file:
+            ev = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=err_file, text=True)
+        wait_until(lambda: answered(out) >= 12 or ev.poll() is not None, timeout=60,
+                   what="12 answers stored")
+        assert ev.poll() is None, "run ended too early"
         for p in procs:
             p.kill()
         down_at = answered(out)
-        time.sleep(10)
+        wait_until(lambda: "pausing new work" in err_log.read_text() or ev.poll() is not None,
+                   timeout=60, what="the run pausing for the outage")
         during = answered(out)
         procs = start_pair(tmp_path, ports=tuple(p.port for p in procs))
-        stdout, stderr = ev.communicate(timeout=180)
+        ev.wait(timeout=180)
+        stderr = err_log.read_text()
     finally:
         if ev is not None and ev.poll() is None:
             ev.kill()
@@ -70,7 +74,7 @@ def test_outage_of_every_replica_is_ridden_out(tmp_path):
     assert "all model replicas unreachable: pausing new work" in stderr
     assert "answers again after" in stderr and "resuming" in stderr
     run = json.loads((out / "run.json").read_text())
-    assert run["outage_wait"]["outages"] >= 1 and run["outage_wait"]["waited_s"] >= 5
+    assert run["outage_wait"]["outages"] >= 1 and run["outage_wait"]["waited_s"] > 0
 
 
 def test_outage_longer_than_the_wait_fails_the_rest_with_a_message(tmp_path):
@@ -84,15 +88,12 @@ def test_outage_longer_than_the_wait_fails_the_rest_with_a_message(tmp_path):
                          "--outage-wait-s", "3", "--retries", "1")]
         ev = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while answered(out) < 4:
-            assert ev.poll() is None and time.monotonic() < deadline, "run ended too early"
-            time.sleep(0.05)
+        wait_until(lambda: answered(out) >= 4 or ev.poll() is not None, timeout=60,
+                   what="4 answers stored")
+        assert ev.poll() is None, "run ended too early"
         for p in procs:
             p.kill()
-        t0 = time.monotonic()
         _, stderr = ev.communicate(timeout=120)
-        took = time.monotonic() - t0
     finally:
         if ev is not None and ev.poll() is None:
             ev.kill()
@@ -100,7 +101,8 @@ def test_outage_longer_than_the_wait_fails_the_rest_with_a_message(tmp_path):
     assert "Traceback" not in stderr
     assert "no model replica came back within 3s" in stderr
     assert stderr.count("all model replicas unreachable") == 1  # waited once, then gave up
-    assert 3 <= took < 40
+    run = json.loads((out / "run.json").read_text())
+    assert run["outage_wait"]["outages"] == 1 and run["outage_wait"]["waited_s"] >= 3
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["errors"] > 0
     assert summary["counts"]["answered"] + summary["counts"]["errors"] == 24 * 2

@@ -17,8 +17,14 @@ ranking is right but whose image is wrong, and the other way round:
       "default_image": "solid:#808080",           # optional, unmatched prompts
       "default_generate": "A",                    # optional, unmatched prompts
       "log": "calls.jsonl",                       # optional: one JSON line per call
-      "delay_s": {"slow question": 5}             # optional: substring -> seconds the
-    }                                             #   device thread sleeps on it
+      "delay_s": {"slow question": 5},            # optional: substring -> seconds the
+                                                  #   device thread sleeps on it
+      "hold_until": {"held question": "go.flag"}  # optional: substring -> a file (beside the
+    }                                             #   script) the device thread waits for
+
+A hold lets a test keep the device busy for exactly as long as it needs (until it
+creates the file) instead of for a guessed number of seconds; a hold gives up after
+HOLD_LIMIT_S so a forgotten file cannot hang a server.
 
 Generate is advertised when the script has "generate" or "default_generate".
 Each log line holds the call, request id, text, image count and, for Score,
@@ -64,6 +70,7 @@ from protos import seedbench_pb2 as pb
 from serving.errors import InvalidRequest
 
 DEFAULT_IMAGE = "solid:#808080"
+HOLD_LIMIT_S = 120.0  # a hold whose file never appears ends here (no server hangs on a test)
 
 
 def _png(im: Image.Image) -> bytes:
@@ -104,6 +111,8 @@ class ScriptedBackend(Backend[ScoreTask]):
                                             for k, v in script.get("image", {}).items()}
         self.delays: dict[str, float] = {str(k): float(v)
                                          for k, v in script.get("delay_s", {}).items()}
+        self.holds: dict[str, Path] = {str(k): self.base / str(v)
+                                       for k, v in script.get("hold_until", {}).items()}
         self.default_score = int(script.get("default_score", 0))
         self.default_image = str(script.get("default_image", DEFAULT_IMAGE))
         self.generate_rules: dict[str, str] = {str(k): str(v)
@@ -140,6 +149,14 @@ class ScriptedBackend(Backend[ScoreTask]):
         with self._log_lock, open(self.log_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
+    def _wait(self, text: str) -> None:
+        """The device thread's delay and hold for a prompt (see the module docstring)."""
+        time.sleep(self._match(self.delays, text, 0.0))
+        gate = self._match(self.holds, text, None)
+        give_up = time.monotonic() + HOLD_LIMIT_S
+        while gate is not None and not gate.exists() and time.monotonic() < give_up:
+            time.sleep(0.01)
+
     @staticmethod
     def _match(rules: dict, text: str, default):
         for key, value in rules.items():
@@ -154,7 +171,7 @@ class ScriptedBackend(Backend[ScoreTask]):
                       image_sha256=list(t.image_sha256),
                       include_end_of_turn=t.include_end_of_turn, raw_prompt=t.raw_prompt,
                       **recipe_record(t))
-            time.sleep(self._match(self.delays, t.text, 0.0))
+            self._wait(t.text)
             favour = self._match(self.score_rules, t.text, self.default_score)
             row = []
             for i, option in enumerate(t.options):
@@ -169,14 +186,14 @@ class ScriptedBackend(Backend[ScoreTask]):
             return super().generate(task)
         self._log("Generate", task.request_id, task.text, len(task.images),
                   max_new_tokens=task.max_new_tokens, temperature=task.temperature, seed=task.seed)
-        time.sleep(self._match(self.delays, task.text, 0.0))
+        self._wait(task.text)
         return str(self._match(self.generate_rules, task.text, self.default_generate or ""))
 
     def generate_image(self, task: GenerateImageTask) -> GeneratedImage:
         if not self.can_generate_image:
             return super().generate_image(task)
         self._log("GenerateImage", task.request_id, task.text, len(task.images))
-        time.sleep(self._match(self.delays, task.text, 0.0))
+        self._wait(task.text)
         kind, _, arg = self._match(self.image_rules, task.text, self.default_image).partition(":")
         if kind == "file":
             with Image.open(self.base / arg) as im:
