@@ -34,7 +34,7 @@ from evaluator import (
 from evaluator.results.store import Store
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import kill_after
-from tests.procs import model_server, server_process
+from tests.procs import model_server
 
 PER_DIM = 2
 QUIET = ["--log-level", "WARNING"]
@@ -121,7 +121,7 @@ def key_paths(obj, prefix: str = "", parent: str = "") -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, tiny_clip):
     """Sample data as a user makes it (`seedbench sample-data`), a synthetic model server and
     the tiny CLIP server."""
     data = tmp_path_factory.mktemp("api") / "data"
@@ -130,9 +130,8 @@ def served(tmp_path_factory):
                        capture_output=True, text=True, timeout=120)
     ann = Path(r.stdout.strip())
     roots = {"cc3m": data / "cc3m", "SEED-Bench v2": data / "seed_bench_v2"}
-    with server_process("clip_server.cli", ["--model", "tiny", *QUIET]) as (clip, _), \
-            model_server(["--backend", "synthetic", "--model", "alpha", *QUIET]) as (target, _):
-        yield ann, roots, target, clip
+    with model_server(["--backend", "synthetic", "--model", "alpha", *QUIET]) as (target, _):
+        yield ann, roots, target, tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -193,8 +193,9 @@ def test_items_whose_deadline_passed_while_waiting_are_dropped_unrun():
             with pytest.raises(DeadlinePassed):
                 await late  # raised by the first item dropped; the second may still be queued
             await busy
-            await wait_until_async(lambda: b.dropped == 2 or b.queue_depth == 0,
-                                   what="both late items taken off the queue")
+            # settled (dropped, or wrongly run) before the batcher closes
+            await wait_until_async(lambda: b.dropped == 2 or len(ran) > 1,
+                                   what="both late items dropped")
             await b.close()
             return b.dropped
 

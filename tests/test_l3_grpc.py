@@ -14,16 +14,15 @@ from evaluator.data import sample_data
 from evaluator.run import l3
 from serving.processes import ROOT, child_env, free_port
 from tests.evaluator_runs import files, kill_after, run, run_argv, write_sample
-from tests.procs import model_server, server_process
+from tests.procs import model_server
 from tests.tiny_models import tiny_model
 
 QUIET = ["--log-level", "WARNING"]
 
 
 @pytest.fixture(scope="module")
-def clip():
-    with server_process("clip_server.cli", ["--model", "tiny", *QUIET]) as (target, _):
-        yield target
+def clip(tiny_clip):
+    return tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from evaluator.data import sample_data
 from evaluator.results.store import Store
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import run_argv
-from tests.procs import model_server, server_process
+from tests.procs import model_server
 
 BOLD, CLOSE, LINK = "[bold]x[/]", "[/x]", "[link=file:///x]y[/link]"
 MODEL = BOLD + CLOSE + LINK  # one word: the tables never wrap it
@@ -43,7 +43,7 @@ def literal(text: str, *needles: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_clip):
     """Sample data under bracketed folders, with bracketed question ids, text and an invalid
     answer; two runs of a model with a bracketed name that refuses two-image prompts."""
     root = tmp_path_factory.mktemp("markup")
@@ -63,10 +63,9 @@ def runs(tmp_path_factory):
     roots = sample_data.media_roots(data)
     out = {k: root / "[link=file:/x]y[/link]" / k for k in ("a", "b")}
     server = ["--backend", "synthetic", "--model", MODEL, "--backend-arg", "max_images=1", *QUIET]
-    with server_process("clip_server.cli", ["--model", "tiny", *QUIET]) as (clip, _), \
-            model_server(server) as (target, _):
-        runs = {k: seedbench(*run_argv(ann, roots, target, o, "--clip", clip)) for k, o in out.items()}
-        dry = seedbench(*run_argv(ann, roots, target, root / "dry", "--clip", clip, "--dry-run"))
+    with model_server(server) as (target, _):
+        runs = {k: seedbench(*run_argv(ann, roots, target, o, "--clip", tiny_clip)) for k, o in out.items()}
+        dry = seedbench(*run_argv(ann, roots, target, root / "dry", "--clip", tiny_clip, "--dry-run"))
     return ann, roots, out, runs, dry, root
 
 

@@ -26,21 +26,20 @@ from evaluator.data import benchmarks as B
 from evaluator.data import sample_data
 from evaluator.reports import numbers
 from serving.processes import ROOT, child_env
-from tests.procs import model_server, server_process
+from tests.procs import model_server
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\]8;[^\x1b]*\x1b\\")
 WIDTH = 80
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
+def full_run(tmp_path_factory, tiny_clip):
     root = tmp_path_factory.mktemp("narrow")
     ann = sample_data.write_v2(root / "data", seed=4, per_dim=3)
     quiet = ["--log-level", "WARNING"]
-    with server_process("clip_server.cli", ["--model", "tiny", *quiet]) as (clip, _), \
-            model_server(["--backend", "synthetic", "--model", "narrow-model", *quiet]) as (t, _):
+    with model_server(["--backend", "synthetic", "--model", "narrow-model", *quiet]) as (t, _):
         result = evaluate(RunConfig(annotations=ann, media_roots=sample_data.media_roots(root / "data"),
-                                    model=t, clip=clip, out=root / "out"))
+                                    model=t, clip=tiny_clip, out=root / "out"))
     assert result.summary.counts.answered == 27 * 3 and not result.partial
     return root / "out"
 

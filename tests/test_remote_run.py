@@ -182,8 +182,7 @@ def images_api():
     fake.stop()
 
 
-def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, tmp_path):
-    from tests.procs import server_process
+def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, tmp_path, tiny_clip):
 
     ann, roots = data
     api.reset()
@@ -192,9 +191,8 @@ def test_composite_model_runs_all_27_dimensions_with_l3(data, api, images_api, t
             "--backend-arg", f"base_url={api.url}", "--backend-arg", f"image_base_url={images_api.url}",
             "--backend-arg", "image_model=painter",
             "--backend-arg", "capabilities=score,generate,generate_image"]
-    with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) \
-            as (clip, _), model_server(args, timeout=60) as (target, _):
-        assert not api_run(ann, roots, target, tmp_path, method="letter", clip=clip).partial
+    with model_server(args, timeout=60) as (target, _):
+        assert not api_run(ann, roots, target, tmp_path, method="letter", clip=tiny_clip).partial
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["counts"]["errors"] == 0 and s["counts"]["answered"] == 27 * PER_DIM
     assert all(s["dimensions"][str(d)]["total"] == PER_DIM for d in range(1, 28))

@@ -27,27 +27,25 @@ from evaluator.reports import compare, numbers
 from evaluator.reports import html as html_report
 from serving.processes import ROOT, child_env
 from tests.evaluator_runs import run, write_sample
-from tests.procs import model_server, server_process
+from tests.procs import model_server
 
 PER_DIM = 4
 N = PER_DIM * 27
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_clip):
     """alpha (ppl), beta (letter), alpha again in another directory (identical answers), and
     alpha on dims 1-9 without CLIP (other filters, no CLIP model)."""
     root = tmp_path_factory.mktemp("reports")
     ann, roots = write_sample(root / "data", per_dim=PER_DIM)
     out = {k: root / f"run-{k}" for k in ("alpha", "beta", "alpha2", "alpha-part", "errors")}
-    with server_process("clip_server.cli", ["--model", "tiny", "--log-level", "WARNING"]) as (clip, _):
-        for name, method, dirs in (("alpha", "ppl", ("alpha", "alpha2")), ("beta", "letter", ("beta",))):
-            with model_server(["--backend", "synthetic", "--model", name]) as (target, _):
-                for d in dirs:
-                    assert not run(ann, roots, target, out[d], method=method, clip=clip).partial
-                if name == "alpha":
-                    assert run(ann, roots, target, out["alpha-part"],
-                               dimensions=range(1, 10)).partial
+    for name, method, dirs in (("alpha", "ppl", ("alpha", "alpha2")), ("beta", "letter", ("beta",))):
+        with model_server(["--backend", "synthetic", "--model", name]) as (target, _):
+            for d in dirs:
+                assert not run(ann, roots, target, out[d], method=method, clip=tiny_clip).partial
+            if name == "alpha":
+                assert run(ann, roots, target, out["alpha-part"], dimensions=range(1, 10)).partial
     # a server that refuses two-image prompts: dims 17-18 end as errors
     with model_server(["--backend", "synthetic", "--model", "gamma", "--backend-arg",
                        "max_images=1"]) as (target, _):
