@@ -35,6 +35,7 @@ from model_server.backends.host_to_device import (
     wait_ready,
 )
 from model_server.backends.processor_rows import split_rows
+from model_server.backends.template_cache import TemplateCache
 from model_server.stage_times import StageTimes, stage
 from serving.errors import InvalidRequest
 
@@ -92,6 +93,7 @@ class InputBuilder:
         else:
             self.image_note = "cpu"
         self._lock = threading.RLock()
+        self._rendered = TemplateCache(self._render)
         self._prepare_stream = PrepareStream(device)
         self.stage_times: StageTimes | None = None  # benchmarks set it to see where time goes
         self.image_marker = image_marker(self.template)  # for raw prompts (no chat template)
@@ -102,7 +104,12 @@ class InputBuilder:
 
     # ------------------------------------------------------------ text
     def template(self, msgs, **kw) -> str:
-        with self._lock, stage(self.stage_times, "chat template"):
+        """The chat template's text for `msgs` (template_cache: a repeated render is free)."""
+        with stage(self.stage_times, "chat template"):
+            return self._rendered(msgs, **kw)
+
+    def _render(self, msgs, **kw) -> str:
+        with self._lock:
             return self.processor.apply_chat_template(msgs, tokenize=False, **kw)
 
     def tokens(self, text: str) -> list[int]:
