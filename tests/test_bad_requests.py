@@ -10,7 +10,6 @@ import io
 import json
 import signal
 import statistics
-import threading
 import time
 
 import grpc
@@ -26,7 +25,7 @@ from tests.procs import metrics_port, model_server
 from tests.stepped_clock import TickingClock
 from tests.test_metrics import scrape, value
 from tests.tiny_models import tiny_model
-from tests.waiting import wait_until
+from tests.waiting import in_background, wait_until
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -290,35 +289,12 @@ def _calls(log) -> list[str]:
     return [json.loads(line)["request_id"] for line in log.read_text().splitlines()]
 
 
-def _in_background(fn, *args):
-    out: dict = {}
-
-    def run():
-        try:
-            out["result"] = fn(*args)
-        except grpc.RpcError as exc:
-            out["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, out
-
-
-def _wait_for(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_request_past_its_deadline_is_not_run(scripted, tmp_path):
     server, log = scripted(hold=True)  # the device holds "slow" until the test releases it
     with server as (target, _), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
-        slow, slow_out = _in_background(stub.Score, score(text="slow question", rid="slow"))
-        assert _wait_for(lambda: "slow" in _calls(log))
+        slow, slow_out = in_background(stub.Score, score(text="slow question", rid="slow"))
+        wait_until(lambda: "slow" in _calls(log), what="the slow call on the device")
         with pytest.raises(grpc.RpcError) as err:
             stub.Score(score(text="quick one", rid="late-score"), timeout=0.5)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -353,10 +329,10 @@ def test_queue_full_is_refused_at_once(tmp_path):
                 (stub.GenerateImage, lambda rid, text: generate_image(text=text, rid=rid), "image",
                  "generate_image")):
             # One on the device, then two in the batch queue.
-            calls = [_in_background(method, make(f"{kind}0", f"held {kind}"), 60)]
+            calls = [in_background(method, make(f"{kind}0", f"held {kind}"), 60)]
             wait_until(lambda k=kind: f"{k}0" in _calls(log), timeout=30,
                        what=f"a held {kind} call on the device")
-            calls += [_in_background(method, make(f"{kind}{i}", f"held {kind}"), 60)
+            calls += [in_background(method, make(f"{kind}{i}", f"held {kind}"), 60)
                       for i in (1, 2)]
             wait_until(lambda b=batcher: value(scrape(port), "seedbench_queue_depth", 0.0,
                                                batcher=b) == 2, timeout=30,
@@ -421,13 +397,13 @@ def test_health_not_serving_while_the_device_is_stuck(scripted, tmp_path):
     with server as (target, _), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
         assert health(target) == "SERVING"
-        slow, out = _in_background(stub.Score, score(text="slow question", rid="stuck"))
-        assert _wait_for(lambda: health(target) == "NOT_SERVING", timeout=30)
+        slow, out = in_background(stub.Score, score(text="slow question", rid="stuck"))
+        wait_until(lambda: health(target) == "NOT_SERVING", what="health NOT_SERVING")
         assert "result" not in out  # still on the device: that is what health saw
         (tmp_path / RELEASE).touch()
         slow.join(30)
         assert "result" in out
-        assert _wait_for(lambda: health(target) == "SERVING", timeout=10)
+        wait_until(lambda: health(target) == "SERVING", what="health SERVING again")
 
 
 # ------------------------------------------------------------------ shutdown while busy
@@ -436,8 +412,8 @@ def test_sigterm_while_busy_exits_within_the_grace_period(scripted):
     server, log = scripted("--grace-s", "2", delay_s=120.0)
     with server as (target, proc), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
-        busy, out = _in_background(stub.Score, score(text="slow question", rid="busy"))
-        assert _wait_for(lambda: "busy" in _calls(log))
+        busy, out = in_background(stub.Score, score(text="slow question", rid="busy"))
+        wait_until(lambda: "busy" in _calls(log), what="the busy call on the device")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -454,10 +430,10 @@ def test_second_sigterm_exits_at_once(scripted):
     server, log = scripted("--grace-s", "120", delay_s=120.0)
     with server as (target, proc), grpc.insecure_channel(target) as ch:
         stub = pb_grpc.ModelServiceStub(ch)
-        busy, _ = _in_background(stub.Score, score(text="slow question", rid="busy"))
-        assert _wait_for(lambda: "busy" in _calls(log))
+        busy, _ = in_background(stub.Score, score(text="slow question", rid="busy"))
+        wait_until(lambda: "busy" in _calls(log), what="the busy call on the device")
         proc.send_signal(signal.SIGTERM)
-        assert _wait_for(lambda: "draining" in open(proc.log).read())  # the first one is seen
+        wait_until(lambda: "draining" in open(proc.log).read(), what="the first SIGTERM seen")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)

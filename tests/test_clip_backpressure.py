@@ -27,7 +27,7 @@ from protos import seedbench_pb2 as pb
 from protos.wire import ERROR_SOURCE_KEY, ERROR_SOURCE_QUEUE
 from tests.procs import metrics_port, server_process
 from tests.test_metrics import scrape, value
-from tests.waiting import wait_until, wait_until_async
+from tests.waiting import in_background, wait_until, wait_until_async
 
 pytestmark = pytest.mark.slow
 MAX_QUEUE = 128
@@ -70,20 +70,6 @@ def embedded(stub) -> int:
     """Images the server has embedded so far (trailing metadata of a text call)."""
     _, call = stub.EmbedTexts.with_call(cpb.EmbedTextsRequest(texts=["probe"]), timeout=60)
     return int(dict(call.trailing_metadata())["images-embedded"])
-
-
-def in_background(fn, *args, **kw) -> tuple[threading.Thread, dict]:
-    out: dict = {}
-
-    def run():
-        try:
-            out["result"] = fn(*args, **kw)
-        except grpc.RpcError as exc:
-            out["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, out
 
 
 def test_info_reports_the_queue_bound(slow_clip):

@@ -1,19 +1,18 @@
 """The evaluator over real gRPC against synthetic model servers on loopback ports."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from evaluator.results.store import Store
 from serving.processes import ROOT, child_env, free_port
-from tests.evaluator_runs import files, write_sample
+from tests.evaluator_runs import files, kill_after, write_sample
 from tests.evaluator_runs import run as shared_run
 from tests.evaluator_runs import run_argv as shared_run_argv
 from tests.procs import model_server
+from tests.waiting import wait_until
 
 SLOW = ["--backend", "synthetic", "--model", "m1", "--backend-arg", "latency_ms=20",
         "--log-level", "WARNING"]
@@ -79,7 +78,9 @@ def test_replica_dying_mid_run_is_retried(data, tmp_path):
         ev = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
         try:
-            wait_count(tmp_path, 20, ev)
+            wait_until(lambda: count(tmp_path) >= 20 or ev.poll() is not None, timeout=30,
+                       what="20 answers stored")
+            assert ev.poll() is None, "the evaluator ended before the replica died"
             proc_b.kill()
             assert ev.wait(60) == 0
         finally:
@@ -128,14 +129,6 @@ def count(out):
     return Store.count_answers(out)
 
 
-def wait_count(out, n, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while count(out) < n:
-        assert proc.poll() is None, "evaluator ended before it was killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 def test_killed_run_resumes_to_identical_outputs(data, pair, tmp_path):
     ann, roots = data
     killed, clean = tmp_path / "killed", tmp_path / "clean"
@@ -143,14 +136,7 @@ def test_killed_run_resumes_to_identical_outputs(data, pair, tmp_path):
     ev = subprocess.Popen([*cmd, *run_args(ann, roots, pair[0], killed, "--in-flight", "1")],
                           env=child_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-    try:
-        wait_count(killed, 25, ev)
-        ev.send_signal(signal.SIGKILL)
-        ev.wait()
-    finally:
-        if ev.poll() is None:
-            ev.kill()
-    partial = count(killed)
+    partial = kill_after(ev, killed, 25, timeout_s=30)
     assert 25 <= partial < 24 * 6
     # A report from the partial store works.
     r = subprocess.run([*cmd, "report", str(killed), "--json"], env=child_env(),

@@ -8,6 +8,7 @@ fails with a message naming what never happened.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -39,3 +40,21 @@ async def wait_until_async(predicate: Callable[[], T], timeout: float = 30.0,
 def _check(deadline: float, timeout: float, what: str, predicate: Callable) -> None:
     if time.monotonic() > deadline:
         raise TimeoutError(f"not within {timeout:g}s: {what or getattr(predicate, '__name__', '?')}")
+
+
+def in_background(fn: Callable, *args, **kw) -> tuple[threading.Thread, dict]:
+    """Start fn(*args, **kw) in a thread (a blocking gRPC call a test must outlast); the dict
+    gets "result", or "error" for the call's grpc.RpcError, once the thread is joined."""
+    import grpc
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = fn(*args, **kw)
+        except grpc.RpcError as exc:
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
